@@ -1,0 +1,165 @@
+"""The nouns every layer shares. Frozen, slotted, and importing nothing from `app`.
+
+Names say which side of the wire a value is on: transports produce `Span` and `L4Sample`,
+correlation turns them into `L7Observation`, aggregation into edge buckets keyed by `EdgeKey`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class SpanKind(IntEnum):
+    """OTLP `Span.SpanKind` numbering (opentelemetry/proto/trace/v1/trace.proto)."""
+
+    UNSPECIFIED = 0
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
+    PRODUCER = 4
+    CONSUMER = 5
+
+
+class NodeKind(StrEnum):
+    SERVICE = "service"
+    WORKLOAD = "workload"
+    WAYPOINT = "waypoint"
+    EXTERNAL = "external"
+    UNKNOWN = "unknown"
+
+
+class Level(StrEnum):
+    SERVICE = "service"
+    WORKLOAD = "workload"
+
+
+class Coverage(StrEnum):
+    FULL = "full"
+    L4_ONLY = "l4_only"
+    L7_ONLY = "l7_only"
+
+
+class ErrorCause(StrEnum):
+    HTTP_5XX = "http_5xx"
+    GRPC = "grpc"
+    RESPONSE_FLAGS = "response_flags"
+    SPAN_STATUS = "span_status"
+
+
+class Provenance(StrEnum):
+    """Why an L7 edge has the source it has, strongest evidence first."""
+
+    PAIRED_SPANS = "paired_spans"  # client span paired with server span (trace id + span ids)
+    PARENT_SPAN = "parent_span"  # waypoint span whose parent span names the caller
+    PEER_ADDRESS = "peer_address"  # waypoint span's peer.address resolved to a workload
+    L4_SINGLE = "l4_single"  # the only L4 edge into the destination in the window
+    L4_AMBIGUOUS = "l4_ambiguous"  # several L4 candidates; recorded with their shares
+    PEER_ATTRIBUTE = "peer_attribute"  # unpaired span; peer named by peer.service, server.address …
+    UNATTRIBUTED = "unattributed"  # no evidence names the caller
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One side of an edge. `service` names the node at level service, `workload` at level workload.
+
+    External and unknown peers carry the best evidence available as their name (SPIFFE identity,
+    IP, host), never a shared catch-all.
+    """
+
+    namespace: str
+    service: str
+    workload: str = ""
+    kind: NodeKind = NodeKind.SERVICE
+    principal: str = ""
+
+    def node_id(self, level: Level = Level.SERVICE) -> str:
+        if level is Level.WORKLOAD and self.workload:
+            return f"{self.namespace}/{self.workload}"
+        return f"{self.namespace}/{self.service}"
+
+    def node_kind(self, level: Level = Level.SERVICE) -> NodeKind:
+        if self.kind is NodeKind.SERVICE and level is Level.WORKLOAD and self.workload:
+            return NodeKind.WORKLOAD
+        return self.kind
+
+
+AttrValue = str | bool | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An OTLP span reduced to what correlation needs (see ingest/otlp_decode.py)."""
+
+    trace_id: bytes  # 16 bytes
+    span_id: bytes  # 8 bytes
+    parent_span_id: bytes  # 8 bytes or b""
+    kind: SpanKind
+    name: str
+    start_ns: int
+    end_ns: int
+    service: str  # resource service.name ("" when absent)
+    status_error: bool  # Status.code == STATUS_CODE_ERROR
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+    resource: dict[str, AttrValue] = field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class L7Observation:
+    """One request seen on one edge, after normalization, pairing and attribution."""
+
+    source: Endpoint
+    target: Endpoint
+    end_ns: int
+    duration_ms: float
+    trace_id: bytes
+    span_id: bytes = b""
+    parent_span_id: bytes = b""
+    protocol: str = "http"  # http | grpc | tcp | db | messaging
+    status_code: str = ""  # "200", "grpc:14", "" when unknown
+    error_cause: ErrorCause | None = None
+    via: str = ""  # waypoint node id when the hop was collapsed
+    provenance: Provenance = Provenance.PAIRED_SPANS
+    # For Provenance.L4_AMBIGUOUS: the candidate source node ids and their L4 shares.
+    candidates: tuple[tuple[str, float], ...] = ()
+    late: bool = False
+
+
+class Reporter(StrEnum):
+    SOURCE = "source"
+    DESTINATION = "destination"
+
+
+@dataclass(frozen=True, slots=True)
+class L4Sample:
+    """Counter increases of one ztunnel series over one interval, normalised to client → server.
+
+    `bytes_sent` is request bytes (client → server), `bytes_received` response bytes, whatever
+    the reporter: ztunnel reports sent/received from its own side (see poll/ztunnel_labels.py).
+    """
+
+    source: Endpoint
+    target: Endpoint
+    reporter: Reporter
+    start_s: float
+    end_s: float
+    connections_opened: int = 0
+    connections_closed: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    mutual_tls: bool = True
+    response_flags: str = "-"
+    # True when one side is a waypoint: the correlator collapses A → waypoint → B.
+    via_waypoint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeKey:
+    bucket_start_s: int
+    level: Level
+    source: str  # node id
+    target: str  # node id

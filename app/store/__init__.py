@@ -1,0 +1,1 @@
+"""Storage: the only package with SQL. Repositories never commit; callers own transactions."""

@@ -1,0 +1,106 @@
+"""SQLAlchemy Core tables. Changing one needs an Alembic migration in migrations/versions/."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(512), primary_key=True),  # "namespace/name"
+    Column("level", String(16), primary_key=True),  # service | workload
+    Column("namespace", String(253), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("kind", String(16), nullable=False),  # service | workload | waypoint | external | unknown
+    Column("service", String(512), nullable=False, default=""),  # for workloads: their service id
+    Column("principal", String(512), nullable=False, default=""),
+    Column("first_seen_s", BigInteger, nullable=False),
+    Column("last_seen_s", BigInteger, nullable=False),
+)
+
+# One row per (bucket, level, source, target): the two evidence layers of DESIGN.md.
+# Counters are additive; JSON maps and the sketch are merged read-modify-write under a row lock.
+edge_buckets = Table(
+    "edge_buckets",
+    metadata,
+    Column("bucket_start_s", BigInteger, primary_key=True),
+    Column("level", String(16), primary_key=True),
+    Column("source", String(512), primary_key=True),
+    Column("target", String(512), primary_key=True),
+    Column("protocol", String(16), nullable=False, default=""),
+    Column("via", String(512), nullable=False, default=""),
+    # L7
+    Column("l7_requests", BigInteger, nullable=False, default=0),
+    Column("l7_errors", BigInteger, nullable=False, default=0),
+    Column("l7_errors_by_cause", JSON, nullable=False, default=dict),
+    Column("l7_status_codes", JSON, nullable=False, default=dict),
+    Column("l7_latency_sum_ms", Float, nullable=False, default=0.0),
+    Column("l7_latency_sketch", LargeBinary, nullable=True),
+    Column("l7_provenance", JSON, nullable=False, default=dict),  # provenance -> request count
+    Column("l7_candidates", JSON, nullable=False, default=dict),  # ambiguous source -> share sum
+    Column("l7_unpaired", BigInteger, nullable=False, default=0),
+    Column("l7_late", BigInteger, nullable=False, default=0),
+    Column("l7_evicted", BigInteger, nullable=False, default=0),
+    # L4
+    Column("l4_connections_opened", BigInteger, nullable=False, default=0),
+    Column("l4_connections_closed", BigInteger, nullable=False, default=0),
+    Column("l4_bytes_sent", BigInteger, nullable=False, default=0),
+    Column("l4_bytes_received", BigInteger, nullable=False, default=0),
+    Column("l4_mtls_connections", BigInteger, nullable=False, default=0),
+    Column("l4_principals", JSON, nullable=False, default=list),
+    Column("l4_reporters", JSON, nullable=False, default=dict),  # reporter -> connections seen
+    Index("ix_edge_buckets_source", "level", "source", "bucket_start_s"),
+    Index("ix_edge_buckets_target", "level", "target", "bucket_start_s"),
+)
+
+exemplars = Table(
+    "exemplars",
+    metadata,
+    Column("bucket_start_s", BigInteger, primary_key=True),
+    Column("level", String(16), primary_key=True),
+    Column("source", String(512), primary_key=True),
+    Column("target", String(512), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # slowest | failed
+    Column("rank", Integer, primary_key=True),
+    Column("trace_id", String(32), nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("end_ns", BigInteger, nullable=False),
+    Column("status_code", String(32), nullable=False, default=""),
+)
+
+trace_hops = Table(
+    "trace_hops",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16), nullable=False, default=""),
+    Column("source", String(512), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("via", String(512), nullable=False, default=""),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", String(32), nullable=False, default=""),
+    Column("error_cause", String(32), nullable=False, default=""),
+    Column("provenance", String(32), nullable=False, default=""),
+    Index("ix_trace_hops_end_ns", "end_ns"),
+)
