@@ -126,7 +126,9 @@ class L7Observation:
     provenance: Provenance = Provenance.PAIRED_SPANS
     # For Provenance.L4_AMBIGUOUS: the candidate source node ids and their L4 shares.
     candidates: tuple[tuple[str, float], ...] = ()
-    late: bool = False
+    late: bool = False  # ended in a bucket that was already flushed
+    unpaired: bool = False  # the peer span never arrived within the pairing wait
+    evicted: bool = False  # pushed out of the bounded pairing store before its wait ran out
 
 
 class Reporter(StrEnum):
