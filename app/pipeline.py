@@ -1,0 +1,237 @@
+"""The ingest pipeline: a bounded queue of span batches, one worker that correlates and aggregates,
+and periodic writes of the aggregates to the store.
+
+One thread owns the correlator and the aggregator, so the pure rules need no locks; L4 samples
+and flush requests enter the same queue. Writes that fail (database down) are kept, bounded, and
+retried; while that buffer is full, ingest answers UNAVAILABLE so clients retry instead of losing
+spans. `flush()` is the deterministic way for tests and shutdown to see everything written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.domain import L4Sample, L7Observation, Span
+from app.ingest.sink import Admission, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class Correlator(Protocol):
+    def add(self, spans: Iterable[Span], now_ns: int) -> list[L7Observation]: ...
+    def expire(self, now_ns: int) -> list[L7Observation]: ...
+    def drain(self) -> list[L7Observation]: ...
+    def __len__(self) -> int: ...
+
+
+class Aggregator(Protocol):
+    def add_l7(self, obs: L7Observation) -> None: ...
+    def add_l4(self, sample: L4Sample) -> None: ...
+    def drain(self) -> Any: ...
+    def __len__(self) -> int: ...
+
+
+WriteBatch = Callable[[Any], None]
+
+
+@dataclass
+class PipelineStats:
+    spans_accepted: int = 0
+    spans_refused_overload: int = 0
+    spans_refused_unavailable: int = 0
+    observations: int = 0
+    l4_samples: int = 0
+    flushes_ok: int = 0
+    flushes_failed: int = 0
+    last_flush_error: str = ""
+    last_flush_ok_s: float = 0.0
+
+
+@dataclass
+class _FlushRequest:
+    drain_pairing: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+
+
+class IngestPipeline:
+    """Implements `app.ingest.sink.SpanSink`; also takes L4 samples from the poller."""
+
+    def __init__(
+        self,
+        correlator: Correlator,
+        aggregator: Aggregator,
+        write_batch: WriteBatch,
+        *,
+        queue_spans: int,
+        flush_interval_s: float,
+        max_pending_writes: int = 120,
+        clock_ns: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._correlator, self._aggregator, self._write = correlator, aggregator, write_batch
+        self._queue_cap, self._flush_interval_s = queue_spans, flush_interval_s
+        self._max_pending = max_pending_writes
+        self._clock_ns, self._monotonic = clock_ns, monotonic
+        self._items: deque[list[Span] | list[L4Sample] | _FlushRequest] = deque()
+        self._queued_spans = 0
+        self._cond = threading.Condition()
+        self._pending_writes: deque[Any] = deque()
+        self._running = False
+        self._accepting = False
+        self._thread: threading.Thread | None = None
+        self.stats = PipelineStats()
+
+    # ---- SpanSink -------------------------------------------------------------------------
+    def offer(self, spans: list[Span]) -> Verdict:
+        with self._cond:
+            if not self._accepting:
+                self.stats.spans_refused_unavailable += len(spans)
+                return Verdict(Admission.UNAVAILABLE, retry_after_s=5, reason="shutting down")
+            if len(self._pending_writes) >= self._max_pending:
+                self.stats.spans_refused_unavailable += len(spans)
+                return Verdict(
+                    Admission.UNAVAILABLE, retry_after_s=10, reason="store unavailable, write buffer full"
+                )
+            if self._queued_spans + len(spans) > self._queue_cap and self._queued_spans > 0:
+                self.stats.spans_refused_overload += len(spans)
+                return Verdict(Admission.OVERLOADED, retry_after_s=1, reason="ingest queue full")
+            self._items.append(spans)
+            self._queued_spans += len(spans)
+            self.stats.spans_accepted += len(spans)
+            self._cond.notify()
+        return Verdict(Admission.ACCEPTED)
+
+    def add_l4(self, samples: list[L4Sample]) -> None:
+        if not samples:
+            return
+        with self._cond:
+            self._items.append(samples)
+            self._cond.notify()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._cond:
+            self._running = self._accepting = True
+        self._thread = threading.Thread(target=self._run, name="meshstitch-pipeline", daemon=True)
+        self._thread.start()
+
+    def flush(self, *, drain_pairing: bool = False, timeout_s: float = 60.0) -> bool:
+        """Process everything queued so far, write all aggregates; True when the write succeeded.
+
+        With `drain_pairing`, spans still waiting for their peer are emitted as unpaired first
+        (shutdown does this; tests use it to see waypoint spans whose caller never reports).
+        """
+        request = _FlushRequest(drain_pairing)
+        with self._cond:
+            if not self._running:
+                return False
+            self._items.append(request)
+            self._cond.notify()
+        return request.done.wait(timeout_s) and request.ok
+
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        """Stop accepting, process and write everything accepted, then stop the worker."""
+        with self._cond:
+            self._accepting = False
+        ok = self.flush(drain_pairing=True, timeout_s=timeout_s)
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if not ok:
+            log.error("shutdown flush failed: %d aggregate batches not written", len(self._pending_writes))
+        return ok
+
+    def state(self) -> tuple[bool, dict[str, Any]]:
+        with self._cond:
+            pending, queued = len(self._pending_writes), self._queued_spans
+        alive = self._thread is not None and self._thread.is_alive()
+        detail = {
+            "queued_spans": queued,
+            "queue_capacity_spans": self._queue_cap,
+            "pending_writes": pending,
+            "last_flush_error": self.stats.last_flush_error,
+        }
+        return alive and pending < self._max_pending, detail
+
+    # ---- worker ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_flush = self._monotonic() + self._flush_interval_s
+        next_expire = self._monotonic() + 1.0
+        while True:
+            with self._cond:
+                while self._running and not self._items:
+                    wait = min(next_flush, next_expire) - self._monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                if not self._running and not self._items:
+                    return
+                item = self._items.popleft() if self._items else None
+                if isinstance(item, list) and item and isinstance(item[0], Span):
+                    self._queued_spans -= len(item)
+            try:
+                self._handle(item)
+            except Exception:  # the worker must survive any single bad batch
+                log.exception("pipeline worker failed on one item; continuing")
+            now = self._monotonic()
+            if now >= next_expire:
+                self._aggregate(self._correlator.expire(self._clock_ns()))
+                next_expire = now + 1.0
+            if now >= next_flush:
+                self._write_all()
+                next_flush = now + self._flush_interval_s
+
+    def _handle(self, item: list[Span] | list[L4Sample] | _FlushRequest | None) -> None:
+        if item is None:
+            return
+        if isinstance(item, _FlushRequest):
+            if item.drain_pairing:
+                self._aggregate(self._correlator.drain())
+            else:
+                self._aggregate(self._correlator.expire(self._clock_ns()))
+            item.ok = self._write_all()
+            item.done.set()
+            return
+        if item and isinstance(item[0], L4Sample):
+            for sample in item:
+                self._aggregator.add_l4(sample)  # type: ignore[arg-type]
+            self.stats.l4_samples += len(item)
+            return
+        self._aggregate(self._correlator.add(item, self._clock_ns()))  # type: ignore[arg-type]
+
+    def _aggregate(self, observations: Sequence[L7Observation]) -> None:
+        for obs in observations:
+            self._aggregator.add_l7(obs)
+        self.stats.observations += len(observations)
+
+    def _write_all(self) -> bool:
+        if len(self._aggregator):
+            batch = self._aggregator.drain()
+            with self._cond:
+                self._pending_writes.append(batch)
+        while True:
+            with self._cond:
+                if not self._pending_writes:
+                    return True
+                batch = self._pending_writes[0]
+            try:
+                self._write(batch)
+            except Exception as exc:  # database away: keep the batch, retry on the next flush
+                self.stats.flushes_failed += 1
+                self.stats.last_flush_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                log.warning("aggregate write failed, will retry: %s", self.stats.last_flush_error)
+                return False
+            with self._cond:
+                self._pending_writes.popleft()
+            self.stats.flushes_ok += 1
+            self.stats.last_flush_error = ""
+            self.stats.last_flush_ok_s = time.time()
