@@ -1,0 +1,100 @@
+"""`/metrics` in Prometheus text format 0.0.4, from collectors registered by the wired parts.
+
+A collector is a callable returning `MetricFamily`s; nothing here keeps global state, so several
+apps (tests) can live in one process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    labels: Labels
+    value: float
+    suffix: str = ""  # "_bucket", "_sum", "_count" for histograms
+
+
+@dataclass(slots=True)
+class MetricFamily:
+    name: str
+    kind: str  # counter | gauge | histogram
+    help: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, value: float, suffix: str = "", **labels: str) -> MetricFamily:
+        self.samples.append(Sample(tuple(labels.items()), value, suffix))
+        return self
+
+
+Collector = Callable[[], Iterable[MetricFamily]]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+
+
+def render(families: Sequence[MetricFamily]) -> str:
+    lines: list[str] = []
+    for family in families:
+        # Text format 0.0.4 names a counter family with its `_total` suffix (as prometheus_client does).
+        base = family.name
+        if family.kind == "counter" and not base.endswith("_total"):
+            base += "_total"
+        lines.append(f"# HELP {base} {family.help}")
+        lines.append(f"# TYPE {base} {family.kind}")
+        for sample in family.samples:
+            name = base + sample.suffix
+            if sample.labels:
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels)
+                lines.append(f"{name}{{{label_text}}} {_number(sample.value)}")
+            else:
+                lines.append(f"{name} {_number(sample.value)}")
+    return "\n".join(lines) + "\n"
+
+
+class MetricsRegistry:
+    def __init__(self) -> None:
+        self._collectors: list[Collector] = []
+
+    def register(self, collector: Collector) -> None:
+        self._collectors.append(collector)
+
+    def collect(self) -> list[MetricFamily]:
+        families: list[MetricFamily] = []
+        for collector in self._collectors:
+            families.extend(collector())
+        return families
+
+
+def build_metrics_router(registry: MetricsRegistry) -> APIRouter:
+    router = APIRouter(tags=["metrics"])
+
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        summary="Self-metrics and Tempo-compatible service-graph series (Prometheus text 0.0.4)",
+        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(render(registry.collect()), media_type=CONTENT_TYPE)
+
+    return router
