@@ -1,0 +1,256 @@
+"""Graph exports: JSON (the API's shape), Cytoscape JSON, Graphviz DOT, Mermaid, a terminal table."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from app.graph.model import Graph, GraphEdge, GraphNode
+
+
+def _finite(value: float | None, digits: int = 3) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+def edge_json(edge: GraphEdge, graph: Graph) -> dict[str, Any]:
+    l7 = None
+    if edge.l7 is not None and edge.l7.requests:
+        l7 = {
+            "requests": edge.l7.requests,
+            "rps": _finite(graph.rps(edge.l7.requests), 4),
+            "errors": edge.l7.errors,
+            "error_rate": _finite(edge.l7.error_rate, 6),
+            "errors_by_cause": dict(edge.l7.errors_by_cause),
+            "latency_ms": {
+                "p50": _finite(edge.l7.p50_ms),
+                "p95": _finite(edge.l7.p95_ms),
+                "p99": _finite(edge.l7.p99_ms),
+            },
+            "status_codes": dict(edge.l7.status_codes),
+        }
+    l4 = None
+    if edge.l4 is not None and edge.l4.has_traffic:
+        l4 = {
+            "connections_opened": edge.l4.connections_opened,
+            "connections_closed": edge.l4.connections_closed,
+            "bytes_sent": edge.l4.bytes_sent,
+            "bytes_received": edge.l4.bytes_received,
+            "mtls_share": _finite(edge.l4.mtls_share, 6),
+            "principals": list(edge.l4.principals),
+        }
+    return {
+        "id": edge.id,
+        "source": edge.source,
+        "target": edge.target,
+        "protocol": edge.protocol or ("tcp" if l7 is None else "http"),
+        "coverage": edge.coverage.value,
+        "via": edge.via or None,
+        "l7": l7,
+        "l4": l4,
+        "exemplars": [
+            {
+                "kind": e.kind,
+                "trace_id": e.trace_id,
+                "duration_ms": _finite(e.duration_ms),
+                "status_code": e.status_code,
+            }
+            for e in edge.exemplars
+        ],
+        "provenance": {
+            "evidence": dict(edge.provenance),
+            "candidates": [
+                {"source": source, "share": _finite(share, 6)}
+                for source, share in sorted(edge.candidates.items())
+            ],
+        },
+        "unpaired": edge.l7.unpaired if edge.l7 else 0,
+        "late": edge.l7.late if edge.l7 else 0,
+        "evicted": edge.l7.evicted if edge.l7 else 0,
+    }
+
+
+def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
+    rates: dict[str, dict[str, float | int | None]] = {}
+    for node_id in graph.nodes:
+        rates[node_id] = {
+            "rps_in": 0.0,
+            "rps_out": 0.0,
+            "errors_in": 0,
+            "bytes_in": 0,
+            "bytes_out": 0,
+        }
+    for edge in graph.edges:
+        out, into = rates[edge.source], rates[edge.target]
+        if edge.l7 is not None:
+            out["rps_out"] = float(out["rps_out"] or 0) + graph.rps(edge.l7.requests)
+            into["rps_in"] = float(into["rps_in"] or 0) + graph.rps(edge.l7.requests)
+            into["errors_in"] = int(into["errors_in"] or 0) + edge.l7.errors
+        if edge.l4 is not None:
+            traffic = edge.l4.bytes_sent + edge.l4.bytes_received
+            out["bytes_out"] = int(out["bytes_out"] or 0) + traffic
+            into["bytes_in"] = int(into["bytes_in"] or 0) + traffic
+    for values in rates.values():
+        values["rps_in"] = _finite(float(values["rps_in"] or 0), 4)
+        values["rps_out"] = _finite(float(values["rps_out"] or 0), 4)
+    return rates
+
+
+def to_json(graph: Graph) -> dict[str, Any]:
+    rates = node_rates(graph)
+    return {
+        "window": {
+            "from": datetime.fromtimestamp(graph.window_start_s, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "to": datetime.fromtimestamp(graph.window_end_s, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "seconds": round(graph.window_s, 3),
+        },
+        "nodes": [
+            {
+                "id": n.id,
+                "namespace": n.namespace,
+                "name": n.name,
+                "kind": n.kind.value,
+                **rates[n.id],
+            }
+            for n in sorted(graph.nodes.values(), key=lambda n: n.id)
+        ],
+        "edges": [edge_json(e, graph) for e in sorted(graph.edges, key=lambda e: e.id)],
+    }
+
+
+def to_cytoscape(graph: Graph) -> dict[str, Any]:
+    doc = to_json(graph)
+    return {
+        "elements": {
+            "nodes": [{"data": node} for node in doc["nodes"]],
+            "edges": [{"data": edge} for edge in doc["edges"]],
+        },
+        "window": doc["window"],
+    }
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _edge_label(edge: GraphEdge, graph: Graph) -> str:
+    parts = []
+    if edge.l7 is not None and edge.l7.requests:
+        parts.append(f"{graph.rps(edge.l7.requests):.2f} rps")
+        if edge.l7.errors:
+            parts.append(f"{100 * edge.l7.error_rate:.1f}% err")
+        if edge.l7.p99_ms is not None:
+            parts.append(f"p99 {edge.l7.p99_ms:.0f}ms")
+    if edge.l4 is not None and edge.l4.has_traffic:
+        parts.append(f"{_human_bytes(edge.l4.bytes_sent + edge.l4.bytes_received)}")
+    parts.append(edge.coverage.value)
+    if edge.via:
+        parts.append(f"via {edge.via}")
+    return ", ".join(parts)
+
+
+def to_dot(graph: Graph) -> str:
+    lines = ["digraph meshstitch {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+    for node in sorted(graph.nodes.values(), key=lambda n: n.id):
+        shape = {"waypoint": "hexagon", "external": "ellipse", "unknown": "ellipse"}.get(
+            node.kind.value, "box"
+        )
+        lines.append(f"  {_dot_quote(node.id)} [label={_dot_quote(node.id)}, shape={shape}];")
+    for edge in sorted(graph.edges, key=lambda e: e.id):
+        style = "dashed" if edge.coverage.value == "l4_only" else "solid"
+        lines.append(
+            f"  {_dot_quote(edge.source)} -> {_dot_quote(edge.target)} "
+            f"[label={_dot_quote(_edge_label(edge, graph))}, style={style}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_id(node_id: str, ids: dict[str, str]) -> str:
+    if node_id not in ids:
+        ids[node_id] = "n" + str(len(ids)) + "_" + re.sub(r"[^A-Za-z0-9_]", "_", node_id)[:40]
+    return ids[node_id]
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def to_mermaid(graph: Graph) -> str:
+    ids: dict[str, str] = {}
+    lines = ["flowchart LR"]
+    for node in sorted(graph.nodes.values(), key=lambda n: n.id):
+        open_, close = (
+            ("{{", "}}")
+            if node.kind.value == "waypoint"
+            else ("([", "])")
+            if node.kind.value in {"external", "unknown"}
+            else ("[", "]")
+        )
+        lines.append(f'  {_mermaid_id(node.id, ids)}{open_}"{_mermaid_text(node.id)}"{close}')
+    for edge in sorted(graph.edges, key=lambda e: e.id):
+        arrow = "-.->" if edge.coverage.value == "l4_only" else "-->"
+        label = _mermaid_text(_edge_label(edge, graph))
+        lines.append(
+            f'  {_mermaid_id(edge.source, ids)} {arrow}|"{label}"| {_mermaid_id(edge.target, ids)}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def to_table(graph: Graph) -> str:
+    """A readable terminal table of the edges, busiest first."""
+    header = (
+        "SOURCE",
+        "TARGET",
+        "COVERAGE",
+        "RPS",
+        "ERR%",
+        "P50ms",
+        "P99ms",
+        "L4 BYTES",
+        "MTLS",
+        "VIA",
+    )
+    rows = [header]
+    for edge in sorted(graph.edges, key=lambda e: (-(e.l7.requests if e.l7 else 0), e.id)):
+        l7, l4 = edge.l7, edge.l4
+        rows.append(
+            (
+                edge.source,
+                edge.target,
+                edge.coverage.value,
+                f"{graph.rps(l7.requests):.2f}" if l7 and l7.requests else "-",
+                f"{100 * l7.error_rate:.1f}" if l7 and l7.requests else "-",
+                f"{l7.p50_ms:.1f}" if l7 and l7.p50_ms is not None else "-",
+                f"{l7.p99_ms:.1f}" if l7 and l7.p99_ms is not None else "-",
+                _human_bytes(l4.bytes_sent + l4.bytes_received) if l4 and l4.has_traffic else "-",
+                f"{100 * (l4.mtls_share or 0):.0f}%" if l4 and l4.mtls_share is not None else "-",
+                edge.via or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+        + "\n"
+    )
+
+
+__all__ = ["GraphNode", "to_cytoscape", "to_dot", "to_json", "to_mermaid", "to_table"]
