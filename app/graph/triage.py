@@ -1,0 +1,207 @@
+"""Triage: ranked findings for one service, comparing the window with a baseline window.
+
+Pure: takes the edges around the service for both windows and returns findings with their
+evidence. Thresholds are deliberately explicit so an SRE can see why something was flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from app.graph.model import GraphEdge
+from app.graph.neighbourhood import Dependent
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    min_requests: int = 20  # fewer requests than this in the window is not evidence
+    error_rate_factor: float = 2.0  # window error rate ≥ factor * baseline ...
+    error_rate_delta: float = 0.01  # ... and at least this many points higher
+    critical_error_rate: float = 0.05
+    p99_factor: float = 1.5
+    critical_p99_factor: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    severity: Severity
+    score: float  # ranking key: bigger first
+    summary: str
+    edge: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _rate(edge: GraphEdge | None, window_s: float) -> float:
+    return edge.l7.requests / window_s if edge and edge.l7 and window_s > 0 else 0.0
+
+
+def _error_regression(
+    now: GraphEdge, before: GraphEdge | None, w_s: float, b_s: float, t: Thresholds
+) -> Finding | None:
+    if now.l7 is None or now.l7.requests < t.min_requests:
+        return None
+    rate_now = now.l7.error_rate
+    rate_before = before.l7.error_rate if before and before.l7 and before.l7.requests else 0.0
+    if rate_now < max(rate_before * t.error_rate_factor, rate_before + t.error_rate_delta):
+        return None
+    severity = Severity.CRITICAL if rate_now >= t.critical_error_rate else Severity.WARNING
+    return Finding(
+        kind="error_rate_regression",
+        severity=severity,
+        score=(rate_now - rate_before) * _rate(now, w_s) * 100
+        + (100 if severity is Severity.CRITICAL else 10),
+        summary=f"{now.id}: error rate {100 * rate_now:.1f}% (baseline {100 * rate_before:.1f}%)",
+        edge=now.id,
+        evidence={
+            "error_rate": round(rate_now, 6),
+            "baseline_error_rate": round(rate_before, 6),
+            "errors": now.l7.errors,
+            "requests": now.l7.requests,
+            "errors_by_cause": dict(now.l7.errors_by_cause),
+            "failed_traces": [e.trace_id for e in now.exemplars if e.kind == "failed"],
+            "baseline_rps": round(_rate(before, b_s), 4),
+        },
+    )
+
+
+def _latency_regression(
+    now: GraphEdge, before: GraphEdge | None, w_s: float, t: Thresholds
+) -> Finding | None:
+    if now.l7 is None or now.l7.requests < t.min_requests or now.l7.p99_ms is None:
+        return None
+    if (
+        before is None
+        or before.l7 is None
+        or before.l7.p99_ms is None
+        or before.l7.requests < t.min_requests
+    ):
+        return None
+    factor = now.l7.p99_ms / max(before.l7.p99_ms, 1e-6)
+    if factor < t.p99_factor:
+        return None
+    severity = Severity.CRITICAL if factor >= t.critical_p99_factor else Severity.WARNING
+    return Finding(
+        kind="latency_regression",
+        severity=severity,
+        score=(factor - 1) * _rate(now, w_s) * 10 + (80 if severity is Severity.CRITICAL else 8),
+        summary=f"{now.id}: p99 {now.l7.p99_ms:.1f} ms (baseline {before.l7.p99_ms:.1f} ms, x{factor:.1f})",
+        edge=now.id,
+        evidence={
+            "p99_ms": round(now.l7.p99_ms, 3),
+            "baseline_p99_ms": round(before.l7.p99_ms, 3),
+            "p50_ms": now.l7.p50_ms,
+            "slowest_traces": [e.trace_id for e in now.exemplars if e.kind == "slowest"],
+        },
+    )
+
+
+def triage(
+    service: str,
+    window_edges: list[GraphEdge],
+    baseline_edges: list[GraphEdge],
+    window_s: float,
+    baseline_s: float,
+    dependents: list[Dependent],
+    thresholds: Thresholds | None = None,
+) -> list[Finding]:
+    """Findings about `service` and the edges on its paths, most important first."""
+    t = thresholds or Thresholds()
+    now = {(e.source, e.target): e for e in window_edges}
+    before = {(e.source, e.target): e for e in baseline_edges}
+    findings: list[Finding] = []
+    for key, edge in now.items():
+        previous = before.get(key)
+        for finding in (
+            _error_regression(edge, previous, window_s, baseline_s, t),
+            _latency_regression(edge, previous, window_s, t),
+        ):
+            if finding is not None:
+                findings.append(finding)
+        if previous is None:
+            findings.append(
+                Finding(
+                    kind="new_edge",
+                    severity=Severity.WARNING if service in key else Severity.INFO,
+                    score=5 + _rate(edge, window_s),
+                    summary=f"{edge.id}: new in this window ({edge.coverage.value})",
+                    edge=edge.id,
+                    evidence={
+                        "coverage": edge.coverage.value,
+                        "rps": round(_rate(edge, window_s), 4),
+                    },
+                )
+            )
+        if edge.coverage.value == "l4_only":
+            volume = (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 else 0
+            findings.append(
+                Finding(
+                    kind="blind_spot",
+                    severity=Severity.INFO,
+                    score=3 + min(volume / 1e6, 50),
+                    summary=f"{edge.id}: L4 only, no waypoint spans (a waypoint here would show requests and errors)",
+                    edge=edge.id,
+                    evidence={
+                        "bytes": volume,
+                        "connections": edge.l4.connections_opened if edge.l4 else 0,
+                    },
+                )
+            )
+        if edge.plaintext and edge.l4 is not None:
+            findings.append(
+                Finding(
+                    kind="plaintext_link",
+                    severity=Severity.WARNING,
+                    score=20 + edge.l4.connections_opened / 100,
+                    summary=f"{edge.id}: {edge.l4.connections_opened - edge.l4.mtls_connections} of "
+                    f"{edge.l4.connections_opened} connections without mutual TLS",
+                    edge=edge.id,
+                    evidence={
+                        "mtls_share": edge.l4.mtls_share,
+                        "connections": edge.l4.connections_opened,
+                    },
+                )
+            )
+    for key, edge in before.items():
+        if key not in now:
+            findings.append(
+                Finding(
+                    kind="vanished_edge",
+                    severity=Severity.WARNING if service in key else Severity.INFO,
+                    score=6 + _rate(edge, baseline_s),
+                    summary=f"{edge.id}: seen in the baseline, silent now",
+                    edge=edge.id,
+                    evidence={"baseline_rps": round(_rate(edge, baseline_s), 4)},
+                )
+            )
+    if dependents:
+        findings.append(
+            Finding(
+                kind="blast_radius",
+                severity=Severity.INFO,
+                score=1 + len(dependents),
+                summary=f"{len(dependents)} upstream dependents of {service}; nearest: "
+                + ", ".join(d.node for d in dependents[:3]),
+                evidence={
+                    "dependents": [
+                        {
+                            "node": d.node,
+                            "distance": d.distance,
+                            "requests": d.requests,
+                            "bytes": d.bytes,
+                        }
+                        for d in dependents
+                    ]
+                },
+            )
+        )
+    order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    return sorted(findings, key=lambda f: (order[f.severity], -f.score, f.kind, f.edge))
