@@ -1,0 +1,170 @@
+"""Response models: they document the JSON in openapi.yaml and tests validate real output with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class WindowOut(BaseModel):
+    from_: str = Field(alias="from", description="RFC 3339 start of the window")
+    to: str = Field(description="RFC 3339 end of the window")
+    seconds: float
+
+
+class LatencyOut(BaseModel):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class L7Out(BaseModel):
+    requests: int
+    rps: float | None
+    errors: int
+    error_rate: float | None
+    errors_by_cause: dict[str, int]
+    latency_ms: LatencyOut
+    status_codes: dict[str, int]
+
+
+class L4Out(BaseModel):
+    connections_opened: int
+    connections_closed: int
+    bytes_sent: int = Field(description="client to server")
+    bytes_received: int = Field(description="server to client")
+    mtls_share: float | None
+    principals: list[str]
+
+
+class ExemplarOut(BaseModel):
+    kind: str = Field(description="slowest | failed")
+    trace_id: str
+    duration_ms: float | None
+    status_code: str
+
+
+class CandidateOut(BaseModel):
+    source: str
+    share: float | None
+
+
+class ProvenanceOut(BaseModel):
+    evidence: dict[str, int] = Field(description="evidence kind -> requests it explains")
+    candidates: list[CandidateOut] = Field(description="ambiguous L4 candidates and their shares")
+
+
+class EdgeOut(BaseModel):
+    id: str
+    source: str
+    target: str
+    protocol: str
+    coverage: str = Field(description="full | l4_only | l7_only")
+    via: str | None = Field(description="waypoint collapsed into this edge")
+    l7: L7Out | None
+    l4: L4Out | None
+    exemplars: list[ExemplarOut]
+    provenance: ProvenanceOut
+    unpaired: int
+    late: int
+    evicted: int
+
+
+class NodeOut(BaseModel):
+    id: str
+    namespace: str
+    name: str
+    kind: str = Field(description="service | workload | waypoint | external | unknown")
+    rps_in: float | None
+    rps_out: float | None
+    errors_in: int | None
+    bytes_in: int | None
+    bytes_out: int | None
+
+
+class GraphOut(BaseModel):
+    window: WindowOut
+    nodes: list[NodeOut]
+    edges: list[EdgeOut]
+
+
+class ServiceOut(BaseModel):
+    id: str
+    namespace: str
+    name: str
+    kind: str
+    rps_in: float | None
+    rps_out: float | None
+    error_rate_in: float | None
+    bytes_in: int | None
+    bytes_out: int | None
+    coverage: dict[str, int] = Field(description="edges touching the node by coverage class")
+
+
+class ServicesOut(BaseModel):
+    window: WindowOut
+    services: list[ServiceOut]
+
+
+class EdgesOut(BaseModel):
+    window: WindowOut
+    edges: list[EdgeOut]
+
+
+class CoverageItemOut(BaseModel):
+    edge: str
+    source: str
+    target: str
+    bytes: int
+    connections: int
+    mtls_share: float | None
+    share_of_blind_bytes: float | None
+
+
+class CoverageOut(BaseModel):
+    window: WindowOut
+    blind_bytes: int
+    total_bytes: int
+    l7_coverage_by_bytes: float | None = Field(
+        description="share of L4 bytes on edges that also have L7"
+    )
+    blind_spots: list[CoverageItemOut]
+
+
+class HopOut(BaseModel):
+    span_id: str
+    parent_span_id: str
+    source: str
+    target: str
+    via: str | None
+    start: str
+    duration_ms: float
+    status_code: str
+    error_cause: str | None
+    provenance: str
+    l4: L4Out | None = Field(description="L4 evidence of this hop's edge in the hop's bucket")
+
+
+class TraceOut(BaseModel):
+    trace_id: str
+    hops: list[HopOut]
+    dark_hops: list[EdgeOut] = Field(
+        description="L4-only edges adjacent to the trace's services in its time range"
+    )
+
+
+class FindingOut(BaseModel):
+    kind: str
+    severity: str
+    score: float
+    summary: str
+    edge: str | None
+    evidence: dict[str, Any]
+
+
+class TriageOut(BaseModel):
+    service: str
+    window: WindowOut
+    baseline: WindowOut
+    findings: list[FindingOut]

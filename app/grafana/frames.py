@@ -1,0 +1,201 @@
+"""Grafana data frames (DataFrame DTO: `name`, `refId`, `meta`, `fields[{name,type,config,values}]`).
+
+Node Graph contract (grafana public/app/plugins/panel/nodeGraph/utils.ts): nodes need `id`;
+edges need `id`, `source`, `target`; every edge endpoint must be a node id (a dangling edge
+crashes the panel); `arc__*` values of a node sum to 1; no NaN/Infinity (the DTO path cannot
+encode them), so non-finite numbers become null. Field names are lowercase.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from app.graph.export import node_rates
+from app.graph.model import Graph, GraphEdge
+
+NODE_GRAPH_META = {"preferredVisualisationType": "nodeGraph"}
+GREEN, RED, ORANGE, GREY = "#73BF69", "#F2495C", "#FF9830", "#8e8e8e"
+
+
+def field(name: str, values: list[Any], type_: str = "string", **config: Any) -> dict[str, Any]:
+    clean = [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+    out: dict[str, Any] = {"name": name, "type": type_, "values": clean}
+    if config:
+        out["config"] = config
+    return out
+
+
+def frame(
+    name: str, ref_id: str, fields: list[dict[str, Any]], meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "refId": ref_id, "fields": fields}
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+def _rate_text(rps: float) -> str:
+    return f"{rps:.2f} req/s" if rps else ""
+
+
+def _bytes_rate_text(bytes_per_s: float) -> str:
+    for unit in ("B/s", "KiB/s", "MiB/s"):
+        if bytes_per_s < 1024 or unit == "MiB/s":
+            return f"{bytes_per_s:.1f} {unit}"
+        bytes_per_s /= 1024
+    return ""  # pragma: no cover
+
+
+def _edge_mainstat(edge: GraphEdge, graph: Graph) -> str:
+    if edge.l7 is not None and edge.l7.requests:
+        return _rate_text(graph.rps(edge.l7.requests))
+    if edge.l4 is not None:
+        return _bytes_rate_text((edge.l4.bytes_sent + edge.l4.bytes_received) / graph.window_s)
+    return ""
+
+
+def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
+    rates = node_rates(graph)
+    node_ids = sorted(graph.nodes)
+    errors_in: dict[str, int] = {n: 0 for n in node_ids}
+    requests_in: dict[str, int] = {n: 0 for n in node_ids}
+    for edge in graph.edges:
+        if edge.l7 is not None:
+            requests_in[edge.target] += edge.l7.requests
+            errors_in[edge.target] += edge.l7.errors
+    success, failed = [], []
+    for node_id in node_ids:
+        total = requests_in[node_id]
+        error_share = errors_in[node_id] / total if total else 0.0
+        failed.append(round(error_share, 6))
+        success.append(round(1.0 - round(error_share, 6), 6))  # sums to exactly 1 with `failed`
+    nodes = frame(
+        "nodes",
+        ref_id,
+        [
+            field("id", node_ids),
+            field("title", [graph.nodes[n].name for n in node_ids]),
+            field(
+                "subtitle",
+                [f"{graph.nodes[n].namespace} ({graph.nodes[n].kind.value})" for n in node_ids],
+            ),
+            field(
+                "mainstat",
+                [_rate_text(float(rates[n]["rps_in"] or 0)) for n in node_ids],
+                displayName="Inbound",
+            ),
+            field(
+                "secondarystat",
+                [
+                    f"{100 * f:.1f}% errors" if requests_in[n] else ""
+                    for n, f in zip(node_ids, failed, strict=True)
+                ],
+                displayName="Errors",
+            ),
+            field(
+                "arc__success",
+                success,
+                "number",
+                displayName="Success",
+                color={"mode": "fixed", "fixedColor": "green"},
+            ),
+            field(
+                "arc__failed",
+                failed,
+                "number",
+                displayName="Failed",
+                color={"mode": "fixed", "fixedColor": "red"},
+            ),
+            field(
+                "detail__kind", [graph.nodes[n].kind.value for n in node_ids], displayName="Kind"
+            ),
+            field(
+                "detail__rps_out",
+                [rates[n]["rps_out"] for n in node_ids],
+                "number",
+                displayName="Outbound req/s",
+            ),
+            field(
+                "detail__bytes_in",
+                [rates[n]["bytes_in"] for n in node_ids],
+                "number",
+                displayName="L4 bytes in",
+            ),
+        ],
+        NODE_GRAPH_META,
+    )
+    edges = sorted(graph.edges, key=lambda e: e.id)
+
+    def l7(edge: GraphEdge, attr: str) -> Any:
+        if edge.l7 is None or not edge.l7.requests:
+            return None
+        return getattr(edge.l7, attr)
+
+    edge_frame = frame(
+        "edges",
+        ref_id,
+        [
+            field("id", [e.id for e in edges]),
+            field("source", [e.source for e in edges]),
+            field("target", [e.target for e in edges]),
+            field("mainstat", [_edge_mainstat(e, graph) for e in edges]),
+            field(
+                "secondarystat",
+                [
+                    f"p99 {e.l7.p99_ms:.0f} ms"
+                    if e.l7 and e.l7.p99_ms is not None
+                    else e.coverage.value
+                    for e in edges
+                ],
+            ),
+            field("detail__coverage", [e.coverage.value for e in edges], displayName="Coverage"),
+            field(
+                "detail__error_rate",
+                [l7(e, "error_rate") for e in edges],
+                "number",
+                displayName="Error ratio",
+            ),
+            field(
+                "detail__p50_ms", [l7(e, "p50_ms") for e in edges], "number", displayName="p50 ms"
+            ),
+            field(
+                "detail__p99_ms", [l7(e, "p99_ms") for e in edges], "number", displayName="p99 ms"
+            ),
+            field(
+                "detail__tcp_bytes",
+                [(e.l4.bytes_sent + e.l4.bytes_received) if e.l4 else None for e in edges],
+                "number",
+                displayName="L4 bytes",
+            ),
+            field(
+                "detail__mtls_share",
+                [e.l4.mtls_share if e.l4 else None for e in edges],
+                "number",
+                displayName="mTLS share",
+            ),
+            field("detail__via", [e.via for e in edges], displayName="Via waypoint"),
+            field("thickness", [_thickness(e, graph) for e in edges], "number"),
+            field("color", [_color(e) for e in edges]),
+            field(
+                "strokedasharray", ["4 4" if e.coverage.value == "l4_only" else "" for e in edges]
+            ),
+        ],
+        NODE_GRAPH_META,
+    )
+    return [nodes, edge_frame]
+
+
+def _thickness(edge: GraphEdge, graph: Graph) -> int:
+    rps = graph.rps(edge.l7.requests) if edge.l7 else 0.0
+    return 1 if rps <= 0 else min(8, 1 + int(math.log10(1 + rps) * 2))
+
+
+def _color(edge: GraphEdge) -> str:
+    if edge.l7 is not None and edge.l7.requests and edge.l7.error_rate >= 0.05:
+        return RED
+    if edge.plaintext:
+        return ORANGE
+    if edge.coverage.value == "l4_only":
+        return GREY
+    return GREEN
