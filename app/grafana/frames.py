@@ -142,12 +142,7 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
             field("mainstat", [_edge_mainstat(e, graph) for e in edges]),
             field(
                 "secondarystat",
-                [
-                    f"p99 {e.l7.p99_ms:.0f} ms"
-                    if e.l7 and e.l7.p99_ms is not None
-                    else e.coverage.value
-                    for e in edges
-                ],
+                [_edge_secondarystat(e) for e in edges],
             ),
             field("detail__coverage", [e.coverage.value for e in edges], displayName="Coverage"),
             field(
@@ -184,6 +179,13 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
         NODE_GRAPH_META,
     )
     return [nodes, edge_frame]
+
+
+def _edge_secondarystat(edge: GraphEdge) -> str:
+    p99 = edge.l7.p99_ms if edge.l7 is not None else None
+    if p99 is not None and math.isfinite(p99):
+        return f"p99 {p99:.0f} ms"
+    return edge.coverage.value
 
 
 def _thickness(edge: GraphEdge, graph: Graph) -> int:
