@@ -49,7 +49,9 @@ def _number(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    return repr(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+    return (
+        repr(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+    )
 
 
 def render(families: Sequence[MetricFamily]) -> str:
