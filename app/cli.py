@@ -31,7 +31,11 @@ def _serve(settings: Settings) -> int:
         engine.dispose()
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.http_port, log_level=settings.log_level, access_log=False
+        app,
+        host=settings.host,
+        port=settings.http_port,
+        log_level=settings.log_level,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     server.run()
@@ -69,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meshstitch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the REST API, OTLP/HTTP, OTLP/gRPC and the pollers")
-    migrate = sub.add_parser("migrate", help="upgrade the database schema (MESHSTITCH_DATABASE_URL)")
+    migrate = sub.add_parser(
+        "migrate", help="upgrade the database schema (MESHSTITCH_DATABASE_URL)"
+    )
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
-    sub.add_parser("demo", help="serve on the embedded SQLite default with a simulated ambient mesh")
+    sub.add_parser(
+        "demo", help="serve on the embedded SQLite default with a simulated ambient mesh"
+    )
     openapi = sub.add_parser("openapi", help="write the OpenAPI document as YAML")
     openapi.add_argument("--output", "-o", default="-", help="file to write, - for stdout")
     sub.add_parser("settings", help="print the effective settings as JSON (secrets hidden)")
@@ -83,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "openapi":
         return _openapi(args.output)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":

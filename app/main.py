@@ -21,7 +21,9 @@ VERSION = "0.1.0"
 
 def database_state(engine: Engine) -> PartState:
     current, head = current_revision(engine), head_revision()
-    return PartState(current == head, {"revision": current, "head": head, "dialect": engine.dialect.name})
+    return PartState(
+        current == head, {"revision": current, "head": head, "dialect": engine.dialect.name}
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

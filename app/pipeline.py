@@ -72,12 +72,14 @@ class IngestPipeline:
         queue_spans: int,
         flush_interval_s: float,
         max_pending_writes: int = 120,
+        observers: Sequence[Callable[[Sequence[L7Observation]], None]] = (),
         clock_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._correlator, self._aggregator, self._write = correlator, aggregator, write_batch
         self._queue_cap, self._flush_interval_s = queue_spans, flush_interval_s
         self._max_pending = max_pending_writes
+        self._observers = tuple(observers)
         self._clock_ns, self._monotonic = clock_ns, monotonic
         self._items: deque[list[Span] | list[L4Sample] | _FlushRequest] = deque()
         self._queued_spans = 0
@@ -97,7 +99,9 @@ class IngestPipeline:
             if len(self._pending_writes) >= self._max_pending:
                 self.stats.spans_refused_unavailable += len(spans)
                 return Verdict(
-                    Admission.UNAVAILABLE, retry_after_s=10, reason="store unavailable, write buffer full"
+                    Admission.UNAVAILABLE,
+                    retry_after_s=10,
+                    reason="store unavailable, write buffer full",
                 )
             if self._queued_spans + len(spans) > self._queue_cap and self._queued_spans > 0:
                 self.stats.spans_refused_overload += len(spans)
@@ -147,7 +151,9 @@ class IngestPipeline:
         if self._thread is not None:
             self._thread.join(timeout_s)
         if not ok:
-            log.error("shutdown flush failed: %d aggregate batches not written", len(self._pending_writes))
+            log.error(
+                "shutdown flush failed: %d aggregate batches not written", len(self._pending_writes)
+            )
         return ok
 
     def state(self) -> tuple[bool, dict[str, Any]]:
@@ -211,6 +217,8 @@ class IngestPipeline:
     def _aggregate(self, observations: Sequence[L7Observation]) -> None:
         for obs in observations:
             self._aggregator.add_l7(obs)
+        for observer in self._observers:
+            observer(observations)
         self.stats.observations += len(observations)
 
     def _write_all(self) -> bool:
@@ -227,7 +235,9 @@ class IngestPipeline:
                 self._write(batch)
             except Exception as exc:  # database away: keep the batch, retry on the next flush
                 self.stats.flushes_failed += 1
-                self.stats.last_flush_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                self.stats.last_flush_error = (
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                )
                 log.warning("aggregate write failed, will retry: %s", self.stats.last_flush_error)
                 return False
             with self._cond:

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: embedded SQLite file ./data/meshstitch.db, "
         "created on first start. PostgreSQL: postgresql+psycopg://user:pass@host/db.",
     )
-    retention_h: float = Field(default=24.0, gt=0, description="Edge buckets older than this are deleted.")
+    retention_h: float = Field(
+        default=24.0, gt=0, description="Edge buckets older than this are deleted."
+    )
     bucket_s: int = Field(default=60, ge=1, le=3600, description="Width of an edge time bucket.")
     flush_interval_s: float = Field(
         default=5.0, gt=0, description="How often in-memory aggregates are written to the store."
@@ -31,50 +33,89 @@ class Settings(BaseSettings):
 
     # Network
     host: str = Field(default="0.0.0.0", description="Address the HTTP and gRPC servers bind to.")
-    http_port: int = Field(default=8080, ge=0, le=65535, description="REST API, /v1/traces, /metrics, /grafana.")
+    http_port: int = Field(
+        default=8080, ge=0, le=65535, description="REST API, /v1/traces, /metrics, /grafana."
+    )
     grpc_port: int = Field(default=4317, ge=0, le=65535, description="OTLP/gRPC TraceService.")
-    cors_origins: str = Field(default="", description="Comma-separated allowed CORS origins; empty = CORS off.")
+    cors_origins: str = Field(
+        default="", description="Comma-separated allowed CORS origins; empty = CORS off."
+    )
 
     # Limits
-    max_body_bytes: int = Field(default=16 * 2**20, gt=0, description="Largest accepted HTTP request body (compressed).")
+    max_body_bytes: int = Field(
+        default=16 * 2**20, gt=0, description="Largest accepted HTTP request body (compressed)."
+    )
     max_decompressed_bytes: int = Field(
         default=64 * 2**20, gt=0, description="Largest accepted OTLP payload after decompression."
     )
     grpc_max_message_bytes: int = Field(
-        default=80 * 2**20, gt=0, description="Largest accepted gRPC message (default fits 64 MiB batches)."
+        default=80 * 2**20,
+        gt=0,
+        description="Largest accepted gRPC message (default fits 64 MiB batches).",
     )
     ingest_queue_spans: int = Field(
-        default=200_000, gt=0, description="Spans accepted but not yet aggregated before ingest answers 429/503."
+        default=200_000,
+        gt=0,
+        description="Spans accepted but not yet aggregated before ingest answers 429/503.",
     )
-    pairing_wait_s: float = Field(default=10.0, gt=0, description="How long a client/server span waits for its peer.")
+    pairing_wait_s: float = Field(
+        default=10.0, gt=0, description="How long a client/server span waits for its peer."
+    )
     pairing_max_items: int = Field(
-        default=100_000, gt=0, description="Pairing store bound; the oldest entry is evicted and counted."
+        default=100_000,
+        gt=0,
+        description="Pairing store bound; the oldest entry is evicted and counted.",
     )
-    max_attributes_per_span: int = Field(default=1024, gt=0, description="Attributes read per span; the rest are ignored.")
+    max_attributes_per_span: int = Field(
+        default=1024, gt=0, description="Attributes read per span; the rest are ignored."
+    )
 
     # ztunnel L4 polling
-    ztunnel_targets: str = Field(default="", description="Comma-separated ztunnel metrics URLs to scrape directly.")
+    ztunnel_targets: str = Field(
+        default="", description="Comma-separated ztunnel metrics URLs to scrape directly."
+    )
     ztunnel_discovery: Literal["", "kubernetes"] = Field(
         default="", description="`kubernetes`: discover pods labelled app=ztunnel in istio-system."
     )
-    ztunnel_namespace: str = Field(default="istio-system", description="Namespace of the ztunnel pods for discovery.")
-    ztunnel_port: int = Field(default=15020, ge=1, le=65535, description="ztunnel metrics port for discovered pods.")
-    kubeconfig: str = Field(default="", description="kubeconfig path for discovery outside the cluster.")
+    ztunnel_namespace: str = Field(
+        default="istio-system", description="Namespace of the ztunnel pods for discovery."
+    )
+    ztunnel_port: int = Field(
+        default=15020, ge=1, le=65535, description="ztunnel metrics port for discovered pods."
+    )
+    kubeconfig: str = Field(
+        default="", description="kubeconfig path for discovery outside the cluster."
+    )
     prometheus_url: str = Field(default="", description="Prometheus base URL for PromQL mode.")
-    prometheus_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for Prometheus.")
+    prometheus_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token for Prometheus."
+    )
     prometheus_username: str = Field(default="", description="Basic-auth user for Prometheus.")
-    prometheus_password: SecretStr = Field(default=SecretStr(""), description="Basic-auth password for Prometheus.")
-    poll_interval_s: float = Field(default=15.0, gt=0, description="How often ztunnel metrics are polled.")
-    poll_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one scrape or PromQL query.")
+    prometheus_password: SecretStr = Field(
+        default=SecretStr(""), description="Basic-auth password for Prometheus."
+    )
+    poll_interval_s: float = Field(
+        default=15.0, gt=0, description="How often ztunnel metrics are polled."
+    )
+    poll_timeout_s: float = Field(
+        default=5.0, gt=0, description="Timeout of one scrape or PromQL query."
+    )
     waypoint_workloads: str = Field(
-        default="", description="Comma-separated extra workload names to treat as waypoints (besides *waypoint*)."
+        default="",
+        description="Comma-separated extra workload names to treat as waypoints (besides *waypoint*).",
     )
 
     # Authentication
-    api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for REST and /grafana; empty = open.")
-    otlp_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for OTLP ingest; empty = open.")
+    api_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token for REST and /grafana; empty = open."
+    )
+    otlp_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token for OTLP ingest; empty = open."
+    )
 
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level."
+    )
 
     @field_validator("database_url")
     @classmethod

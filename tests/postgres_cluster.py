@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -55,8 +55,16 @@ class PostgresCluster:
             shutil.chown(self.root, "nobody", "nogroup")
             shutil.chown(self.socket_dir, "nobody", "nogroup")
         self._run(
-            str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
-            "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C",
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
 
     def start(self) -> None:
@@ -65,8 +73,17 @@ class PostgresCluster:
             "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         )
         self._run(
-            str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", opts,
-            "-l", str(self.root / "log"), "-w", "-t", "60", "start",
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -89,8 +106,6 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         cluster.start()
         yield cluster
     finally:
-        try:
+        with suppress(RuntimeError, subprocess.TimeoutExpired):
             cluster.stop("immediate")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(root, ignore_errors=True)

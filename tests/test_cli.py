@@ -26,10 +26,16 @@ def cli_env(**settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def served(env: dict[str, str], command: str = "serve") -> Iterator[tuple[subprocess.Popen[str], str]]:
+def served(
+    env: dict[str, str], command: str = "serve"
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", command],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -50,15 +56,19 @@ def served(env: dict[str, str], command: str = "serve") -> Iterator[tuple[subpro
 def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = cli_env(
-        database_url=f"sqlite:///{tmp_path / 'db' / 'm.db'}", host="127.0.0.1",
-        http_port=str(port), grpc_port=str(free_port()),
+        database_url=f"sqlite:///{tmp_path / 'db' / 'm.db'}",
+        host="127.0.0.1",
+        http_port=str(port),
+        grpc_port=str(free_port()),
     )
     with served(env) as (proc, _):
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 200, ready.text
-        assert (tmp_path / "db" / "m.db").exists(), "the embedded SQLite file is created on first start"
+        assert (tmp_path / "db" / "m.db").exists(), (
+            "the embedded SQLite file is created on first start"
+        )
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal after a graceful shutdown, so the status is -SIGTERM.
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
@@ -68,24 +78,45 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
 
 
 def test_serve_refuses_a_postgres_that_is_behind_then_migrate_and_downgrade(pg_url: str) -> None:
-    env = cli_env(database_url=pg_url, host="127.0.0.1", http_port=str(free_port()), grpc_port=str(free_port()))
+    env = cli_env(
+        database_url=pg_url,
+        host="127.0.0.1",
+        http_port=str(free_port()),
+        grpc_port=str(free_port()),
+    )
     refused = subprocess.run(
-        [sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "app", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert refused.returncode == 2
     assert "run `meshstitch migrate`" in refused.stderr
 
     migrated = subprocess.run(
-        [sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "app", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert migrated.returncode == 0, migrated.stderr
     engine = create_store_engine(pg_url)
-    assert {"nodes", "edge_buckets", "exemplars", "trace_hops"} <= set(inspect(engine).get_table_names())
+    assert {"nodes", "edge_buckets", "exemplars", "trace_hops"} <= set(
+        inspect(engine).get_table_names()
+    )
 
     alembic = Path(sys.executable).with_name("alembic")
     down = subprocess.run(
-        [str(alembic), "-c", "alembic.ini", "downgrade", "base"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60,
+        [str(alembic), "-c", "alembic.ini", "downgrade", "base"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert down.returncode == 0, down.stderr
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
@@ -95,7 +126,12 @@ def test_serve_refuses_a_postgres_that_is_behind_then_migrate_and_downgrade(pg_u
 def test_settings_command_hides_secrets() -> None:
     env = cli_env(api_token="s3cret-token")
     out = subprocess.run(
-        [sys.executable, "-m", "app", "settings"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "app", "settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0
     assert "s3cret-token" not in out.stdout

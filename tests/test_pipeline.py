@@ -14,8 +14,15 @@ from app.pipeline import IngestPipeline
 
 def span(i: int) -> Span:
     return Span(
-        trace_id=i.to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), parent_span_id=b"",
-        kind=SpanKind.SERVER, name="GET", start_ns=0, end_ns=1_000_000, service="svc", status_error=False,
+        trace_id=i.to_bytes(16, "big"),
+        span_id=(i + 1).to_bytes(8, "big"),
+        parent_span_id=b"",
+        kind=SpanKind.SERVER,
+        name="GET",
+        start_ns=0,
+        end_ns=1_000_000,
+        service="svc",
+        status_error=False,
     )
 
 
@@ -29,7 +36,9 @@ class FakeCorrelator:
         self.hold, self.held = hold, []  # type: ignore[var-annotated]
 
     def _obs(self, s: Span) -> L7Observation:
-        return L7Observation(source=A, target=B, end_ns=s.end_ns, duration_ms=1.0, trace_id=s.trace_id)
+        return L7Observation(
+            source=A, target=B, end_ns=s.end_ns, duration_ms=1.0, trace_id=s.trace_id
+        )
 
     def add(self, spans: Iterable[Span], now_ns: int) -> list[L7Observation]:
         out = []
@@ -113,7 +122,9 @@ def test_flush_writes_everything_accepted(pipeline: IngestPipeline, store: Flaky
 
 
 def test_l4_samples_are_aggregated(pipeline: IngestPipeline, store: FlakyStore) -> None:
-    sample = L4Sample(source=A, target=B, reporter=Reporter.SOURCE, start_s=0, end_s=15, connections_opened=1)
+    sample = L4Sample(
+        source=A, target=B, reporter=Reporter.SOURCE, start_s=0, end_s=15, connections_opened=1
+    )
     pipeline.add_l4([sample, sample])
     assert pipeline.flush()
     assert store.total("l4") == 2

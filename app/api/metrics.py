@@ -100,3 +100,47 @@ def build_metrics_router(registry: MetricsRegistry) -> APIRouter:
         return PlainTextResponse(render(registry.collect()), media_type=CONTENT_TYPE)
 
     return router
+
+
+def service_graph_families(
+    snapshot: dict[tuple[str, str, str, str, str], object],
+) -> list[MetricFamily]:
+    """Render `ServiceGraphMetrics.snapshot()` as the Tempo-compatible families."""
+    from app.correlate.servicegraph_metrics import BUCKETS_S, SeriesState
+
+    total = MetricFamily(
+        "traces_service_graph_request_total", "counter", "Requests between two nodes."
+    )
+    failed = MetricFamily(
+        "traces_service_graph_request_failed_total", "counter", "Failed requests between two nodes."
+    )
+    server = MetricFamily(
+        "traces_service_graph_request_server_seconds",
+        "histogram",
+        "Request latency seen by the mesh, server side.",
+    )
+    client = MetricFamily(
+        "traces_service_graph_request_client_seconds",
+        "histogram",
+        "Request latency seen by the mesh, client side.",
+    )
+    bounds = [*(repr(b) for b in BUCKETS_S), "+Inf"]
+    for (src, dst, ctype, src_ns, dst_ns), state in sorted(snapshot.items()):
+        assert isinstance(state, SeriesState)
+        labels = {
+            "client": src,
+            "server": dst,
+            "connection_type": ctype,
+            "client_service_namespace": src_ns,
+            "server_service_namespace": dst_ns,
+        }
+        total.add(state.requests, **labels)
+        failed.add(state.failed, **labels)
+        for family in (server, client):
+            cumulative = 0
+            for bound, count in zip(bounds, state.bucket_counts, strict=True):
+                cumulative += count
+                family.add(cumulative, "_bucket", **labels, le=bound)
+            family.add(state.seconds_sum, "_sum", **labels)
+            family.add(state.requests, "_count", **labels)
+    return [total, failed, server, client]

@@ -11,7 +11,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = next(
-    (p for p in (Path(__file__).resolve().parents[2] / "migrations", Path.cwd() / "migrations") if p.is_dir()),
+    (
+        p
+        for p in (Path(__file__).resolve().parents[2] / "migrations", Path.cwd() / "migrations")
+        if p.is_dir()
+    ),
     Path(__file__).resolve().parents[2] / "migrations",
 )
 

@@ -30,7 +30,9 @@ nodes = Table(
     Column("level", String(16), primary_key=True),  # service | workload
     Column("namespace", String(253), nullable=False),
     Column("name", String(253), nullable=False),
-    Column("kind", String(16), nullable=False),  # service | workload | waypoint | external | unknown
+    Column(
+        "kind", String(16), nullable=False
+    ),  # service | workload | waypoint | external | unknown
     Column("service", String(512), nullable=False, default=""),  # for workloads: their service id
     Column("principal", String(512), nullable=False, default=""),
     Column("first_seen_s", BigInteger, nullable=False),

@@ -41,7 +41,9 @@ def test_readyz_reports_the_database_at_head(client: TestClient) -> None:
 
 
 def test_readyz_is_503_when_a_part_is_not_ready(client: TestClient) -> None:
-    client.app.state.readiness.register("poller", lambda: PartState(False, {"error": "target down"}))  # type: ignore[attr-defined]
+    client.app.state.readiness.register(
+        "poller", lambda: PartState(False, {"error": "target down"})
+    )  # type: ignore[attr-defined]
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["parts"]["poller"] == {"ready": False, "error": "target down"}

@@ -10,7 +10,9 @@ from app.api.metrics import MetricFamily, MetricsRegistry, build_metrics_router,
 
 
 def test_render_parses_with_prometheus_client_including_escapes_and_specials() -> None:
-    counter = MetricFamily("meshstitch_spans_accepted", "counter", "Spans accepted.").add(12, transport="http")
+    counter = MetricFamily("meshstitch_spans_accepted", "counter", "Spans accepted.").add(
+        12, transport="http"
+    )
     gauge = MetricFamily("meshstitch_queue", "gauge", "Queued.").add(math.nan, name='a"b\\c\nd')
     gauge.add(math.inf, name="inf")
     hist = MetricFamily("lat_seconds", "histogram", "Latency.")
@@ -22,7 +24,10 @@ def test_render_parses_with_prometheus_client_including_escapes_and_specials() -
     assert names == ['a"b\\c\nd', "inf"]
     assert math.isnan(parsed["meshstitch_queue"].samples[0].value)
     assert [s.name for s in parsed["lat_seconds"].samples] == [
-        "lat_seconds_bucket", "lat_seconds_bucket", "lat_seconds_sum", "lat_seconds_count",
+        "lat_seconds_bucket",
+        "lat_seconds_bucket",
+        "lat_seconds_sum",
+        "lat_seconds_count",
     ]
 
 

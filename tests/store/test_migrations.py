@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 
 from app.store.engine import create_store_engine
-from app.store.schema import current_revision, downgrade, ensure_schema, head_revision, upgrade
-from app.store.schema import SchemaBehindError
+from app.store.schema import (
+    SchemaBehindError,
+    current_revision,
+    downgrade,
+    ensure_schema,
+    head_revision,
+    upgrade,
+)
 from app.store.tables import metadata
-
-import pytest
 
 
 def test_upgrade_creates_every_table_and_downgrade_removes_them(db_url: str) -> None:
