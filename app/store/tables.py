@@ -62,14 +62,20 @@ edge_buckets = Table(
     Column("l7_unpaired", BigInteger, nullable=False, default=0),
     Column("l7_late", BigInteger, nullable=False, default=0),
     Column("l7_evicted", BigInteger, nullable=False, default=0),
-    # L4
-    Column("l4_connections_opened", BigInteger, nullable=False, default=0),
-    Column("l4_connections_closed", BigInteger, nullable=False, default=0),
-    Column("l4_bytes_sent", BigInteger, nullable=False, default=0),
-    Column("l4_bytes_received", BigInteger, nullable=False, default=0),
-    Column("l4_mtls_connections", BigInteger, nullable=False, default=0),
+    # L4 per reporter: src_ from the client's ztunnel, dst_ from the server's (see
+    # correlate/buckets.py: readers use one reporter, never the sum of both).
+    *(
+        Column(f"l4_{side}_{name}", BigInteger, nullable=False, default=0)
+        for side in ("src", "dst")
+        for name in (
+            "connections_opened",
+            "connections_closed",
+            "bytes_sent",
+            "bytes_received",
+            "mtls_connections",
+        )
+    ),
     Column("l4_principals", JSON, nullable=False, default=list),
-    Column("l4_reporters", JSON, nullable=False, default=dict),  # reporter -> connections seen
     Index("ix_edge_buckets_source", "level", "source", "bucket_start_s"),
     Index("ix_edge_buckets_target", "level", "target", "bucket_start_s"),
 )

@@ -1,0 +1,286 @@
+"""The simpod-json-datasource API under /grafana (plugin ≥ 0.6; README, openapi.yaml, src/types.d.ts).
+
+Errors are non-2xx `{"message": ...}`: the plugin shows `err.data.message` in the panel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app.grafana.catalog import TARGETS, TIME_SERIES_TARGETS, metric_configs
+from app.grafana.frames import node_graph_frames
+from app.grafana.requests import (
+    GrafanaRequestError,
+    Selection,
+    parse_payload,
+    request_window,
+    selection,
+)
+from app.grafana.tables import (
+    annotations_frame,
+    blind_spots_table,
+    edges_table,
+    restrict,
+    select_edges,
+    series_frames,
+)
+from app.graph.neighbourhood import Direction
+from app.graph.queries import GraphQueries, UnknownNode
+from app.graph.window import Window
+
+MAX_BODY_BYTES = 1 << 20
+_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
+_ARRAY = {
+    200: {
+        "description": "OK",
+        "content": {"application/json": {"schema": {"type": "array", "items": {}}}},
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "Bad request; the plugin shows `message`",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"message": {"type": "string"}}}
+            }
+        },
+    }
+}
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise GrafanaRequestError(f"request body larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GrafanaRequestError(f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise GrafanaRequestError("request body must be a JSON object")
+    return body
+
+
+def build_grafana_router(
+    queries: GraphQueries, clock: Callable[[], float] = time.time
+) -> APIRouter:
+    router = APIRouter(prefix="/grafana", tags=["grafana"])
+
+    @router.get("", summary="Save & test: the datasource is reachable")
+    @router.get("/", include_in_schema=False)
+    async def test_connection() -> dict[str, str]:
+        return {"status": "ok", "message": "meshstitch JSON datasource is working"}
+
+    @router.post(
+        "/metrics",
+        summary="Targets and their payload options",
+        openapi_extra={"requestBody": _BODY},
+        responses={**_ARRAY, **_ERRORS},
+    )
+    async def metrics(request: Request) -> JSONResponse:
+        try:
+            await _json_body(request)
+        except GrafanaRequestError as exc:
+            return _error(str(exc))
+        return JSONResponse(metric_configs())
+
+    @router.post(
+        "/metric-payload-options",
+        summary="Options of a select payload",
+        openapi_extra={"requestBody": _BODY},
+        responses={**_ARRAY, **_ERRORS},
+    )
+    async def payload_options(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request)
+        except GrafanaRequestError as exc:
+            return _error(str(exc))
+        name = body.get("name")
+        window = Window(clock() - 3600, clock())
+        nodes = await run_in_threadpool(queries.node_list, window, None)
+        if name == "namespace":
+            values = sorted({n.namespace for n in nodes})
+        elif name == "service":
+            values = sorted(n.id for n in nodes)
+        else:
+            values = []
+        return JSONResponse([{"label": v, "value": v} for v in values])
+
+    @router.post(
+        "/variable",
+        summary="Values of a dashboard variable",
+        openapi_extra={"requestBody": _BODY},
+        responses={**_ARRAY, **_ERRORS},
+    )
+    async def variable(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request)
+            payload = parse_payload(body.get("payload"))
+            window = request_window(body, clock(), default_s=86400)
+        except GrafanaRequestError as exc:
+            return _error(str(exc))
+        target = str(payload.get("target", "")).strip()
+        kinds = {
+            "namespaces": None,
+            "services": "service",
+            "workloads": "workload",
+            "waypoints": "waypoint",
+        }
+        if target not in kinds:
+            return _error(f"unknown variable query {target!r}; use one of {', '.join(kinds)}")
+        nodes = await run_in_threadpool(queries.node_list, window, kinds[target])
+        namespaces = set(as_filter(payload.get("namespace")))
+        if target == "namespaces":
+            values = sorted({n.namespace for n in nodes})
+        else:
+            values = sorted(n.id for n in nodes if not namespaces or n.namespace in namespaces)
+        return JSONResponse([{"__text": v, "__value": v} for v in values])
+
+    @router.post(
+        "/tag-keys",
+        summary="Ad hoc filter keys",
+        openapi_extra={"requestBody": _BODY},
+        responses={**_ARRAY, **_ERRORS},
+    )
+    async def tag_keys() -> JSONResponse:
+        return JSONResponse(
+            [{"type": "string", "text": k} for k in ("namespace", "service", "coverage")]
+        )
+
+    @router.post(
+        "/tag-values",
+        summary="Ad hoc filter values for a key",
+        openapi_extra={"requestBody": _BODY},
+        responses={**_ARRAY, **_ERRORS},
+    )
+    async def tag_values(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request)
+        except GrafanaRequestError as exc:
+            return _error(str(exc))
+        key = body.get("key")
+        if key == "coverage":
+            return JSONResponse([{"text": c} for c in ("full", "l4_only", "l7_only")])
+        nodes = await run_in_threadpool(queries.node_list, Window(clock() - 86400, clock()), None)
+        if key == "namespace":
+            return JSONResponse([{"text": v} for v in sorted({n.namespace for n in nodes})])
+        if key == "service":
+            return JSONResponse([{"text": v} for v in sorted(n.id for n in nodes)])
+        return _error(f"unknown tag key {key!r}; use namespace, service or coverage")
+
+    @router.post(
+        "/query",
+        summary="Data frames for every target (panels and annotations)",
+        openapi_extra={"requestBody": _BODY},
+        responses={**_ARRAY, **_ERRORS},
+    )
+    async def query(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request)
+            window = request_window(body, clock())
+            targets = body.get("targets") or []
+            if not isinstance(targets, list):
+                raise GrafanaRequestError("targets must be a list")
+            frames: list[dict[str, Any]] = []
+            for target in targets:
+                if (
+                    not isinstance(target, dict)
+                    or target.get("hide") is True
+                    or not target.get("target")
+                ):
+                    continue
+                frames.extend(
+                    await run_in_threadpool(
+                        _answer, queries, target, body.get("filters") or [], window
+                    )
+                )
+        except GrafanaRequestError as exc:
+            return _error(str(exc))
+        except UnknownNode as exc:
+            hint = f"; did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
+            return _error(f"no node named {exc.name!r} in this time range{hint}", 404)
+        return JSONResponse(frames)
+
+    return router
+
+
+def as_filter(value: Any) -> list[str]:
+    from app.grafana.requests import as_list
+
+    return as_list(value)
+
+
+def _answer(
+    queries: GraphQueries, target: dict[str, Any], filters: list[Any], window: Window
+) -> list[dict[str, Any]]:
+    name = str(target["target"])
+    ref_id = str(target.get("refId", "A"))
+    if name not in TARGETS:
+        raise GrafanaRequestError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
+    sel = selection(parse_payload(target.get("payload")), filters)
+    if name == "graph":
+        return node_graph_frames(_graph(queries, sel, window), ref_id)
+    whole = queries.whole_graph(window, sel.level)
+    edges = select_edges(whole, sel)
+    if name == "edges":
+        return [edges_table(whole, edges, ref_id)]
+    if name == "blind_spots":
+        return [blind_spots_table(edges, ref_id)]
+    if name == "new_edges":
+        before = queries.whole_graph(window.shifted_back(window.seconds), sel.level)
+        known = {e.id for e in before.edges}
+        return [
+            edges_table(whole, [e for e in edges if e.id not in known], ref_id, name="new_edges")
+        ]
+    if name == "annotations":
+        return [
+            annotations_frame(queries.edge_events(window, sel.level, {e.id for e in edges}), ref_id)
+        ]
+    assert name in TIME_SERIES_TARGETS
+    ranked = sorted(
+        edges,
+        key=lambda e: (-(e.l7.requests if e.l7 else 0), -(e.l4.bytes_sent if e.l4 else 0), e.id),
+    )
+    chosen = {e.id for e in ranked[: sel.top]}
+    return series_frames(name, queries.edge_series(window, sel.level, chosen, name), ref_id)
+
+
+def _graph(queries: GraphQueries, sel: Selection, window: Window) -> Any:
+    services = sorted(sel.services)
+    if services:
+        graph = queries.graph(
+            window,
+            sel.level,
+            service=services[0],
+            namespace=None,
+            depth=sel.depth,
+            direction=Direction(sel.direction),
+            coverage=sel.coverage,
+        )
+    else:
+        graph = queries.whole_graph(window, sel.level)
+    return restrict(
+        graph,
+        select_edges(
+            graph,
+            Selection(
+                namespaces=sel.namespaces,
+                excluded_namespaces=sel.excluded_namespaces,
+                coverage=sel.coverage,
+                level=sel.level,
+            ),
+        ),
+    )
