@@ -165,3 +165,70 @@ class EdgeKey:
     level: Level
     source: str  # node id
     target: str  # node id
+
+
+# The span attributes correlation reads; the decoder keeps only these (ingest/otlp_decode.py), so
+# a span's record stays small whatever the sender attaches. Envoy/Istio waypoint tags first
+# (envoyproxy/envoy tracing + Istio custom tags), then OTel semantic conventions, old and new names.
+KEPT_SPAN_ATTRIBUTES = frozenset(
+    {
+        # Envoy / Istio waypoint
+        "upstream_cluster",
+        "upstream_cluster.name",
+        "upstream_address",
+        "downstream_cluster",
+        "node_id",
+        "component",
+        "peer.address",
+        "response_flags",
+        "guid:x-request-id",
+        "istio.canonical_service",
+        "istio.canonical_revision",
+        "istio.namespace",
+        "istio.mesh_id",
+        "http.method",
+        "http.url",
+        "http.protocol",
+        "http.status_code",
+        "grpc.status_code",
+        "request_size",
+        "response_size",
+        # OpenTelemetry semantic conventions (old and new names)
+        "http.request.method",
+        "http.response.status_code",
+        "url.full",
+        "server.address",
+        "server.port",
+        "net.peer.name",
+        "net.peer.ip",
+        "net.sock.peer.addr",
+        "network.peer.address",
+        "client.address",
+        "peer.service",
+        "rpc.system",
+        "rpc.service",
+        "rpc.method",
+        "rpc.grpc.status_code",
+        "db.system",
+        "db.name",
+        "db.namespace",
+        "messaging.system",
+        "messaging.destination",
+        "messaging.destination.name",
+        "k8s.namespace.name",
+        "service.namespace",
+    }
+)
+KEPT_RESOURCE_ATTRIBUTES = frozenset(
+    {
+        "service.name",
+        "service.namespace",
+        "service.version",
+        "k8s.namespace.name",
+        "k8s.pod.name",
+        "k8s.pod.ip",
+        "k8s.deployment.name",
+        "istio.canonical_service",
+        "istio.namespace",
+    }
+)
