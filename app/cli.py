@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, demo, openapi. `python -m app` is the same as `meshstitch`."""
+"""Command line: serve, migrate, demo, graph, openapi, settings. `python -m app` = `meshstitch`."""
 
 from __future__ import annotations
 
@@ -54,6 +54,48 @@ def _migrate(settings: Settings, revision: str) -> int:
     return 0
 
 
+def server_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
+    return f"http://{host}:{settings.http_port}"
+
+
+def _graph(settings: Settings, args: argparse.Namespace) -> int:
+    """Ask a running server for /graph and print it; the server renders every format."""
+    import httpx
+
+    params = {
+        "service": args.service,
+        "depth": str(args.depth),
+        "direction": args.direction,
+        "window": args.window,
+        "level": args.level,
+        "format": args.format,
+    }
+    if args.namespace:
+        params["namespace"] = args.namespace
+    token = settings.api_token.get_secret_value()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = (args.url or server_url(settings)).rstrip("/") + "/graph"
+    try:
+        response = httpx.get(url, params=params, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"meshstitch: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        try:
+            problem = response.json()
+            message = problem.get("detail") or problem.get("title") or response.text
+        except ValueError:
+            message = response.text
+        print(f"meshstitch: {response.status_code}: {message}", file=sys.stderr)
+        return 1
+    text = response.text
+    if args.format == "json":
+        text = json.dumps(response.json(), indent=2) + "\n"
+    sys.stdout.write(text)
+    return 0
+
+
 def openapi_document(settings: Settings | None = None) -> dict[str, object]:
     from app.main import create_app
 
@@ -80,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="serve on the embedded SQLite default with a simulated ambient mesh"
     )
+    graph = sub.add_parser("graph", help="print the graph around a service from a running server")
+    graph.add_argument("--service", required=True, help="service name or namespace/name")
+    graph.add_argument("--namespace", default="", help="namespace of the service")
+    graph.add_argument("--depth", type=int, default=1, help="hops from the service (default 1)")
+    graph.add_argument("--direction", choices=["upstream", "downstream", "both"], default="both")
+    graph.add_argument("--window", default="15m", help="window ending now (default 15m)")
+    graph.add_argument("--level", choices=["service", "workload"], default="service")
+    graph.add_argument("--format", choices=["table", "json", "dot", "mermaid"], default="table")
+    graph.add_argument(
+        "--url", default="", help="server base URL (default from MESHSTITCH_HOST/HTTP_PORT)"
+    )
     openapi = sub.add_parser("openapi", help="write the OpenAPI document as YAML")
     openapi.add_argument("--output", "-o", default="-", help="file to write, - for stdout")
     sub.add_parser("settings", help="print the effective settings as JSON (secrets hidden)")
@@ -102,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.demo import run_demo
 
         return run_demo(settings)
+    if args.command == "graph":
+        return _graph(settings, args)
     if args.command == "settings":
         print(json.dumps(settings.model_dump(mode="json"), indent=2))
         return 0

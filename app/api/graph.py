@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from app.api.problems import Problem, problem_responses
 from app.api.schemas import CoverageOut, EdgesOut, GraphOut, ServicesOut, TraceOut, TriageOut
 from app.domain import Coverage, Level
-from app.graph.export import to_cytoscape, to_dot, to_json, to_mermaid
+from app.graph.export import to_cytoscape, to_dot, to_json, to_mermaid, to_table
 from app.graph.neighbourhood import Direction
 from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window, WindowError, resolve_window
@@ -29,6 +29,7 @@ class GraphFormat(StrEnum):
     CYTOSCAPE = "cytoscape"
     DOT = "dot"
     MERMAID = "mermaid"
+    TABLE = "table"
 
 
 WindowParam = Annotated[
@@ -114,6 +115,8 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
             return PlainTextResponse(to_dot(result), media_type="text/vnd.graphviz")
         if format is GraphFormat.MERMAID:
             return PlainTextResponse(to_mermaid(result))
+        if format is GraphFormat.TABLE:
+            return PlainTextResponse(to_table(result))
         if format is GraphFormat.CYTOSCAPE:
             return JSONResponse(to_cytoscape(result))
         if format is GraphFormat.NODEGRAPH:

@@ -1,0 +1,72 @@
+"""Optional bearer-token authentication for the REST API and /grafana (MESHSTITCH_API_TOKEN).
+
+A plain ASGI middleware rather than a dependency so no route can forget it. OTLP ingest has its
+own token (MESHSTITCH_OTLP_TOKEN, checked by the transports), so `/v1/traces` is left to them.
+Probes and `/metrics` stay open: kubelet and Prometheus must reach them, and they name no secret.
+Tokens are compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.problems import PROBLEM_JSON
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/traces"})
+
+
+def bearer_matches(header_value: str | None, token: str) -> bool:
+    scheme, _, presented = (header_value or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+class BearerTokenMiddleware:
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        header = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
+        )
+        if bearer_matches(header, self.token):
+            await self.app(scope, receive, send)
+            return
+        await _refuse(scope, send)
+
+
+async def _refuse(scope: Scope, send: Send) -> None:
+    path = scope["path"]
+    if path == "/grafana" or path.startswith("/grafana/"):
+        # The simpod JSON datasource shows `message` of a non-2xx answer.
+        body: dict[str, object] = {"message": "missing or wrong bearer token"}
+        media_type = "application/json"
+    else:
+        body = {
+            "type": "about:blank",
+            "title": "Unauthorized",
+            "status": 401,
+            "detail": "missing or wrong bearer token (Authorization: Bearer <MESHSTITCH_API_TOKEN>)",
+            "instance": path,
+        }
+        media_type = PROBLEM_JSON
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", media_type.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                (b"www-authenticate", b'Bearer realm="meshstitch"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
