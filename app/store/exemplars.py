@@ -1,0 +1,100 @@
+"""Exemplar trace ids per edge bucket: the top `EXEMPLARS_PER_KIND` of each kind.
+
+Top-N by (duration desc, trace id) is commutative and associative, so merging stored exemplars
+with a batch's gives the same rows in any order. The merge is read-modify-write: it must run in
+the transaction that upserted (and so locked) the same keys in `edge_buckets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, tuple_
+
+from app.correlate.buckets import EXEMPLARS_PER_KIND, ExemplarRow
+from app.domain import EdgeKey
+from app.store.dialect import chunks
+from app.store.edges import KEY_COLUMNS, Key, key_tuple
+from app.store.tables import exemplars as t
+
+
+def top_exemplars(
+    items: Iterable[ExemplarRow], per_kind: int = EXEMPLARS_PER_KIND
+) -> list[ExemplarRow]:
+    """The slowest `per_kind` distinct traces of each kind, in a total (order-free) order."""
+    best: dict[tuple[str, str], ExemplarRow] = {}
+    for item in items:
+        key = (item.kind, item.trace_id)
+        seen = best.get(key)
+        if seen is None or (item.duration_ms, item.end_ns) > (seen.duration_ms, seen.end_ns):
+            best[key] = item
+    ranked = sorted(best.values(), key=lambda e: (e.kind, -e.duration_ms, e.trace_id))
+    out: list[ExemplarRow] = []
+    counts: dict[str, int] = {}
+    for item in ranked:
+        if counts.get(item.kind, 0) < per_kind:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+            out.append(item)
+    return out
+
+
+def _row_to_exemplar(row: Row[Any]) -> ExemplarRow:
+    return ExemplarRow(row.kind, row.trace_id, row.duration_ms, row.end_ns, row.status_code)
+
+
+class ExemplarRepository:
+    def __init__(self, chunk_size: int = 400) -> None:
+        self.chunk_size = chunk_size
+
+    def add(self, conn: Connection, items: Mapping[EdgeKey, Sequence[ExemplarRow]]) -> None:
+        by_key = {key_tuple(k): list(v) for k, v in items.items() if v}
+        key_cols = [t.c[c] for c in KEY_COLUMNS]
+        for chunk in chunks(sorted(by_key), self.chunk_size):
+            stored: dict[Key, list[ExemplarRow]] = {}
+            for row in conn.execute(select(t).where(tuple_(*key_cols).in_(chunk))):
+                stored.setdefault(tuple(row[:4]), []).append(_row_to_exemplar(row))
+            if stored:
+                conn.execute(delete(t).where(tuple_(*key_cols).in_(list(stored))))
+            rows = []
+            for key in chunk:
+                counts: dict[str, int] = {}
+                for item in top_exemplars([*stored.get(key, []), *by_key[key]]):
+                    counts[item.kind] = counts.get(item.kind, 0) + 1
+                    rows.append(
+                        {
+                            **dict(zip(KEY_COLUMNS, key, strict=True)),
+                            "kind": item.kind,
+                            "rank": counts[item.kind],
+                            "trace_id": item.trace_id,
+                            "duration_ms": item.duration_ms,
+                            "end_ns": item.end_ns,
+                            "status_code": item.status_code,
+                        }
+                    )
+            if rows:
+                conn.execute(insert(t), rows)
+
+    def for_edges(
+        self,
+        conn: Connection,
+        level: str,
+        first_bucket_s: int,
+        end_s: int,
+        pairs: Iterable[tuple[str, str]],
+    ) -> dict[tuple[str, str], list[ExemplarRow]]:
+        """Exemplars of the window for these (source, target) pairs, not yet reduced to top-N."""
+        out: dict[tuple[str, str], list[ExemplarRow]] = {}
+        for part in chunks(sorted(set(pairs)), 500):
+            stmt = select(t).where(
+                t.c.level == level,
+                t.c.bucket_start_s >= first_bucket_s,
+                t.c.bucket_start_s < end_s,
+                tuple_(t.c.source, t.c.target).in_(part),
+            )
+            for row in conn.execute(stmt):
+                out.setdefault((row.source, row.target), []).append(_row_to_exemplar(row))
+        return out
+
+    def delete_before(self, conn: Connection, cutoff_s: int) -> int:
+        return int(conn.execute(delete(t).where(t.c.bucket_start_s < cutoff_s)).rowcount)

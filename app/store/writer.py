@@ -1,0 +1,75 @@
+"""Units of work over the repositories: one transaction per aggregate batch, and retention.
+
+`write_batch` is what the ingest pipeline calls (bind the engine with functools.partial); a batch
+is applied whole or not at all, so the pipeline may retry it after a failure without double
+counting. PostgreSQL may abort one of two writers that lock overlapping keys in a different order
+(deadlock, SQLSTATE 40P01): the whole transaction is then retried here a few times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from app.correlate.buckets import AggregateBatch
+from app.store.edges import EdgeRepository
+from app.store.exemplars import ExemplarRepository
+from app.store.nodes import NodeRepository
+from app.store.traces import TraceHopRepository
+
+log = logging.getLogger(__name__)
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+_ATTEMPTS = 4
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+def write_batch(engine: Engine, batch: AggregateBatch) -> None:
+    """Add a batch to the store in one transaction (additive: safe beside other replicas)."""
+    if not len(batch):
+        return
+    edges, exemplars = EdgeRepository(), ExemplarRepository()
+    nodes, hops = NodeRepository(), TraceHopRepository()
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                # Edge rows first: their locks cover the exemplar read-modify-write below.
+                edges.add(conn, batch.edges)
+                exemplars.add(conn, {k: b.exemplars for k, b in batch.edges.items()})
+                nodes.upsert(conn, batch.nodes.values())
+                hops.add(conn, batch.hops)
+            return
+        except DBAPIError as exc:
+            if attempt == _ATTEMPTS or not _retryable(exc):
+                raise
+            log.warning("edge upsert aborted (%s), retrying (attempt %d)", exc.orig, attempt)
+            time.sleep(0.01 * attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    edge_buckets: int
+    exemplars: int
+    trace_hops: int
+    nodes: int
+
+
+def delete_expired(engine: Engine, now_s: float, retention_h: float) -> Deleted:
+    """Delete buckets, exemplars and hops older than `retention_h`, and nodes not seen since.
+
+    The lead schedules this (e.g. every few minutes); it is idempotent.
+    """
+    cutoff_s = int(now_s - retention_h * 3600)
+    with engine.begin() as conn:
+        return Deleted(
+            edge_buckets=EdgeRepository().delete_before(conn, cutoff_s),
+            exemplars=ExemplarRepository().delete_before(conn, cutoff_s),
+            trace_hops=TraceHopRepository().delete_before(conn, cutoff_s * 1_000_000_000),
+            nodes=NodeRepository().delete_before(conn, cutoff_s),
+        )
