@@ -1,0 +1,381 @@
+"""Spans → roles and endpoints: which spans are waypoint spans, who is on each side of them.
+
+Roles:
+- `WAYPOINT`: a span written by an ambient waypoint's Envoy. Recognised by `node_id` starting
+  `waypoint~`; or `component=proxy` with an `upstream_cluster`; or, on a span with either of those
+  proxy marks, a canonical/resource/pod name containing `waypoint`; or any span whose canonical
+  service, resource service or pod workload is in the configured `waypoint_names`. A `node_id` of
+  `sidecar~…`/`router~…` is a sidecar or gateway Envoy: those spans pair by kind like app spans.
+- `CLIENT` (CLIENT, PRODUCER) and `SERVER` (SERVER, CONSUMER): application spans.
+- `OTHER`: INTERNAL/unspecified spans, ignored as the servicegraph connector does.
+
+Node naming (the contract with graph, attribution and the store; node id = `namespace/name`):
+- In-mesh services: `<ns>/<service>`. An app span's namespace is resource `k8s.namespace.name`,
+  else `istio.namespace`, else `service.namespace`, else `default` (Kubernetes' own default, so
+  spans of uninstrumented-namespace apps still meet the waypoint's `reviews.default.svc…` names).
+  A bare host (`reviews`) resolves in the caller's namespace, as Kubernetes DNS search does.
+- External peers: `external/<host or IP>` (kind EXTERNAL); DB/messaging/RPC peers without a host:
+  `external/<db.system>:<db name>`, `external/<messaging.system>:<destination>`,
+  `external/rpc:<rpc.service>`.
+- Unknown callers: `unknown/<caller IP>` when an address is known, else
+  `unknown/caller-of-<service>.<ns>` (kind UNKNOWN): one node per target, never a shared sink.
+  Unknown callees of a client span: `unknown/callee-of-<service>.<ns>`.
+- Waypoints: `<ns>/<waypoint name>` (kind WAYPOINT), e.g. `default/waypoint`.
+
+Ports are dropped from every name: ephemeral ports would make one node per connection.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Protocol
+
+from app.correlate.upstream_cluster import (
+    EXTERNAL_NAMESPACE,
+    UNKNOWN_NAMESPACE,
+    ClusterKind,
+    fqdn_endpoint,
+    parse_upstream_cluster,
+)
+from app.domain import AttrValue, Endpoint, NodeKind, Provenance, Span, SpanKind
+
+DEFAULT_NAMESPACE = "default"
+_CACHE_MAX = 4096
+
+
+class WorkloadDirectory(Protocol):
+    """Pod IP → the workload it runs (Kubernetes informer, ztunnel access logs, a test fake)."""
+
+    def lookup(self, ip: str) -> Endpoint | None: ...
+
+
+class SpanRole(IntEnum):
+    OTHER = 0
+    WAYPOINT = 1
+    CLIENT = 2
+    SERVER = 3
+
+
+_KIND_ROLE = {
+    SpanKind.CLIENT: SpanRole.CLIENT,
+    SpanKind.PRODUCER: SpanRole.CLIENT,
+    SpanKind.SERVER: SpanRole.SERVER,
+    SpanKind.CONSUMER: SpanRole.SERVER,
+}
+
+
+def _str(value: AttrValue | None) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def strip_port(address: str) -> str:
+    """`10.0.0.1:4567` → `10.0.0.1`, `[::1]:80` → `::1`, `host:80` → `host`; bare IPv6 kept."""
+    if address.startswith("["):
+        end = address.find("]")
+        return address[1:end] if end > 0 else address[1:]
+    if address.count(":") == 1:
+        return address.partition(":")[0]
+    return address
+
+
+def url_host(url: str) -> str:
+    """Host of `http://user@reviews:9080/path` (or of an authority `reviews:9080/path`)."""
+    rest = url.partition("://")[2] if "://" in url else url
+    authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    return strip_port(authority).lower()
+
+
+def is_ip(host: str) -> bool:
+    return ":" in host or (host[:1].isdigit() and host.replace(".", "").isdigit())
+
+
+def address_of(value: AttrValue | None) -> str:
+    """A peer address without port; `envoy://internal_client_address/` and the like name no pod."""
+    text = _str(value)
+    if not text or text.startswith("envoy://"):
+        return ""
+    return strip_port(text)
+
+
+def pod_workload(pod: str) -> str:
+    """`reviews-v1-6b9f7c7d9-abcde` → `reviews-v1`: drop the ReplicaSet hash and pod suffix."""
+    parts = pod.split("-")
+    if len(parts) >= 3 and len(parts[-1]) == 5 and 5 <= len(parts[-2]) <= 10:
+        return "-".join(parts[:-2])
+    return pod
+
+
+def host_endpoint(host: str, namespace: str, directory: WorkloadDirectory | None) -> Endpoint:
+    if is_ip(host):
+        if directory is not None:
+            found = directory.lookup(host)
+            if found is not None:
+                return found
+        return Endpoint(namespace=EXTERNAL_NAMESPACE, service=host, kind=NodeKind.EXTERNAL)
+    if "." not in host:
+        return Endpoint(namespace=namespace, service=host)
+    return fqdn_endpoint(host)
+
+
+def unknown_caller(address: str, target: Endpoint) -> Endpoint:
+    name = address or f"caller-of-{target.service}.{target.namespace}"
+    return Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
+
+
+def unknown_callee(source: Endpoint) -> Endpoint:
+    name = f"callee-of-{source.service}.{source.namespace}"
+    return Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
+
+
+def _external(name: str) -> Endpoint:
+    return Endpoint(namespace=EXTERNAL_NAMESPACE, service=name, kind=NodeKind.EXTERNAL)
+
+
+class SpanNormalizer:
+    """Roles and endpoints of spans; caches per resource and per waypoint identity, bounded."""
+
+    __slots__ = ("_app_cache", "_directory", "_names", "_waypoint_cache")
+
+    def __init__(
+        self,
+        waypoint_names: frozenset[str] = frozenset(),
+        directory: WorkloadDirectory | None = None,
+    ) -> None:
+        self._names = waypoint_names
+        self._directory = directory
+        # id(resource) → (resource, service.name, endpoint): the decoder shares one resource dict
+        # among a batch's spans; holding the dict keeps its id from being reused while cached.
+        self._app_cache: dict[int, tuple[object, str, Endpoint]] = {}
+        self._waypoint_cache: dict[tuple[str, str, str, str, str], Endpoint] = {}
+
+    # ---- roles ------------------------------------------------------------------------------
+    def role(self, span: Span) -> SpanRole:
+        attrs = span.attributes
+        node_id = attrs.get("node_id")
+        proxy = False
+        if isinstance(node_id, str) and node_id:
+            if node_id.startswith("waypoint~"):
+                return SpanRole.WAYPOINT
+            if node_id.startswith(("sidecar~", "router~")):
+                return _KIND_ROLE.get(span.kind, SpanRole.OTHER)
+            proxy = True
+        if "upstream_cluster" in attrs:
+            if attrs.get("component") == "proxy":
+                return SpanRole.WAYPOINT
+            proxy = True
+        elif attrs.get("component") == "proxy":
+            proxy = True
+        if proxy or self._names:
+            canonical = _str(attrs.get("istio.canonical_service")) or _str(
+                span.resource.get("istio.canonical_service")
+            )
+            pod = _str(span.resource.get("k8s.pod.name"))
+            for name in (
+                canonical,
+                span.service,
+                span.service.partition(".")[0],
+                pod_workload(pod),
+            ):
+                if name and (name in self._names or (proxy and "waypoint" in name)):
+                    return SpanRole.WAYPOINT
+        return _KIND_ROLE.get(span.kind, SpanRole.OTHER)
+
+    # ---- application spans ------------------------------------------------------------------
+    def app_endpoint(self, span: Span) -> Endpoint:
+        resource = span.resource
+        cached = self._app_cache.get(id(resource))
+        if cached is not None and cached[0] is resource and cached[1] == span.service:
+            return cached[2]
+        namespace = (
+            _str(resource.get("k8s.namespace.name"))
+            or _str(resource.get("istio.namespace"))
+            or _str(resource.get("service.namespace"))
+            or _str(span.attributes.get("k8s.namespace.name"))
+            or DEFAULT_NAMESPACE
+        )
+        service = (
+            span.service
+            or _str(resource.get("istio.canonical_service"))
+            or _str(resource.get("k8s.deployment.name"))
+            or "unknown_service"
+        )
+        workload = _str(resource.get("k8s.deployment.name")) or pod_workload(
+            _str(resource.get("k8s.pod.name"))
+        )
+        endpoint = Endpoint(namespace=namespace, service=service, workload=workload)
+        if len(self._app_cache) >= _CACHE_MAX:
+            self._app_cache.clear()
+        self._app_cache[id(resource)] = (resource, span.service, endpoint)
+        return endpoint
+
+    def client_peer(self, span: Span, source: Endpoint) -> Endpoint:
+        """The callee of an unpaired client span, named by the best attribute present."""
+        attrs, ns = span.attributes, source.namespace
+        for key in ("peer.service", "server.address", "net.peer.name"):
+            host = _str(attrs.get(key))
+            if host:
+                return host_endpoint(strip_port(host).lower(), ns, self._directory)
+        db = _str(attrs.get("db.system"))
+        if db:
+            name = _str(attrs.get("db.namespace")) or _str(attrs.get("db.name"))
+            return _external(f"{db}:{name}" if name else db)
+        messaging = _str(attrs.get("messaging.system"))
+        if messaging:
+            dest = _str(attrs.get("messaging.destination.name")) or _str(
+                attrs.get("messaging.destination")
+            )
+            return _external(f"{messaging}:{dest}" if dest else messaging)
+        rpc = _str(attrs.get("rpc.service"))
+        if rpc:
+            return _external(f"rpc:{rpc}")
+        for key in ("url.full", "http.url"):
+            host = url_host(_str(attrs.get(key)))
+            if host:
+                return host_endpoint(host, ns, self._directory)
+        for key in ("network.peer.address", "net.peer.ip", "net.sock.peer.addr"):
+            address = address_of(attrs.get(key))
+            if address:
+                return host_endpoint(address, ns, self._directory)
+        return unknown_callee(source)
+
+    def server_caller(self, span: Span, target: Endpoint) -> tuple[Endpoint, Provenance]:
+        """The caller of an unpaired server span: its address's workload, the broker, or UNKNOWN."""
+        attrs = span.attributes
+        address = ""
+        for key in ("client.address", "net.sock.peer.addr", "network.peer.address", "net.peer.ip"):
+            address = address_of(attrs.get(key))
+            if address:
+                break
+        found = self.caller_by_address(address)
+        if found is not None:
+            return found, Provenance.PEER_ADDRESS
+        messaging = _str(attrs.get("messaging.system"))
+        if messaging and not address:
+            dest = _str(attrs.get("messaging.destination.name")) or _str(
+                attrs.get("messaging.destination")
+            )
+            return _external(
+                f"{messaging}:{dest}" if dest else messaging
+            ), Provenance.PEER_ATTRIBUTE
+        return unknown_caller(address, target), Provenance.UNATTRIBUTED
+
+    def caller_by_address(self, address: str) -> Endpoint | None:
+        """The workload behind a caller's pod IP, when a directory knows it."""
+        if not address or self._directory is None:
+            return None
+        return self._directory.lookup(address)
+
+    # ---- waypoint spans -----------------------------------------------------------------------
+    def waypoint_target(self, span: Span) -> Endpoint:
+        attrs = span.attributes
+        raw = _str(attrs.get("upstream_cluster")) or _str(attrs.get("upstream_cluster.name"))
+        cluster = parse_upstream_cluster(raw) if raw else None
+        kind = cluster.kind if cluster is not None else ClusterKind.OTHER
+        if cluster is not None and cluster.target is not None:
+            return self._with_upstream_workload(span, cluster.target)
+        if kind is ClusterKind.INBOUND:
+            return self._proxy_own_service(span)
+        if kind is ClusterKind.PASSTHROUGH:
+            upstream = address_of(attrs.get("upstream_address"))
+            found = self.caller_by_address(upstream)
+            if found is not None:
+                return found
+            host = url_host(_str(attrs.get("http.url")))
+            if host and not is_ip(host):
+                return host_endpoint(host, self._waypoint_namespace(span), None)
+            if upstream or host:
+                return _external(upstream or host)
+            return unknown_callee(self.waypoint(span, None))
+        host = url_host(_str(attrs.get("http.url"))) or url_host(span.name.split(" ", 1)[0])
+        if kind is ClusterKind.BLACKHOLE:
+            if host:
+                return host_endpoint(host, self._waypoint_namespace(span), None)
+            wp = self.waypoint(span, None)
+            return Endpoint(
+                UNKNOWN_NAMESPACE,
+                f"blackhole-of-{wp.service}.{wp.namespace}",
+                kind=NodeKind.UNKNOWN,
+            )
+        if host:
+            return host_endpoint(host, self._waypoint_namespace(span), self._directory)
+        return unknown_callee(self.waypoint(span, None))
+
+    def _with_upstream_workload(self, span: Span, target: Endpoint) -> Endpoint:
+        # `upstream_address` is the chosen pod (10.42.0.74:8080): its workload refines the target.
+        if self._directory is None or target.kind is not NodeKind.SERVICE:
+            return target
+        address = address_of(span.attributes.get("upstream_address"))
+        found = self._directory.lookup(address) if address else None
+        if found is None or not found.workload or found.namespace != target.namespace:
+            return target
+        return Endpoint(
+            namespace=target.namespace,
+            service=target.service,
+            workload=found.workload,
+            principal=found.principal,
+        )
+
+    def _waypoint_namespace(self, span: Span) -> str:
+        return (
+            _str(span.attributes.get("istio.namespace"))
+            or _str(span.resource.get("istio.namespace"))
+            or _str(span.resource.get("k8s.namespace.name"))
+            or DEFAULT_NAMESPACE
+        )
+
+    def _proxy_own_service(self, span: Span) -> Endpoint:
+        service, _, namespace = span.service.partition(".")
+        if service and "waypoint" not in service and service not in self._names:
+            return Endpoint(namespace=namespace or self._waypoint_namespace(span), service=service)
+        return unknown_callee(self.waypoint(span, None))
+
+    def waypoint(self, span: Span, target: Endpoint | None) -> Endpoint:
+        """The waypoint's own identity (kind WAYPOINT), never the destination's.
+
+        From, in order: `istio.canonical_service` + `istio.namespace`; `node_id`
+        (`waypoint~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`); resource `service.name`
+        (`waypoint.default` before Istio 1.29; from 1.29 it names the destination, so a name equal
+        to the target's is skipped); else `<target ns>/waypoint`.
+        """
+        attrs, resource = span.attributes, span.resource
+        canonical = _str(attrs.get("istio.canonical_service")) or _str(
+            resource.get("istio.canonical_service")
+        )
+        namespace = _str(attrs.get("istio.namespace")) or _str(resource.get("istio.namespace"))
+        node_id = _str(attrs.get("node_id"))
+        target_service = target.service if target is not None else ""
+        target_ns = target.namespace if target is not None else ""
+        key = (canonical, namespace, node_id, span.service, f"{target_service}.{target_ns}")
+        cached = self._waypoint_cache.get(key)
+        if cached is not None:
+            return cached
+        pod, pod_ns = "", ""
+        if node_id:
+            fields = node_id.split("~")
+            if len(fields) >= 3:
+                pod, _, pod_ns = fields[2].partition(".")
+        workload = pod_workload(pod) if pod else ""
+        name = ""
+        if canonical and not (
+            canonical == target_service and (namespace or target_ns) == target_ns
+        ):
+            name = canonical
+        elif workload:
+            name = workload
+        else:
+            service, _, service_ns = span.service.partition(".")
+            if service and not (
+                service == target_service and (service_ns or target_ns) == target_ns
+            ):
+                name, namespace = service, namespace or service_ns
+        namespace = namespace or pod_ns or _str(resource.get("k8s.namespace.name")) or target_ns
+        endpoint = Endpoint(
+            namespace=namespace or DEFAULT_NAMESPACE,
+            service=name or "waypoint",
+            workload=workload or name or "waypoint",
+            kind=NodeKind.WAYPOINT,
+        )
+        if len(self._waypoint_cache) >= _CACHE_MAX:
+            self._waypoint_cache.clear()
+        self._waypoint_cache[key] = endpoint
+        return endpoint

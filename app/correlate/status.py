@@ -1,0 +1,65 @@
+"""A span's status code, error cause and protocol, from Envoy and OTel attributes.
+
+Status code string: `grpc:<code>` when a gRPC status is present (gRPC answers HTTP 200 even when
+it fails), else the HTTP status (`"503"`), else `""`.
+
+A request is an error when any of these holds; `ErrorCause` is the FIRST that applies, in order:
+
+1. `RESPONSE_FLAGS` — Envoy `response_flags` other than `-`/empty (UF, URX, UH, NR, UC, DC, UT …).
+   First because it says *why* the proxy failed the request; the 503 it answers with is the
+   symptom. `DI` (delay injected by fault injection) alone is not a failure and is ignored.
+2. `GRPC` — `grpc.status_code` / `rpc.grpc.status_code` non-zero.
+3. `HTTP_5XX` — `http.status_code` / `http.response.status_code` ≥ 500.
+4. `SPAN_STATUS` — the span's status is ERROR (what the OTel connector and Tempo use alone).
+"""
+
+from __future__ import annotations
+
+from app.domain import AttrValue, ErrorCause
+
+_HARMLESS_FLAGS = frozenset({"", "-", "DI"})
+
+
+def _int(value: AttrValue | None) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    text = value.strip()
+    return int(text) if text.isdigit() else None
+
+
+def span_status(
+    attributes: dict[str, AttrValue], status_error: bool
+) -> tuple[str, ErrorCause | None]:
+    """(status code string, first applicable error cause or None)."""
+    grpc = _int(attributes.get("grpc.status_code", attributes.get("rpc.grpc.status_code")))
+    http = _int(attributes.get("http.status_code", attributes.get("http.response.status_code")))
+    code = f"grpc:{grpc}" if grpc is not None else (str(http) if http is not None else "")
+    flags = attributes.get("response_flags")
+    if flags is not None and str(flags).strip() not in _HARMLESS_FLAGS:
+        return code, ErrorCause.RESPONSE_FLAGS
+    if grpc:
+        return code, ErrorCause.GRPC
+    if http is not None and http >= 500:
+        return code, ErrorCause.HTTP_5XX
+    if status_error:
+        return code, ErrorCause.SPAN_STATUS
+    return code, None
+
+
+def span_protocol(attributes: dict[str, AttrValue]) -> str:
+    """grpc | db | messaging | http. Spans are L7, so anything else is counted as http."""
+    if (
+        "grpc.status_code" in attributes
+        or "rpc.grpc.status_code" in attributes
+        or attributes.get("rpc.system") == "grpc"
+    ):
+        return "grpc"
+    if "db.system" in attributes:
+        return "db"
+    if "messaging.system" in attributes:
+        return "messaging"
+    return "http"
