@@ -1,0 +1,161 @@
+"""Query-time L4 attribution of waypoint traffic whose caller is unknown (DESIGN.md, Attribution).
+
+The correlator stores a waypoint span with no known caller as an L7 edge `U → B` from an
+`unknown`-kind node U (named by its evidence) with provenance `unattributed`. Here, per window:
+the L4 edges into B (with traffic, from another node, through the same waypoint when both name
+one) are the candidate callers.
+- exactly one candidate A: the requests move onto `A → B` (provenance `l4_single`), which
+  therefore becomes `full` coverage; U's edge disappears;
+- several: U's edge stays, provenance `l4_ambiguous`, `candidates` = each source's share of the
+  L4 bytes into B (of connections when no bytes were counted);
+- none: the edge stays unattributed.
+Pure: works on `GraphEdge` lists; percentiles of merged L7 come from the caller's `merge_l7`
+(queries.py merges the latency sketches exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from app.domain import Provenance
+from app.graph.model import Exemplar, GraphEdge, L7Stats
+
+Pair = tuple[str, str]
+# merge_l7(into, other) -> the L7 of both edges' requests (other's moved onto into)
+MergeL7 = Callable[[GraphEdge, GraphEdge], L7Stats | None]
+EXEMPLARS_PER_KIND = 3
+
+
+def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def sum_l7(
+    a: L7Stats | None,
+    b: L7Stats | None,
+    percentiles: tuple[float | None, float | None, float | None],
+) -> L7Stats | None:
+    """Exact sums of two edges' L7 counters with the given (merged) percentiles."""
+    if a is None or b is None:
+        return a or b
+    p50, p95, p99 = percentiles
+    return L7Stats(
+        requests=a.requests + b.requests,
+        errors=a.errors + b.errors,
+        errors_by_cause=_add(a.errors_by_cause, b.errors_by_cause),
+        status_codes=_add(a.status_codes, b.status_codes),
+        latency_sum_ms=a.latency_sum_ms + b.latency_sum_ms,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        unpaired=a.unpaired + b.unpaired,
+        late=a.late + b.late,
+        evicted=a.evicted + b.evicted,
+    )
+
+
+def merge_l7_approx(into: GraphEdge, other: GraphEdge) -> L7Stats | None:
+    """Without sketches: exact counters; percentiles of the busier side (exact when one is empty)."""
+    a, b = into.l7, other.l7
+    if a is None or not a.requests or b is None or not b.requests:
+        return b if a is None or not a.requests else a
+    busier = a if a.requests >= b.requests else b
+    return sum_l7(a, b, (busier.p50_ms, busier.p95_ms, busier.p99_ms))
+
+
+def _top_exemplars(items: Iterable[Exemplar]) -> tuple[Exemplar, ...]:
+    out: list[Exemplar] = []
+    counts: dict[str, int] = {}
+    for item in sorted(items, key=lambda e: (e.kind, -e.duration_ms, e.trace_id)):
+        if counts.get(item.kind, 0) < EXEMPLARS_PER_KIND:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+            out.append(item)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    edges: list[GraphEdge]
+    # unattributed edge -> the edge its requests were merged into (single candidate)
+    moved: dict[Pair, Pair] = field(default_factory=dict)
+
+
+def is_unattributed(edge: GraphEdge, unknown_nodes: set[str]) -> bool:
+    return (
+        edge.source in unknown_nodes
+        and edge.provenance.get(Provenance.UNATTRIBUTED.value, 0) > 0
+        and edge.l7 is not None
+        and edge.l7.requests > 0
+    )
+
+
+def _candidates(unattributed: GraphEdge, into_target: list[GraphEdge]) -> dict[str, float]:
+    volumes: dict[str, tuple[int, int]] = {}
+    for edge in into_target:
+        if edge.source == unattributed.source or edge.l4 is None or not edge.l4.has_traffic:
+            continue
+        if unattributed.via and edge.via and edge.via != unattributed.via:
+            continue
+        volumes[edge.source] = (
+            edge.l4.bytes_sent + edge.l4.bytes_received,
+            edge.l4.connections_opened,
+        )
+    total_bytes = sum(b for b, _ in volumes.values())
+    total_connections = sum(c for _, c in volumes.values())
+    if total_bytes:
+        return {s: b / total_bytes for s, (b, _) in volumes.items()}
+    if total_connections:
+        return {s: c / total_connections for s, (_, c) in volumes.items()}
+    return dict.fromkeys(volumes, 1.0 / len(volumes)) if volumes else {}
+
+
+def _moved_provenance(provenance: dict[str, int], to: str) -> dict[str, int]:
+    out = dict(provenance)
+    out[to] = out.get(to, 0) + out.pop(Provenance.UNATTRIBUTED.value, 0)
+    return out
+
+
+def attribute(
+    edges: Iterable[GraphEdge], unknown_nodes: set[str], merge_l7: MergeL7 = merge_l7_approx
+) -> Attribution:
+    """Apply the L4 attribution rule to every unattributed edge whose target's in-edges are in
+    `edges` (the caller must pass all edges into such a target, or the choice may be wrong)."""
+    by_pair: dict[Pair, GraphEdge] = {}
+    for edge in edges:
+        by_pair[(edge.source, edge.target)] = edge
+    into: dict[str, list[GraphEdge]] = {}
+    for edge in by_pair.values():
+        into.setdefault(edge.target, []).append(edge)
+    moved: dict[Pair, Pair] = {}
+    for target, incoming in into.items():
+        for u in [e for e in incoming if is_unattributed(e, unknown_nodes)]:
+            shares = _candidates(u, incoming)
+            if not shares:
+                continue
+            if len(shares) > 1:
+                by_pair[(u.source, target)] = replace(
+                    u,
+                    provenance=_moved_provenance(u.provenance, Provenance.L4_AMBIGUOUS.value),
+                    candidates=shares,
+                )
+                continue
+            (source,) = shares
+            a = by_pair[(source, target)]
+            by_pair[(source, target)] = replace(
+                a,
+                l7=merge_l7(a, u),
+                protocol=a.protocol if a.protocol not in ("", "tcp") else u.protocol,
+                via=a.via or u.via,
+                provenance=_add(
+                    a.provenance, _moved_provenance(u.provenance, Provenance.L4_SINGLE.value)
+                ),
+                exemplars=_top_exemplars([*a.exemplars, *u.exemplars]),
+            )
+            del by_pair[(u.source, target)]
+            moved[(u.source, target)] = (source, target)
+            incoming = [e for e in incoming if e is not u]
+    return Attribution(list(by_pair.values()), moved)
