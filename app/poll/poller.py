@@ -1,0 +1,234 @@
+"""The L4 poller: runs one mode (PromQL or direct scrape) on its own thread and event loop, so a
+slow target or a slow parse never blocks the service; readiness and self-metrics for the app.
+
+Tests call `await poller.poll_once()` (or `poll_once_sync()`) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import httpx
+
+from app.api.health import PartState
+from app.api.metrics import MetricFamily
+from app.domain import L4Sample
+from app.poll.discovery import KubernetesDiscovery, in_cluster_access, kubeconfig_access
+from app.poll.promql import PromQLSource
+from app.poll.scrape import DirectScrape, Target, static_targets
+from app.poll.target_state import TargetState
+from app.poll.ztunnel_labels import WaypointMatcher
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[list[L4Sample]], None]
+
+
+class L4Source(Protocol):
+    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]: ...
+    def states(self) -> list[TargetState]: ...
+    def series(self) -> int: ...
+
+
+class L4Poller:
+    def __init__(
+        self,
+        source: L4Source,
+        emit: Emit,
+        *,
+        interval_s: float,
+        mode: str,
+        discovery: KubernetesDiscovery | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source, self._emit, self._interval_s = source, emit, interval_s
+        self.mode, self.discovery, self._clock = mode, discovery, clock
+        self._client: httpx.AsyncClient | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.polls = 0
+        self.last_poll_error = ""
+        self.samples_emitted = 0
+
+    # -- one cycle ---------------------------------------------------------------------------
+
+    async def poll_once(self) -> list[L4Sample]:
+        """One poll of every due target; emits and returns the samples."""
+        if self._client is None:
+            # Redirects are followed for /metrics behind a proxy; keep-alive across polls.
+            self._client = httpx.AsyncClient(follow_redirects=True)
+        samples = await self.source.poll(self._client, self._clock())
+        self.polls += 1
+        if samples:
+            self._emit(samples)
+            self.samples_emitted += len(samples)
+        return samples
+
+    def poll_once_sync(self) -> list[L4Sample]:
+        return asyncio.run(self._poll_and_close())
+
+    async def _poll_and_close(self) -> list[L4Sample]:
+        try:
+            return await self.poll_once()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self.discovery is not None:
+            await self.discovery.aclose()
+
+    # -- background thread -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="meshstitch-l4-poller", daemon=True
+        )
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout_s)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.run(self._main(ready))
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        ready.set()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self.poll_once()
+                    self.last_poll_error = ""
+                except Exception as exc:  # never let one bad cycle end the poller
+                    self.last_poll_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("L4 poll failed")
+                wait = max(0.0, self._interval_s - (time.monotonic() - started))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), wait)
+        finally:
+            await self.aclose()
+
+    async def __aenter__(self) -> L4Poller:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # -- readiness and self-metrics ----------------------------------------------------------
+
+    def _all_states(self) -> list[TargetState]:
+        states = list(self.source.states())
+        if self.discovery is not None:
+            states.append(self.discovery.state)
+        return states
+
+    def readiness(self) -> PartState:
+        """Ready while the poller runs (or has polled); unhealthy targets are reported, not fatal:
+        L4 evidence from the other targets keeps flowing."""
+        states = self._all_states()
+        detail = {
+            "mode": self.mode,
+            "running": self.running,
+            "polls": self.polls,
+            "all_targets_healthy": all(s.healthy for s in states) and bool(states),
+            "last_poll_error": self.last_poll_error,
+            "targets": {s.name: s.detail() for s in states},
+        }
+        return PartState(self.running or self.polls > 0, detail)
+
+    def collect(self) -> list[MetricFamily]:
+        scrapes = MetricFamily(
+            "meshstitch_poll_scrapes", "counter", "Scrapes and queries of L4 targets by result."
+        )
+        last_ok = MetricFamily(
+            "meshstitch_poll_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful scrape or query of a target.",
+        )
+        for state in self._all_states():
+            for result, count in sorted(state.results.items()):
+                scrapes.add(count, target=state.name, result=result)
+            last_ok.add(state.last_success_s, target=state.name)
+        series = MetricFamily(
+            "meshstitch_poll_series", "gauge", "ztunnel series tracked by the poller."
+        ).add(self.source.series())
+        emitted = MetricFamily(
+            "meshstitch_poll_samples", "counter", "L4 samples emitted to the pipeline."
+        ).add(self.samples_emitted)
+        return [scrapes, last_ok, series, emitted]
+
+
+def build_poller(
+    settings: Settings, emit: Emit, *, clock: Callable[[], float] = time.time
+) -> L4Poller | None:
+    """The poller the settings ask for, or None when no L4 input is configured.
+    PromQL wins when both are set (it already has every ztunnel's history)."""
+    waypoints = WaypointMatcher.from_setting(settings.waypoint_workloads)
+    interval, timeout = settings.poll_interval_s, settings.poll_timeout_s
+    if settings.prometheus_url:
+        promql = PromQLSource(
+            settings.prometheus_url,
+            bucket_s=settings.bucket_s,
+            interval_s=interval,
+            timeout_s=timeout,
+            waypoints=waypoints,
+            token=settings.prometheus_token.get_secret_value(),
+            username=settings.prometheus_username,
+            password=settings.prometheus_password.get_secret_value(),
+        )
+        return L4Poller(promql, emit, interval_s=interval, mode="promql", clock=clock)
+    discovery = None
+    if settings.ztunnel_discovery == "kubernetes":
+        access = (
+            kubeconfig_access(settings.kubeconfig) if settings.kubeconfig else in_cluster_access()
+        )
+        discovery = KubernetesDiscovery(
+            access,
+            namespace=settings.ztunnel_namespace,
+            port=settings.ztunnel_port,
+            interval_s=interval,
+            timeout_s=timeout,
+            started_s=clock(),
+        )
+        found = discovery
+        targets: Callable[[], Awaitable[list[Target]]]
+
+        async def provide() -> list[Target]:
+            return await found.discover(clock())
+
+        targets = provide
+    elif settings.ztunnel_target_list():
+        targets = static_targets(settings.ztunnel_target_list())
+    else:
+        return None
+    scrape = DirectScrape(targets, interval_s=interval, timeout_s=timeout, waypoints=waypoints)
+    return L4Poller(
+        scrape, emit, interval_s=interval, mode="scrape", discovery=discovery, clock=clock
+    )

@@ -1,0 +1,147 @@
+"""Direct scrape of ztunnel endpoints (port 15020, /metrics): parse, per-series deltas, samples."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from app.domain import L4Sample
+from app.poll.deltas import CounterDeltas
+from app.poll.exposition import ExpositionError, ExpositionParser, Sample
+from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
+from app.poll.ztunnel_labels import (
+    CLOSED,
+    OPENED,
+    REQUEST_BYTES,
+    Counts,
+    WaypointMatcher,
+    edge_key,
+    is_traffic_family,
+    to_samples,
+)
+
+MAX_BODY_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    # True when every counter of this target began after we started watching (a ztunnel pod
+    # discovered later that started later): its first scrape counts instead of baselining.
+    count_first_scrape: bool = False
+
+
+class ScrapedTarget:
+    def __init__(self, target: Target, interval_s: float) -> None:
+        self.target = target
+        self.state = TargetState(target.url, interval_s)
+        self.parser = ExpositionParser(keep=is_traffic_family)
+        self.deltas = CounterDeltas()
+        if target.count_first_scrape:
+            self.deltas.update(())  # an empty baseline: every series seen next is new
+
+
+def group_increases(
+    increases: Iterable[tuple[Sample, float]],
+) -> list[tuple[dict[str, str], Counts]]:
+    """Sum the families' increases per edge label set (ztunnel may print extra labels)."""
+    acc: dict[tuple[str, ...], tuple[dict[str, str], list[float]]] = {}
+    index = {OPENED: 0, CLOSED: 1, REQUEST_BYTES: 2}
+    for sample, delta in increases:
+        key = edge_key(sample.labels)
+        entry = acc.get(key)
+        if entry is None:
+            entry = acc[key] = (dict(sample.labels), [0.0, 0.0, 0.0, 0.0])
+        entry[1][index.get(sample.name, 3)] += delta
+    return [(labels, Counts(*(round(v) for v in values))) for labels, values in acc.values()]
+
+
+TargetsProvider = Callable[[], Awaitable[list[Target]]]
+
+
+class DirectScrape:
+    """Scrapes every due target concurrently (bounded), each within `timeout_s`."""
+
+    def __init__(
+        self,
+        targets: TargetsProvider,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        waypoints: WaypointMatcher,
+        concurrency: int = 16,
+    ) -> None:
+        self._targets = targets
+        self._interval_s, self._timeout_s = interval_s, timeout_s
+        self._waypoints = waypoints
+        self._concurrency = concurrency
+        self.scraped: dict[str, ScrapedTarget] = {}
+
+    def series(self) -> int:
+        return sum(len(t.deltas) for t in self.scraped.values())
+
+    def states(self) -> list[TargetState]:
+        return [t.state for t in self.scraped.values()]
+
+    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]:
+        wanted = await self._targets()
+        known = {t.target.url for t in self.scraped.values()}
+        for target in wanted:
+            if target.url not in known:
+                self.scraped[target.url] = ScrapedTarget(target, self._interval_s)
+        for url in known - {t.url for t in wanted}:
+            del self.scraped[url]  # gone (pod deleted): forget its state
+        due = [t for t in self.scraped.values() if t.state.due(now_s)]
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(t: ScrapedTarget) -> list[L4Sample]:
+            async with gate:
+                return await self._scrape(client, t, now_s)
+
+        batches = await asyncio.gather(*(one(t) for t in due))
+        return [s for batch in batches for s in batch]
+
+    async def _scrape(
+        self, client: httpx.AsyncClient, t: ScrapedTarget, now_s: float
+    ) -> list[L4Sample]:
+        state = t.state
+        try:
+            body = await asyncio.wait_for(self._fetch(client, t.target.url), self._timeout_s)
+            samples = t.parser.parse(body)
+        except (TimeoutError, httpx.TimeoutException):
+            state.failed(now_s, TIMEOUT, f"timed out after {self._timeout_s}s")
+            return []
+        except ExpositionError as exc:
+            state.failed(now_s, INVALID, f"not Prometheus text: {exc}")
+            return []
+        except (httpx.HTTPError, UnicodeDecodeError, ValueError) as exc:
+            state.failed(now_s, ERROR, f"{type(exc).__name__}: {exc}")
+            return []
+        start_s = state.last_success_s or now_s
+        increases = t.deltas.update(samples)
+        state.succeeded(now_s)
+        return to_samples(group_increases(increases), start_s, now_s, self._waypoints)
+
+    @staticmethod
+    async def _fetch(client: httpx.AsyncClient, url: str) -> str:
+        async with client.stream("GET", url, headers={"Accept": "text/plain"}) as response:
+            response.raise_for_status()
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ValueError(f"exposition larger than {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8")
+
+
+def static_targets(urls: Iterable[str]) -> TargetsProvider:
+    fixed = [Target(u) for u in urls]
+
+    async def provide() -> list[Target]:
+        return fixed
+
+    return provide
