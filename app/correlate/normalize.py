@@ -286,7 +286,10 @@ class SpanNormalizer:
             if upstream or host:
                 return _external(upstream or host)
             return unknown_callee(self.waypoint(span, None))
-        host = url_host(_str(attrs.get("http.url"))) or url_host(span.name.split(" ", 1)[0])
+        host = url_host(_str(attrs.get("http.url")))
+        operation = span.name.split(" ", 1)[0]
+        if not host and ":" in operation:  # Envoy names operations `<host>:<port>/<path>`
+            host = url_host(operation)
         if kind is ClusterKind.BLACKHOLE:
             if host:
                 return host_endpoint(host, self._waypoint_namespace(span), None)
