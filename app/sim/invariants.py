@@ -73,14 +73,8 @@ def violations(topology: Topology) -> list[str]:
         if cls.via and not cls.client_spans:
             unattributed_into.add(edge.target)
         source_instrumented = edge.source != OUTSIDE and topology.service(edge.source).instrumented
-        if (
-            cls.protocol == "http"
-            and not cls.via
-            and source_instrumented != target.instrumented
-        ):
-            found.append(
-                f"{name}: direct HTTP call with only one side instrumented (invariant 5)"
-            )
+        if cls.protocol == "http" and not cls.via and source_instrumented != target.instrumented:
+            found.append(f"{name}: direct HTTP call with only one side instrumented (invariant 5)")
     for target_id in sorted(unattributed_into):
         if len(callers[target_id]) != 1:
             found.append(

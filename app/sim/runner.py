@@ -1,0 +1,278 @@
+"""`MeshSimulator`: drives a running meshstitch through its real interfaces and keeps the truth.
+
+    sim = MeshSimulator(bookinfo(), seed=1, otlp_endpoint="127.0.0.1:4317", protocol="grpc")
+    urls = sim.start_ztunnels()          # -> MESHSTITCH_ZTUNNEL_TARGETS=",".join(urls)
+    poller.poll_once()                   # baseline scrape BEFORE the first tick
+    for t in range(t0, t0 + 600, 60):
+        sim.tick(t, t + 60)              # spans acknowledged by the receiver, counters advanced
+        poller.poll_once()               # one scrape per tick keeps L4 exact across restarts
+    pipeline.flush(); truth = sim.truth  # compare /graph, /edges with truth.edges
+    sim.stop()
+
+A tick emits the traffic of one simulated interval [start_s, end_s): every request ends inside it
+(spans carry explicit timestamps; nothing sleeps), its spans are exported synchronously with the
+OpenTelemetry SDK's OTLP exporter (gRPC or HTTP) and its ztunnel counters are advanced. Ticks
+must not overlap; gaps are allowed. Everything random comes from `seed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from app.sim.export import Protocol, export_all, make_exporter
+from app.sim.invariants import validate
+from app.sim.spans import SpanFactory, WaypointNaming
+from app.sim.topology import OUTSIDE, Edge, Topology
+from app.sim.traffic import NS_PER_S, Request, TrafficGenerator
+from app.sim.truth import EdgeTruth, TickTruth, Truth
+from app.sim.ztunnel import Counts, ZtunnelEndpoint, ZtunnelNode
+from app.sim.ztunnel_series import Labels, series_for
+
+SeriesKey = tuple[str, Labels]  # (node, labels)
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    requests: int
+    spans: int
+    export_requests: int
+    restarted_nodes: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _SeriesTick:
+    edge_index: int
+    kept: bool
+    calls: int = 0
+    received: int = 0  # request bytes
+    sent: int = 0  # response bytes
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class MeshSimulator:
+    """See the module docstring. `exporter` overrides `otlp_endpoint`/`protocol` (tests);
+    with neither, spans are built but not sent.
+
+    `restart_probability`: per node and tick, the chance that its ztunnel restarts (counters drop
+    to the tick's increments); `restart_ztunnel(node)` asks for one. `server_spans_behind_waypoint`
+    turns off the SERVER spans of instrumented servers behind a waypoint.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        seed: int = 0,
+        otlp_endpoint: str | None = None,
+        protocol: Protocol = "grpc",
+        *,
+        headers: Mapping[str, str] | None = None,
+        exporter: SpanExporter | None = None,
+        batch_spans: int = 1000,
+        timeout_s: float = 10.0,
+        restart_probability: float = 0.0,
+        waypoint_naming: WaypointNaming = "waypoint",
+        server_spans_behind_waypoint: bool = True,
+    ) -> None:
+        self.topology = validate(topology)
+        if exporter is None and otlp_endpoint:
+            exporter = make_exporter(otlp_endpoint, protocol, headers, timeout_s)
+        self._exporter = exporter
+        self._batch_spans = batch_spans
+        self._restart_probability = restart_probability
+        self._traffic = TrafficGenerator(topology, random.Random(f"{seed}:traffic"))
+        self._span_rng = random.Random(f"{seed}:spans")
+        self._restart_rng = random.Random(f"{seed}:restarts")
+        self._spans = SpanFactory(topology, self._span_rng, waypoint_naming)
+        self._classes = [topology.classify(e) for e in topology.edges]
+        if not server_spans_behind_waypoint:
+            self._classes = [
+                dataclasses.replace(c, server_spans=False) if c.via else c for c in self._classes
+            ]
+        self.nodes = {name: ZtunnelNode(name) for name in topology.nodes}
+        self._endpoints: dict[str, ZtunnelEndpoint] = {}
+        self._pending_restarts: set[str] = set()
+        self._pending_close: dict[SeriesKey, tuple[int, bool, int]] = {}
+        self._last_end_ns: int | None = None
+        self._truth = _empty_truth(topology)
+
+    # ztunnel endpoints
+
+    def start_ztunnels(self) -> list[str]:
+        """Serve every node's ztunnel on 127.0.0.1:<port>/metrics; returns the URLs in node order."""
+        for name, node in self.nodes.items():
+            if name not in self._endpoints:
+                self._endpoints[name] = ZtunnelEndpoint(node)
+        return self.ztunnel_urls
+
+    @property
+    def ztunnel_urls(self) -> list[str]:
+        return [self._endpoints[n].url for n in self.nodes if n in self._endpoints]
+
+    def restart_ztunnel(self, node: str) -> None:
+        """Restart `node`'s ztunnel at the next tick where meshstitch can detect the reset."""
+        if node not in self.nodes:
+            raise KeyError(node)
+        self._pending_restarts.add(node)
+
+    # traffic
+
+    @property
+    def truth(self) -> Truth:
+        return self._truth
+
+    def tick(self, start_s: float, end_s: float) -> TickReport:
+        start_ns, end_ns = round(start_s * NS_PER_S), round(end_s * NS_PER_S)
+        if end_ns <= start_ns:
+            raise ValueError("a tick needs end_s > start_s")
+        if self._last_end_ns is not None and start_ns < self._last_end_ns:
+            raise ValueError("ticks must not overlap or go back in time")
+        requests = self._traffic.requests(start_ns, end_ns)
+        spans: list[ReadableSpan] = []
+        for request in requests:
+            edge = self.topology.edges[request.edge_index]
+            spans.extend(self._spans.spans(request, edge, self._classes[request.edge_index]))
+        self._span_rng.shuffle(spans)  # arrival order is not causal order
+        export_requests = 0
+        if self._exporter is not None and spans:
+            export_requests = export_all(self._exporter, spans, self._batch_spans)
+        self._last_end_ns = end_ns
+
+        series = self._series_of(requests)
+        restarted = self._advance_counters(series)
+        self._record_truth(start_s, end_s, requests, series)
+        return TickReport(len(requests), len(spans), export_requests, tuple(restarted))
+
+    def _series_of(self, requests: list[Request]) -> dict[SeriesKey, _SeriesTick]:
+        out: dict[SeriesKey, _SeriesTick] = {}
+        for request in requests:
+            i = request.edge_index
+            edge = self.topology.edges[i]
+            refs = series_for(
+                self.topology,
+                edge,
+                self._classes[i],
+                request.source_workload,
+                request.target_workload,
+            )
+            for ref in refs:
+                key = (ref.node, ref.labels)
+                st = out.get(key)
+                if st is None:
+                    st = out[key] = _SeriesTick(i, ref.kept)
+                st.calls += 1
+                st.received += request.request_bytes
+                st.sent += request.response_bytes
+        for st in out.values():
+            edge = self.topology.edges[st.edge_index]
+            st.extra["opened"] = math.ceil(st.calls / edge.requests_per_connection)
+        return out
+
+    def _advance_counters(self, series: dict[SeriesKey, _SeriesTick]) -> list[str]:
+        increments: dict[str, dict[Labels, Counts]] = defaultdict(dict)
+        pending = self._pending_close
+        self._pending_close = {}
+        for key, st in series.items():
+            opened = st.extra["opened"]
+            closed = opened
+            if self._classes[st.edge_index].protocol == "tcp":
+                # Pooled TCP connections close one tick later.
+                closed = pending.pop(key, (0, st.kept, st.edge_index))[0]
+                self._pending_close[key] = (opened, st.kept, st.edge_index)
+            st.extra["closed"] = closed
+            increments[key[0]][key[1]] = (opened, closed, st.received, st.sent)
+        for key, (closed, kept, edge_index) in pending.items():
+            increments[key[0]][key[1]] = (0, closed, 0, 0)
+            series[key] = _SeriesTick(edge_index, kept, extra={"opened": 0, "closed": closed})
+        for name in self.nodes:
+            if self._restart_probability and self._restart_rng.random() < self._restart_probability:
+                self._pending_restarts.add(name)
+        restarted = []
+        for name, node in self.nodes.items():
+            if node.advance(increments.get(name, {}), restart=name in self._pending_restarts):
+                self._pending_restarts.discard(name)
+                restarted.append(name)
+        return restarted
+
+    def _record_truth(
+        self,
+        start_s: float,
+        end_s: float,
+        requests: list[Request],
+        series: dict[SeriesKey, _SeriesTick],
+    ) -> None:
+        truth = self._truth
+        truth.ticks.append((start_s, end_s))
+        edges = [truth.edge(*_edge_ids(self.topology, e)) for e in self.topology.edges]
+        rows = [TickTruth(start_s, end_s) for _ in edges]
+        for request in requests:
+            i = request.edge_index
+            if self._classes[i].protocol != "http":
+                continue
+            edge_truth, row = edges[i], rows[i]
+            edge_truth.requests += 1
+            row.requests += 1
+            status = request.status
+            edge_truth.status_codes[status] = edge_truth.status_codes.get(status, 0) + 1
+            if request.error:
+                edge_truth.errors += 1
+                row.errors += 1
+            edge_truth.latencies_ms.append(request.duration_ms)
+        for st in series.values():
+            if not st.kept:
+                continue
+            edge_truth = edges[st.edge_index]
+            edge_truth.connections_opened += st.extra["opened"]
+            edge_truth.connections_closed += st.extra["closed"]
+            edge_truth.bytes_sent += st.received
+            edge_truth.bytes_received += st.sent
+        for edge_truth, row in zip(edges, rows, strict=True):
+            edge_truth.ticks.append(row)
+
+    # lifecycle
+
+    def stop(self) -> None:
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._endpoints.clear()
+        if self._exporter is not None:
+            self._exporter.shutdown()
+            self._exporter = None
+
+    def __enter__(self) -> MeshSimulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _edge_ids(topology: Topology, edge: Edge) -> tuple[str, str]:
+    return topology.source_node_id(edge), topology.target_node_id(edge)
+
+
+def _empty_truth(topology: Topology) -> Truth:
+    truth = Truth()
+    for service in topology.services:
+        truth.nodes[service.id] = "service"
+    for external in topology.externals:
+        truth.nodes[external.id] = "external"
+    for edge, cls in topology.iter_classified():
+        source, target = topology.source_node_id(edge), topology.target_node_id(edge)
+        if edge.source == OUTSIDE:
+            truth.nodes[source] = "unknown"
+        truth.edges[(source, target)] = EdgeTruth(
+            source=source,
+            target=target,
+            coverage=cls.coverage,
+            plaintext=cls.plaintext,
+            via=cls.via,
+            protocol=cls.protocol,
+        )
+    return truth

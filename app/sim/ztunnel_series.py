@@ -1,0 +1,155 @@
+"""Which ztunnel series a call increments, with labels exactly as tests/data/ztunnel/README.md.
+
+For each request the simulator derives the series (node, label values) it lands on and whether
+meshstitch keeps that series as the edge's L4 evidence (`kept`): one reporter for a direct call,
+the client leg of a waypoint call, the only reporter of a one-sided (plaintext/outside/egress) call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.sim.topology import (
+    CLUSTER_ID,
+    Edge,
+    EdgeClass,
+    External,
+    Service,
+    Topology,
+    Waypoint,
+    Workload,
+)
+
+LABEL_NAMES = (
+    "reporter",
+    "source_workload",
+    "source_canonical_service",
+    "source_canonical_revision",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "source_cluster",
+    "destination_service",
+    "destination_service_namespace",
+    "destination_service_name",
+    "destination_workload",
+    "destination_canonical_service",
+    "destination_canonical_revision",
+    "destination_workload_namespace",
+    "destination_principal",
+    "destination_app",
+    "destination_version",
+    "destination_cluster",
+    "request_protocol",
+    "response_flags",
+    "connection_security_policy",
+)
+UNKNOWN = "unknown"
+Labels = tuple[str, ...]  # values in LABEL_NAMES order
+
+_SOURCE_UNKNOWN = (UNKNOWN,) * 8
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRef:
+    node: str  # the simulated node whose ztunnel prints it
+    labels: Labels
+    kept: bool  # meshstitch counts this series for the edge
+
+
+def _source_workload(service: Service, workload: Workload) -> tuple[str, ...]:
+    return (
+        workload.name,
+        service.name,
+        workload.version,
+        service.namespace,
+        service.principal if service.captured else UNKNOWN,
+        service.name,
+        workload.version,
+        CLUSTER_ID,
+    )
+
+
+def _source_waypoint(waypoint: Waypoint) -> tuple[str, ...]:
+    name = waypoint.name
+    return (name, name, "latest", waypoint.namespace, waypoint.principal, name, UNKNOWN, CLUSTER_ID)
+
+
+def _destination_workload(service: Service, workload: Workload) -> tuple[str, ...]:
+    return (
+        service.host,
+        service.namespace,
+        service.name,
+        workload.name,
+        service.name,
+        workload.version,
+        service.namespace,
+        service.principal if service.captured else UNKNOWN,
+        service.name,
+        workload.version,
+        CLUSTER_ID,
+    )
+
+
+def _destination_waypoint(service: Service, waypoint: Waypoint) -> tuple[str, ...]:
+    name = waypoint.name
+    return (
+        service.host,
+        service.namespace,
+        service.name,
+        name,
+        name,
+        "latest",
+        waypoint.namespace,
+        waypoint.principal,
+        name,
+        UNKNOWN,
+        CLUSTER_ID,
+    )
+
+
+def _destination_external(external: External) -> tuple[str, ...]:
+    return (external.host, UNKNOWN, external.host, *(UNKNOWN,) * 8)
+
+
+def _labels(reporter: str, source: tuple[str, ...], dest: tuple[str, ...], mtls: bool) -> Labels:
+    return (reporter, *source, *dest, "tcp", "-", "mutual_tls" if mtls else UNKNOWN)
+
+
+def series_for(
+    topology: Topology,
+    edge: Edge,
+    cls: EdgeClass,
+    source_workload: Workload | None,
+    target_workload: Workload | None,
+) -> list[SeriesRef]:
+    """The series one call on `edge` between these workloads increments (0, 1 or 2)."""
+    source_service = topology.service(edge.source) if source_workload else None
+    external = topology.external(edge.target)
+    target_service = None if external else topology.service(edge.target)
+    mtls = not cls.plaintext
+    if source_service is not None and source_workload is not None:
+        src = _source_workload(source_service, source_workload)
+    else:
+        src = _SOURCE_UNKNOWN
+    if external is not None:
+        dst = _destination_external(external)
+    else:
+        assert target_service is not None and target_workload is not None
+        dst = _destination_workload(target_service, target_workload)
+    out: list[SeriesRef] = []
+    if cls.via:
+        assert source_workload and target_service and target_workload
+        waypoint = topology.waypoint(target_service.namespace, target_service.waypoint)
+        client_leg = _labels("source", src, _destination_waypoint(target_service, waypoint), True)
+        server_leg = _labels("destination", _source_waypoint(waypoint), dst, True)
+        out.append(SeriesRef(source_workload.node, client_leg, kept=True))
+        out.append(SeriesRef(target_workload.node, server_leg, kept=False))
+        return out
+    if cls.source_reporter and source_workload is not None:
+        out.append(SeriesRef(source_workload.node, _labels("source", src, dst, mtls), kept=True))
+    if cls.destination_reporter and target_workload is not None:
+        labels = _labels("destination", src, dst, mtls)
+        out.append(SeriesRef(target_workload.node, labels, kept=not out))
+    return out
