@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from app.correlate.correlator import SpanCorrelator
-from app.domain import Endpoint, ErrorCause, L7Observation, NodeKind, Provenance, Span
-from tests.correlate.spans import S, T1, client, server, sid, waypoint_span
+from app.domain import Endpoint, ErrorCause, L7Observation, NodeKind, Provenance, Span, SpanKind
+from tests.correlate.spans import T1, S, client, server, sid, span, waypoint_span
 
 PP, REVIEWS = Endpoint("default", "productpage"), Endpoint("default", "reviews")
 VIA = "default/waypoint"
@@ -138,9 +138,6 @@ def test_two_requests_under_one_client_span_both_attributed_to_it() -> None:
 
 
 def test_waypoint_failure_cause_and_internal_spans_skipped() -> None:
-    from app.domain import SpanKind
-    from tests.correlate.spans import span
-
     c = correlator()
     w = waypoint_span(2, attrs={"http.status_code": "503", "response_flags": "UF"})
     out = c.add([w, span(SpanKind.INTERNAL, 5, service="x")], 0)
