@@ -1,10 +1,32 @@
 """Read-side queries behind the REST and Grafana routes: the only place that combines
 repositories (store) with graph rules (neighbourhood, attribution, triage).
 
-Route handlers call these methods (in a thread pool) and only pick an output format.
+Route handlers call these methods (in a thread pool) and only pick an output format. Each call
+reads on one connection; edge windows are merged exactly from the stored buckets whose start
+lies in the window (`Window.bucket_range`).
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from app.correlate.buckets import L4Counters
+from app.domain import Coverage, Level, NodeKind
+from app.graph.edge_reader import EdgeReader, to_graph_edge
+from app.graph.export import edge_json, node_rates
+from app.graph.model import Graph, GraphEdge, GraphNode
+from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
+from app.graph.triage import triage
+from app.graph.window import Window
+from app.store.edge_window import MergedEdge, merge_rows, merge_rows_by_bucket
+from app.store.edges import EdgeRepository
+from app.store.nodes import NodeRepository
+from app.store.traces import TraceHopRepository
 
 
 class UnknownNode(LookupError):
@@ -13,3 +35,448 @@ class UnknownNode(LookupError):
     def __init__(self, name: str, suggestions: list[str]) -> None:
         super().__init__(name)
         self.name, self.suggestions = name, suggestions
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def window_json(window: Window) -> dict[str, Any]:
+    return {
+        "from": _iso(window.start_s),
+        "to": _iso(window.end_s),
+        "seconds": round(window.seconds, 3),
+    }
+
+
+def _volume(edge: GraphEdge) -> int:
+    return (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 else 0
+
+
+def _busiest_first(edge: GraphEdge) -> tuple[int, int, str]:
+    return (-(edge.l7.requests if edge.l7 else 0), -_volume(edge), edge.id)
+
+
+def _in_namespace(edge: GraphEdge, namespace: str | None) -> bool:
+    if namespace is None:
+        return True
+    return namespace in (edge.source.partition("/")[0], edge.target.partition("/")[0])
+
+
+class GraphQueries:
+    def __init__(self, engine: Engine, bucket_s: int) -> None:
+        self.engine, self.bucket_s = engine, bucket_s
+        self._nodes, self._edges, self._hops = (
+            NodeRepository(),
+            EdgeRepository(),
+            TraceHopRepository(),
+        )
+
+    # ---- names ----------------------------------------------------------------------------
+    def _resolve(
+        self,
+        conn: Connection,
+        name: str,
+        level: Level,
+        window: Window,
+        namespace: str | None = None,
+    ) -> str:
+        """A "name" or "namespace/name" -> node id, or UnknownNode with the closest known ids."""
+        rows = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s)
+        ids: list[str] = [row.id for row in rows]
+        wanted = name.strip()
+        if "/" not in wanted and namespace:
+            wanted = f"{namespace}/{wanted}"
+        if "/" in wanted:
+            if wanted in ids:
+                return wanted
+            first, end = window.bucket_range(self.bucket_s)
+            if self._edges.node_exists(conn, level.value, first, end, wanted):
+                return wanted
+        else:
+            matches = [i for i in ids if i.partition("/")[2] == wanted]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:  # the same name in several namespaces: ask which one
+                raise UnknownNode(name, matches[:5])
+        by_name: dict[str, list[str]] = {}
+        for node_id in ids:
+            by_name.setdefault(node_id, []).append(node_id)
+            by_name.setdefault(node_id.partition("/")[2], []).append(node_id)
+        suggestions: list[str] = []
+        for close in difflib.get_close_matches(wanted, list(by_name), n=5, cutoff=0.6):
+            suggestions.extend(i for i in by_name[close] if i not in suggestions)
+        raise UnknownNode(name, suggestions[:5])
+
+    # ---- graphs ---------------------------------------------------------------------------
+    def _graph(
+        self,
+        reader: EdgeReader,
+        edges: list[GraphEdge],
+        window: Window,
+        coverage: Coverage | None = None,
+        keep: Iterable[str] = (),
+    ) -> Graph:
+        if coverage is not None:
+            edges = [e for e in edges if e.coverage is coverage]
+        ids = {n for e in edges for n in (e.source, e.target)} | set(keep)
+        return Graph(reader.graph_nodes(ids), edges, window.start_s, window.end_s)
+
+    def graph(
+        self,
+        window: Window,
+        level: Level,
+        *,
+        service: str | None = None,
+        namespace: str | None = None,
+        depth: int = 1,
+        direction: Direction = Direction.BOTH,
+        coverage: Coverage | None = None,
+    ) -> Graph:
+        """The neighbourhood of `service` (or a namespace's edges, or the whole mesh)."""
+        with self.engine.connect() as conn:
+            reader = EdgeReader(conn, window, level, self.bucket_s)
+            if service is None:
+                edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
+                return self._graph(
+                    reader, reader.with_exemplars(edges, everything=True), window, coverage
+                )
+            center = self._resolve(conn, service, level, window, namespace)
+            edges = neighbourhood([center], depth, direction, reader.fetch)
+            return self._graph(reader, reader.with_exemplars(edges), window, coverage, [center])
+
+    def whole_graph(self, window: Window, level: Level) -> Graph:
+        return self.graph(window, level)
+
+    def node_list(self, window: Window, kind: str | None) -> list[GraphNode]:
+        """Nodes seen in the window; workloads at level workload, everything else at service."""
+        level = Level.WORKLOAD if kind == NodeKind.WORKLOAD.value else Level.SERVICE
+        with self.engine.connect() as conn:
+            rows = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s, kind)
+        return [GraphNode(r.id, r.namespace, r.name, NodeKind(r.kind)) for r in rows]
+
+    # ---- REST listings --------------------------------------------------------------------
+    def services(self, window: Window, level: Level, namespace: str | None) -> dict[str, Any]:
+        graph = self.whole_graph(window, level)
+        with self.engine.connect() as conn:
+            seen = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s)
+        nodes = dict(graph.nodes)
+        for row in seen:
+            nodes.setdefault(row.id, GraphNode(row.id, row.namespace, row.name, NodeKind(row.kind)))
+        rates = node_rates(Graph(nodes, graph.edges, window.start_s, window.end_s))
+        requests_in: dict[str, int] = {}
+        classes: dict[str, dict[str, int]] = {n: {} for n in nodes}
+        for edge in graph.edges:
+            if edge.l7 is not None:
+                requests_in[edge.target] = requests_in.get(edge.target, 0) + edge.l7.requests
+            for node_id in {edge.source, edge.target}:
+                counts = classes[node_id]
+                counts[edge.coverage.value] = counts.get(edge.coverage.value, 0) + 1
+        services = []
+        for node in sorted(nodes.values(), key=lambda n: n.id):
+            if namespace is not None and node.namespace != namespace:
+                continue
+            rate, received = rates[node.id], requests_in.get(node.id, 0)
+            services.append(
+                {
+                    "id": node.id,
+                    "namespace": node.namespace,
+                    "name": node.name,
+                    "kind": node.kind.value,
+                    "rps_in": rate["rps_in"],
+                    "rps_out": rate["rps_out"],
+                    "error_rate_in": round(int(rate["errors_in"] or 0) / received, 6)
+                    if received
+                    else None,
+                    "bytes_in": rate["bytes_in"],
+                    "bytes_out": rate["bytes_out"],
+                    "coverage": classes[node.id],
+                }
+            )
+        return {"window": window_json(window), "services": services}
+
+    def edges(
+        self,
+        window: Window,
+        level: Level,
+        namespace: str | None,
+        coverage: Coverage | None,
+        min_rps: float,
+        limit: int,
+    ) -> dict[str, Any]:
+        graph = self.whole_graph(window, level)
+        kept = [
+            e
+            for e in graph.edges
+            if _in_namespace(e, namespace)
+            and (coverage is None or e.coverage is coverage)
+            and (min_rps <= 0 or graph.rps(e.l7.requests if e.l7 else 0) >= min_rps)
+        ]
+        kept.sort(key=_busiest_first)
+        return {"window": window_json(window), "edges": [edge_json(e, graph) for e in kept[:limit]]}
+
+    def coverage(self, window: Window, namespace: str | None, limit: int) -> dict[str, Any]:
+        """L4-only traffic ranked by volume: where a waypoint would buy the most visibility."""
+        graph = self.whole_graph(window, Level.SERVICE)
+        edges = [e for e in graph.edges if _in_namespace(e, namespace) and _volume(e)]
+        total = sum(_volume(e) for e in edges)
+        blind = sorted(
+            (e for e in edges if e.coverage is Coverage.L4_ONLY),
+            key=lambda e: (-_volume(e), e.id),
+        )
+        blind_bytes = sum(_volume(e) for e in blind)
+        seen_bytes = sum(_volume(e) for e in edges if e.coverage is Coverage.FULL)
+        return {
+            "window": window_json(window),
+            "blind_bytes": blind_bytes,
+            "total_bytes": total,
+            "l7_coverage_by_bytes": round(seen_bytes / total, 6) if total else None,
+            "blind_spots": [
+                {
+                    "edge": e.id,
+                    "source": e.source,
+                    "target": e.target,
+                    "bytes": _volume(e),
+                    "connections": e.l4.connections_opened if e.l4 else 0,
+                    "mtls_share": e.l4.mtls_share if e.l4 else None,
+                    "share_of_blind_bytes": round(_volume(e) / blind_bytes, 6)
+                    if blind_bytes
+                    else None,
+                }
+                for e in blind[:limit]
+            ],
+        }
+
+    # ---- triage ---------------------------------------------------------------------------
+    def triage(self, service: str, window: Window, baseline_s: float, depth: int) -> dict[str, Any]:
+        """Findings for `service`: the window against the baseline window just before it."""
+        baseline = Window(window.start_s - baseline_s, window.start_s)
+        with self.engine.connect() as conn:
+            center = self._resolve(
+                conn, service, Level.SERVICE, Window(baseline.start_s, window.end_s)
+            )
+            now = EdgeReader(conn, window, Level.SERVICE, self.bucket_s)
+            before = EdgeReader(conn, baseline, Level.SERVICE, self.bucket_s)
+            now_edges = now.with_exemplars(
+                neighbourhood([center], depth, Direction.BOTH, now.fetch)
+            )
+            before_edges = neighbourhood([center], depth, Direction.BOTH, before.fetch)
+        findings = triage(
+            center,
+            now_edges,
+            before_edges,
+            window.seconds,
+            baseline.seconds,
+            blast_radius(center, now_edges),
+        )
+        return {
+            "service": center,
+            "window": window_json(window),
+            "baseline": window_json(baseline),
+            "findings": [
+                {
+                    "kind": f.kind,
+                    "severity": f.severity.value,
+                    "score": round(f.score, 6),
+                    "summary": f.summary,
+                    "edge": f.edge or None,
+                    "evidence": f.evidence,
+                }
+                for f in findings
+            ],
+        }
+
+    # ---- traces ---------------------------------------------------------------------------
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        """The trace's hops in order, each with the L4 of its edge in its bucket (buckets are
+        keyed by span end), and the L4-only edges beside the trace's services in its range."""
+        level, b = Level.SERVICE.value, self.bucket_s
+        with self.engine.connect() as conn:
+            hops = self._hops.hops(conn, trace_id)
+            if not hops:
+                return None
+            first = min(h.start_ns for h in hops) // 10**9 // b * b
+            end = max(h.end_ns for h in hops) // 10**9 // b * b + b
+            services = {n for h in hops for n in (h.source, h.target)}
+            rows = {
+                (r.bucket_start_s, r.source, r.target): r
+                for r in self._edges.window_rows(
+                    conn, level, first, end, sources=services, targets=services
+                )
+            }
+        on_trace = {(h.source, h.target) for h in hops}
+        out_hops = []
+        for hop in hops:
+            row = rows.get((hop.end_ns // 10**9 // b * b, hop.source, hop.target))
+            l4 = None
+            if row is not None:
+                edge = to_graph_edge(merge_rows([row])[(hop.source, hop.target)])
+                l4 = edge_json(edge, Graph({}, [edge], 0, 1))["l4"]
+            out_hops.append(
+                {
+                    "span_id": hop.span_id,
+                    "parent_span_id": hop.parent_span_id,
+                    "source": hop.source,
+                    "target": hop.target,
+                    "via": hop.via or None,
+                    "start": _iso(hop.start_ns / 1e9),
+                    "duration_ms": hop.duration_ms,
+                    "status_code": hop.status_code,
+                    "error_cause": hop.error_cause or None,
+                    "provenance": hop.provenance,
+                    "l4": l4,
+                }
+            )
+        window_edges = [to_graph_edge(m) for m in merge_rows(rows.values()).values()]
+        dark = [
+            e
+            for e in window_edges
+            if e.coverage is Coverage.L4_ONLY and (e.source, e.target) not in on_trace
+        ]
+        graph = Graph({}, dark, first, end)
+        return {
+            "trace_id": trace_id,
+            "hops": out_hops,
+            "dark_hops": [
+                edge_json(e, graph) for e in sorted(dark, key=lambda e: (-_volume(e), e.id))
+            ],
+        }
+
+    # ---- Grafana series and events ----------------------------------------------------------
+    def _bucketed(
+        self, window: Window, level: Level, edge_ids: set[str]
+    ) -> tuple[dict[str, dict[int, MergedEdge]], list[int]]:
+        """Per requested edge id, its merged buckets in the window (requests attributed to it at
+        query time folded in), and the window's bucket starts."""
+        pairs = {(s, t) for s, _, t in (i.partition("->") for i in edge_ids) if s and t}
+        first, end = window.bucket_range(self.bucket_s)
+        buckets = list(range(first, end, self.bucket_s))
+        if not pairs:
+            return {}, buckets
+        with self.engine.connect() as conn:
+            reader = EdgeReader(conn, window, level, self.bucket_s)
+            rows = self._edges.window_rows(
+                conn, level.value, first, end, targets={t for _, t in pairs}
+            )
+            reader.attribute_rows(rows)
+        grouped: dict[tuple[str, str], list[Any]] = {}
+        for row in rows:
+            pair = reader.moved.get((row.source, row.target), (row.source, row.target))
+            grouped.setdefault(pair, []).append(
+                row if pair == (row.source, row.target) else _Renamed(row, pair)
+            )
+        return {
+            f"{s}->{t}": merge_rows_by_bucket(grouped.get((s, t), [])).get((s, t), {})
+            for s, t in pairs
+        }, buckets
+
+    def edge_series(
+        self, window: Window, level: Level, edge_ids: set[str], metric: str
+    ) -> dict[str, list[tuple[int, float | None]]]:
+        """One point per bucket (epoch ms) per edge: rates per second, error ratio, latency.
+        L4 bytes come from one reporter over the whole window, as on the graph."""
+        if metric not in _SERIES_METRICS:
+            raise ValueError(f"unknown series metric {metric!r}")
+        series, buckets = self._bucketed(window, level, edge_ids)
+        out: dict[str, list[tuple[int, float | None]]] = {}
+        for edge_id, per_bucket in series.items():
+            reporter = (
+                "destination"
+                if any(not m.l4.get("destination", L4Counters()).empty for m in per_bucket.values())
+                else "source"
+            )
+            out[edge_id] = [
+                (start * 1000, _metric(metric, per_bucket.get(start), self.bucket_s, reporter))
+                for start in buckets
+            ]
+        return out
+
+    def edge_events(self, window: Window, level: Level, edge_ids: set[str]) -> list[dict[str, Any]]:
+        """Annotations: edges new against the previous window, edges turning L4-only, error spikes."""
+        series, buckets = self._bucketed(window, level, edge_ids)
+        before, _ = self._bucketed(window.shifted_back(window.seconds), level, edge_ids)
+        events: list[dict[str, Any]] = []
+        b = self.bucket_s
+        for edge_id, per_bucket in sorted(series.items()):
+            active = [s for s in buckets if s in per_bucket]
+            if active and not before.get(edge_id):
+                events.append(
+                    _event(
+                        active[0], b, f"new edge {edge_id}", "first seen in this range", "new_edge"
+                    )
+                )
+            previous: GraphEdge | None = None
+            for start in active:
+                edge = to_graph_edge(per_bucket[start])
+                if (
+                    previous is not None
+                    and previous.coverage is not Coverage.L4_ONLY
+                    and edge.coverage is Coverage.L4_ONLY
+                ):
+                    events.append(
+                        _event(
+                            start,
+                            b,
+                            f"{edge_id} turned L4-only",
+                            "L7 requests stopped while L4 traffic continues",
+                            "l4_only",
+                        )
+                    )
+                l7 = edge.l7
+                if (
+                    l7 is not None
+                    and l7.requests >= _SPIKE_MIN_REQUESTS
+                    and l7.error_rate >= _SPIKE_ERROR_RATE
+                ):
+                    events.append(
+                        _event(
+                            start,
+                            b,
+                            f"{edge_id} errors {100 * l7.error_rate:.1f}%",
+                            f"{l7.errors} of {l7.requests} requests failed",
+                            "error_spike",
+                        )
+                    )
+                previous = edge
+        return events
+
+
+_SPIKE_MIN_REQUESTS, _SPIKE_ERROR_RATE = 20, 0.05
+_QUANTILES = {"edge_latency_p50": 0.5, "edge_latency_p95": 0.95, "edge_latency_p99": 0.99}
+_SERIES_METRICS = {"edge_request_rate", "edge_error_rate", "edge_tcp_bytes", *_QUANTILES}
+
+
+class _Renamed:
+    """A stored row read under the pair its requests were attributed to."""
+
+    __slots__ = ("_mapping", "_row", "source", "target")
+
+    def __init__(self, row: Any, pair: tuple[str, str]) -> None:
+        self._row, self._mapping = row, row._mapping
+        self.source, self.target = pair
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def _event(start_s: int, bucket_s: int, title: str, text: str, tag: str) -> dict[str, Any]:
+    return {
+        "time": start_s * 1000,
+        "time_end": (start_s + bucket_s) * 1000,
+        "title": title,
+        "text": text,
+        "tags": [tag],
+    }
+
+
+def _metric(metric: str, m: MergedEdge | None, bucket_s: int, reporter: str) -> float | None:
+    if metric == "edge_request_rate":
+        return m.l7_requests / bucket_s if m is not None else 0.0
+    if metric == "edge_tcp_bytes":
+        counters = m.l4.get(reporter) if m is not None else None
+        return (counters.bytes_sent + counters.bytes_received) / bucket_s if counters else 0.0
+    if m is None or not m.l7_requests:
+        return None
+    if metric == "edge_error_rate":
+        return m.l7_errors / m.l7_requests
+    return m.l7_latency.quantile(_QUANTILES[metric])

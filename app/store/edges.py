@@ -190,20 +190,12 @@ class EdgeRepository:
                 rows.extend(conn.execute(base.where(column.in_(part))))
         return rows
 
-    def targets_with_sources(
-        self,
-        conn: Connection,
-        level: str,
-        first_bucket_s: int,
-        end_s: int,
-        targets: Iterable[str],
-        sources: Iterable[str],
+    def targets_with_unknown_sources(
+        self, conn: Connection, level: str, first_bucket_s: int, end_s: int, targets: Iterable[str]
     ) -> set[str]:
-        """Which of `targets` have an edge from one of `sources` in the window."""
-        wanted_sources = sorted(set(sources))
+        """Which of `targets` have an edge from an `unknown`-kind node in the window (those are
+        the targets where query-time attribution may move requests)."""
         found: set[str] = set()
-        if not wanted_sources:
-            return found
         for part in chunks(sorted(set(targets)), 1000):
             stmt = (
                 select(t.c.target)
@@ -211,13 +203,38 @@ class EdgeRepository:
                 .where(
                     t.c.level == level,
                     t.c.target.in_(part),
-                    t.c.source.in_(wanted_sources),
                     t.c.bucket_start_s >= first_bucket_s,
                     t.c.bucket_start_s < end_s,
+                    t.c.source.in_(unknown_sources(level)),
                 )
             )
             found.update(conn.scalars(stmt))
         return found
 
+    def node_exists(
+        self, conn: Connection, level: str, first_bucket_s: int, end_s: int, node_id: str
+    ) -> bool:
+        for column in (t.c.source, t.c.target):
+            stmt = (
+                select(t.c.bucket_start_s)
+                .where(
+                    t.c.level == level,
+                    column == node_id,
+                    t.c.bucket_start_s >= first_bucket_s,
+                    t.c.bucket_start_s < end_s,
+                )
+                .limit(1)
+            )
+            if conn.execute(stmt).first() is not None:
+                return True
+        return False
+
     def delete_before(self, conn: Connection, cutoff_s: int) -> int:
         return int(conn.execute(delete(t).where(t.c.bucket_start_s < cutoff_s)).rowcount)
+
+
+def unknown_sources(level: str) -> Any:
+    """Subquery: ids of `unknown`-kind nodes at a level (callers the correlator could not name)."""
+    from app.store.tables import nodes
+
+    return select(nodes.c.id).where(nodes.c.level == level, nodes.c.kind == "unknown")

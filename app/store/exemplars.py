@@ -81,17 +81,23 @@ class ExemplarRepository:
         level: str,
         first_bucket_s: int,
         end_s: int,
-        pairs: Iterable[tuple[str, str]],
+        pairs: Iterable[tuple[str, str]] | None = None,
     ) -> dict[tuple[str, str], list[ExemplarRow]]:
-        """Exemplars of the window for these (source, target) pairs, not yet reduced to top-N."""
+        """Exemplars of the window for these (source, target) pairs (all when None), not yet
+        reduced to top-N."""
+        base = select(t).where(
+            t.c.level == level, t.c.bucket_start_s >= first_bucket_s, t.c.bucket_start_s < end_s
+        )
+        statements = (
+            [base]
+            if pairs is None
+            else [
+                base.where(tuple_(t.c.source, t.c.target).in_(part))
+                for part in chunks(sorted(set(pairs)), 500)
+            ]
+        )
         out: dict[tuple[str, str], list[ExemplarRow]] = {}
-        for part in chunks(sorted(set(pairs)), 500):
-            stmt = select(t).where(
-                t.c.level == level,
-                t.c.bucket_start_s >= first_bucket_s,
-                t.c.bucket_start_s < end_s,
-                tuple_(t.c.source, t.c.target).in_(part),
-            )
+        for stmt in statements:
             for row in conn.execute(stmt):
                 out.setdefault((row.source, row.target), []).append(_row_to_exemplar(row))
         return out

@@ -1,0 +1,186 @@
+"""One window of merged, attributed edges read on one connection (used by queries.py only).
+
+Rows are merged per (source, target) exactly (store/edge_window.py), turned into `GraphEdge`
+with one L4 reporter per edge chosen over the whole window (destination if it reported any
+traffic in the window, else source: `choose_l4`), then attributed (graph/attribution.py).
+Attribution needs every edge into a target, so an outgoing fetch also reads the in-edges of
+those of its targets that have an edge from an `unknown` node (an indexed probe finds them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from app.correlate.buckets import choose_l4
+from app.correlate.sketch import LatencySketch
+from app.domain import Level, NodeKind
+from app.graph.attribution import Pair, attribute, sum_l7
+from app.graph.model import Exemplar, GraphEdge, GraphNode, L4Stats, L7Stats, node_from_id
+from app.graph.window import Window
+from app.store.edge_window import MergedEdge, merge_rows
+from app.store.edges import EdgeRepository
+from app.store.exemplars import ExemplarRepository, top_exemplars
+from app.store.nodes import NodeRepository
+
+
+def to_graph_edge(m: MergedEdge) -> GraphEdge:
+    l7 = None
+    if m.l7_requests or m.l7_unpaired or m.l7_late or m.l7_evicted:
+        sketch = m.l7_latency
+        l7 = L7Stats(
+            requests=m.l7_requests,
+            errors=m.l7_errors,
+            errors_by_cause=m.l7_errors_by_cause,
+            status_codes=m.l7_status_codes,
+            latency_sum_ms=m.l7_latency_sum_ms,
+            p50_ms=sketch.quantile(0.5),
+            p95_ms=sketch.quantile(0.95),
+            p99_ms=sketch.quantile(0.99),
+            unpaired=m.l7_unpaired,
+            late=m.l7_late,
+            evicted=m.l7_evicted,
+        )
+    chosen = choose_l4(m.l4)
+    l4 = None
+    if chosen is not None:
+        l4 = L4Stats(
+            connections_opened=chosen.connections_opened,
+            connections_closed=chosen.connections_closed,
+            bytes_sent=chosen.bytes_sent,
+            bytes_received=chosen.bytes_received,
+            mtls_connections=chosen.mtls_connections,
+            principals=tuple(sorted(m.l4_principals)),
+        )
+    # Stored candidates are share sums over requests; normalised they are the window's shares.
+    total = sum(m.l7_candidates.values())
+    candidates = {k: v / total for k, v in m.l7_candidates.items()} if total else {}
+    return GraphEdge(
+        m.source,
+        m.target,
+        protocol=m.protocol,
+        via=m.via,
+        l7=l7,
+        l4=l4,
+        provenance=dict(m.l7_provenance),
+        candidates=candidates,
+    )
+
+
+class EdgeReader:
+    def __init__(self, conn: Connection, window: Window, level: Level, bucket_s: int) -> None:
+        self.conn, self.window, self.level = conn, window, str(level.value)
+        self.first_s, self.end_s = window.bucket_range(bucket_s)
+        self.edge_repo, self.node_repo = EdgeRepository(), NodeRepository()
+        self.sketches: dict[Pair, LatencySketch] = {}
+        self.moved: dict[Pair, Pair] = {}
+        self._kinds: dict[str, str] = {}
+
+    # ---- nodes ----------------------------------------------------------------------------
+    def kinds(self, ids: Iterable[str]) -> dict[str, str]:
+        missing = {i for i in ids if i not in self._kinds}
+        if missing:
+            found = self.node_repo.kinds(self.conn, self.level, missing)
+            for node_id in missing:
+                self._kinds[node_id] = found.get(node_id, "")
+        return self._kinds
+
+    def unknown_among(self, ids: Iterable[str]) -> set[str]:
+        ids = set(ids)
+        kinds = self.kinds(ids)
+        return {i for i in ids if kinds[i] == NodeKind.UNKNOWN.value}
+
+    def graph_nodes(self, ids: Iterable[str]) -> dict[str, GraphNode]:
+        ids = set(ids)
+        kinds = self.kinds(ids)
+        return {i: node_from_id(i, NodeKind(kinds[i] or NodeKind.SERVICE.value)) for i in ids}
+
+    # ---- edges ----------------------------------------------------------------------------
+    def _edges(self, rows: Iterable[Row[Any]]) -> dict[Pair, GraphEdge]:
+        out = {}
+        for pair, merged in merge_rows(rows).items():
+            self.sketches[pair] = merged.l7_latency
+            out[pair] = to_graph_edge(merged)
+        return out
+
+    def _attribute(self, edges: Iterable[GraphEdge]) -> list[GraphEdge]:
+        edges = list(edges)
+        unknown = self.unknown_among(e.source for e in edges)
+        if not unknown:
+            return edges
+        local: dict[Pair, LatencySketch] = {}  # this call's merged sketches; the base stays
+
+        def merge_l7(into: GraphEdge, other: GraphEdge) -> L7Stats | None:
+            a, b = (into.source, into.target), (other.source, other.target)
+            sketch = LatencySketch()
+            for part in (local.get(a) or self.sketches.get(a), self.sketches.get(b)):
+                if part is not None:
+                    sketch.merge(part)
+            local[a] = sketch
+            q = (sketch.quantile(0.5), sketch.quantile(0.95), sketch.quantile(0.99))
+            return sum_l7(into.l7, other.l7, q)
+
+        result = attribute(edges, unknown, merge_l7)
+        self.moved.update(result.moved)
+        return result.edges
+
+    def fetch(self, node_ids: set[str], outgoing: bool) -> list[GraphEdge]:
+        """`neighbourhood`'s fetcher: edges leaving (or entering) `node_ids`, attributed."""
+        args = (self.conn, self.level, self.first_s, self.end_s)
+        if not outgoing:
+            return self._attribute(
+                self._edges(self.edge_repo.window_rows(*args, targets=node_ids)).values()
+            )
+        edges = self._edges(self.edge_repo.window_rows(*args, sources=node_ids))
+        targets = {target for _, target in edges}
+        contested = (
+            self.edge_repo.targets_with_unknown_sources(*args, targets) if targets else set()
+        )
+        if contested:
+            edges.update(self._edges(self.edge_repo.window_rows(*args, targets=contested)))
+        return [e for e in self._attribute(edges.values()) if e.source in node_ids]
+
+    def attribute_rows(self, rows: Iterable[Row[Any]]) -> list[GraphEdge]:
+        return self._attribute(self._edges(rows).values())
+
+    def all_edges(self) -> list[GraphEdge]:
+        rows = self.edge_repo.window_rows(self.conn, self.level, self.first_s, self.end_s)
+        return self._attribute(self._edges(rows).values())
+
+    def with_exemplars(self, edges: list[GraphEdge], everything: bool = False) -> list[GraphEdge]:
+        """The edges with their window's exemplars (of moved unattributed edges too)."""
+        sources: dict[Pair, list[Pair]] = {
+            (e.source, e.target): [(e.source, e.target)] for e in edges
+        }
+        for moved_from, into in self.moved.items():
+            if into in sources:
+                sources[into].append(moved_from)
+        wanted = None if everything else [p for ps in sources.values() for p in ps]
+        found = ExemplarRepository().for_edges(
+            self.conn, self.level, self.first_s, self.end_s, wanted
+        )
+        if not found:
+            return edges
+        out = []
+        for edge in edges:
+            rows = [r for p in sources[(edge.source, edge.target)] for r in found.get(p, ())]
+            if rows:
+                picked = tuple(
+                    Exemplar(r.kind, r.trace_id, r.duration_ms, r.end_ns, r.status_code)
+                    for r in top_exemplars(rows)
+                )
+                edge = GraphEdge(
+                    edge.source,
+                    edge.target,
+                    edge.protocol,
+                    edge.via,
+                    edge.l7,
+                    edge.l4,
+                    edge.provenance,
+                    edge.candidates,
+                    picked,
+                )
+            out.append(edge)
+        return out
