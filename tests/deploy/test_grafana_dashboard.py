@@ -95,10 +95,7 @@ def test_every_datasource_reference_is_provisioned() -> None:
 
 
 def test_the_json_datasource_reaches_the_meshstitch_service() -> None:
-    json_ds = only(
-        [{"kind": d["type"], "metadata": {"name": u}, **d} for u, d in DATASOURCES.items()],
-        JSON_TYPE,
-    )
+    (json_ds,) = [d for d in DATASOURCES.values() if d["type"] == JSON_TYPE]
     service = only(build("base"), "Service", "meshstitch")
     http = next(p for p in service["spec"]["ports"] if p["name"] == "http")
     host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
