@@ -60,7 +60,7 @@ def test_formats(client: TestClient) -> None:
     dot = client.get("/graph", params={**params, "format": "dot"})
     assert dot.headers["content-type"].startswith("text/vnd.graphviz")
     (parsed,) = pydot.graph_from_dot_data(dot.text) or [None]
-    assert parsed is not None and len(parsed.get_edges()) == 3
+    assert parsed is not None and len(parsed.get_edges()) == 4
     assert client.get("/graph", params={**params, "format": "mermaid"}).text.startswith("flowchart")
     cyto = client.get("/graph", params={**params, "format": "cytoscape"}).json()
     assert {"nodes", "edges"} <= set(cyto["elements"])
