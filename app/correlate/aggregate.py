@@ -42,11 +42,12 @@ _Exemplar = tuple[float, int, bytes, str]
 
 
 class _EdgeState:
-    __slots__ = ("bucket", "failed_first", "failed_recent", "slowest")
+    __slots__ = ("bucket", "failed_first", "failed_recent", "slow_floor_ms", "slowest")
 
     def __init__(self) -> None:
         self.bucket = EdgeBucket()
         self.slowest: list[_Exemplar] = []
+        self.slow_floor_ms = -1.0  # a request must be slower than this to become an exemplar
         self.failed_first: _Exemplar | None = None
         self.failed_recent: list[_Exemplar] = []
 
@@ -56,8 +57,9 @@ class _EdgeState:
             slowest.append(ex)
         else:
             i = min(range(len(slowest)), key=lambda j: slowest[j][0])
-            if ex[0] > slowest[i][0]:
-                slowest[i] = ex
+            slowest[i] = ex
+        if len(slowest) >= EXEMPLARS_PER_KIND:
+            self.slow_floor_ms = min(e[0] for e in slowest)
 
     def offer_failed(self, ex: _Exemplar) -> None:
         first = self.failed_first
@@ -91,7 +93,8 @@ class EdgeAggregator:
         self._bucket_s = bucket_s
         self._clock_s = clock_s
         self._closed_before_s: int | None = None  # buckets starting earlier are closed
-        self._edges: dict[EdgeKey, _EdgeState] = {}
+        # (bucket_start_s, level, source id, target id): plain tuples on the hot path, EdgeKey at drain
+        self._edges: dict[tuple[int, Level, str, str], _EdgeState] = {}
         self._nodes: dict[tuple[str, Level], NodeSeen] = {}
         self._hops: list[TraceHop] = []
         # id(endpoint) → (endpoint, service node id, workload node id); holding the endpoint keeps
@@ -112,11 +115,11 @@ class EdgeAggregator:
         source, target = obs.source, obs.target
         _, src_svc, src_wl = self._node_ids(source)
         _, tgt_svc, tgt_wl = self._node_ids(target)
-        self._add_l7_edge(EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc), obs, late)
+        self._add_l7_edge((bucket, Level.SERVICE, src_svc, tgt_svc), obs, late)
         self._see(source, Level.SERVICE, src_svc, end_s)
         self._see(target, Level.SERVICE, tgt_svc, end_s)
         if source.workload or target.workload:
-            self._add_l7_edge(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl), obs, late)
+            self._add_l7_edge((bucket, Level.WORKLOAD, src_wl, tgt_wl), obs, late)
             self._see(source, Level.WORKLOAD, src_wl, end_s)
             self._see(target, Level.WORKLOAD, tgt_wl, end_s)
         if obs.via:
@@ -140,7 +143,9 @@ class EdgeAggregator:
                 )
             )
 
-    def _add_l7_edge(self, key: EdgeKey, obs: L7Observation, late: bool) -> None:
+    def _add_l7_edge(
+        self, key: tuple[int, Level, str, str], obs: L7Observation, late: bool
+    ) -> None:
         state = self._edges.get(key)
         if state is None:
             state = self._edges[key] = _EdgeState()
@@ -166,16 +171,14 @@ class EdgeAggregator:
             b.l7_evicted += 1
         if late:
             b.l7_late += 1
-        exemplar: _Exemplar | None = None
-        if obs.trace_id:
-            exemplar = (duration, obs.end_ns, obs.trace_id, code)
-            state.offer_slowest(exemplar)
+        if obs.trace_id and duration > state.slow_floor_ms:
+            state.offer_slowest((duration, obs.end_ns, obs.trace_id, code))
         if obs.error_cause is not None:
             b.l7_errors += 1
             cause = obs.error_cause.value
             b.l7_errors_by_cause[cause] = b.l7_errors_by_cause.get(cause, 0) + 1
-            if exemplar is not None:
-                state.offer_failed(exemplar)
+            if obs.trace_id:
+                state.offer_failed((duration, obs.end_ns, obs.trace_id, code))
 
     # ---- L4 -------------------------------------------------------------------------------------
     def add_l4(self, sample: L4Sample) -> None:
@@ -184,11 +187,9 @@ class EdgeAggregator:
         source, target = sample.source, sample.target
         _, src_svc, src_wl = self._node_ids(source)
         _, tgt_svc, tgt_wl = self._node_ids(target)
-        keys = [(EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc), Level.SERVICE, src_svc, tgt_svc)]
+        keys = [((bucket, Level.SERVICE, src_svc, tgt_svc), Level.SERVICE, src_svc, tgt_svc)]
         if source.workload or target.workload:
-            keys.append(
-                (EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl), Level.WORKLOAD, src_wl, tgt_wl)
-            )
+            keys.append(((bucket, Level.WORKLOAD, src_wl, tgt_wl), Level.WORKLOAD, src_wl, tgt_wl))
         reporter = sample.reporter.value
         for key, level, src_id, tgt_id in keys:
             state = self._edges.get(key)
@@ -220,7 +221,7 @@ class EdgeAggregator:
     # ---- drain ----------------------------------------------------------------------------------
     def drain(self) -> AggregateBatch:
         batch = AggregateBatch(
-            edges={key: state.finish() for key, state in self._edges.items()},
+            edges={EdgeKey(*key): state.finish() for key, state in self._edges.items()},
             nodes=self._nodes,
             hops=self._hops,
         )
@@ -269,8 +270,10 @@ class EdgeAggregator:
         for level in (Level.SERVICE, Level.WORKLOAD):
             seen = self._nodes.get((via, level))
             if seen is not None:
-                seen.first_seen_s = min(seen.first_seen_s, t)
-                seen.last_seen_s = max(seen.last_seen_s, t)
+                if t < seen.first_seen_s:
+                    seen.first_seen_s = t
+                elif t > seen.last_seen_s:
+                    seen.last_seen_s = t
                 continue
             self._nodes[(via, level)] = NodeSeen(
                 id=via,

@@ -117,9 +117,20 @@ def host_endpoint(host: str, namespace: str, directory: WorkloadDirectory | None
     return fqdn_endpoint(host)
 
 
+_unknown_callers: dict[tuple[str, str, str], Endpoint] = {}
+
+
 def unknown_caller(address: str, target: Endpoint) -> Endpoint:
-    name = address or f"caller-of-{target.service}.{target.namespace}"
-    return Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
+    # Cached (bounded) so repeated callers reuse one Endpoint: the aggregator caches ids per object.
+    key = (address, target.service, target.namespace)
+    endpoint = _unknown_callers.get(key)
+    if endpoint is None:
+        name = address or f"caller-of-{target.service}.{target.namespace}"
+        endpoint = Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
+        if len(_unknown_callers) >= _CACHE_MAX:
+            _unknown_callers.clear()
+        _unknown_callers[key] = endpoint
+    return endpoint
 
 
 def unknown_callee(source: Endpoint) -> Endpoint:
