@@ -77,7 +77,7 @@ def test_garbage_is_an_exposition_error(text: str) -> None:
 
 names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,8}", fullmatch=True)
 label_names = names.filter(lambda n: not n.startswith("__"))
-values = st.text(st.sampled_from(list('ab\\"\n{},= x') + ["é"]), max_size=8)
+values = st.text(st.sampled_from([*list('ab\\"\n{},= x'), "é"]), max_size=8)
 numbers = st.one_of(
     st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),

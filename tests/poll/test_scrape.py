@@ -6,7 +6,7 @@ from app.domain import L4Sample, Reporter
 from app.poll.poller import L4Poller
 from app.poll.scrape import DirectScrape, static_targets
 from app.poll.ztunnel_labels import WaypointMatcher
-from tests.poll.fake_ztunnel import FakeZtunnel, destination, serve, series_labels, source
+from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 
 A_TO_B = series_labels("source", **source("productpage-v1"), **destination("details-v1"))
 C_TO_B = series_labels("source", **source("ratings-v1"), **destination("details-v1"))

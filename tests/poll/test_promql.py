@@ -1,0 +1,172 @@
+"""PromQL mode: a real Prometheus scraping a fake ztunnel; response handling and auth."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.domain import Reporter
+from app.poll.promql import PromQLError, PromQLSource, parse_vector
+from app.poll.ztunnel_labels import WaypointMatcher
+from tests.conftest import skip_or_fail
+from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, FakeZtunnel]]:
+    binary = shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
+    )
+    if binary is None:
+        skip_or_fail("the Debian prometheus package is not installed (.ci/install-prometheus)")
+    assert binary is not None
+    fake = FakeZtunnel()
+    with serve(fake) as url:
+        target = url.split("//")[1].split("/")[0]
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
+            f"scrape_configs: [{{job_name: ztunnel, static_configs: [{{targets: ['{target}']}}]}}]\n"
+        )
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}", fake
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def instant(base: str, query: str) -> float:
+    try:
+        body = httpx.get(f"{base}/api/v1/query", params={"query": query}, timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return math.nan
+    result = body.get("data", {}).get("result") or []
+    return float(result[0]["value"][1]) if result else math.nan
+
+
+def wait_for(base: str, query: str, want: float, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if instant(base, query) >= want:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus never answered {query} >= {want}")
+
+
+@pytest.mark.prometheus
+async def test_promql_increase_matches_counter_increases(
+    prometheus: tuple[str, FakeZtunnel],
+) -> None:
+    base, fake = prometheus
+    src = series_labels("source", **source("productpage-v1"), **destination("details-v1"))
+    dst = series_labels("destination", **source("productpage-v1"), **destination("details-v1"))
+    for labels in (src, dst):
+        fake.add(labels, opened=100, closed=90, req=10_000, resp=50_000)
+    # Let Prometheus cover a whole bucket with scrapes before the traffic we measure.
+    wait_for(base, "count_over_time(istio_tcp_connections_opened_total[1m])", 12, timeout_s=40)
+    for labels in (src, dst):
+        fake.add(labels, opened=40, closed=40, req=4_000, resp=20_000)
+    wait_for(base, "min(istio_tcp_sent_bytes_total)", 70_000)
+    wait_for(
+        base,
+        "min(count_over_time(istio_tcp_sent_bytes_total[1m]))",
+        instant(base, "min(count_over_time(istio_tcp_sent_bytes_total[1m]))") + 3,
+    )
+    end = int(time.time())
+    promql = PromQLSource(base, bucket_s=10, interval_s=5, timeout_s=5, waypoints=WaypointMatcher())
+    async with httpx.AsyncClient() as client:
+        samples = await promql.bucket(client, end)
+        with pytest.raises(PromQLError) as err:
+            await promql.query(client, "sum(", end)
+    assert err.value.error_type == "bad_data"
+    assert sorted(s.reporter for s in samples) == [Reporter.DESTINATION, Reporter.SOURCE]
+    for s in samples:
+        # increase() extrapolates to the window edges: at most window/(window - 2 scrapes) high.
+        for got, true in (
+            (s.connections_opened, 40),
+            (s.bytes_sent, 4_000),
+            (s.bytes_received, 20_000),
+        ):
+            assert true <= got <= math.ceil(true * 10 / 8), (got, true)
+        assert (
+            s.mutual_tls
+            and s.target.service == "details"
+            and (s.start_s, s.end_s) == (end - 10, end)
+        )
+
+
+def test_parse_vector_shapes() -> None:
+    ok = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"reporter": "source"}, "value": [1, "2.6"]},
+                {"metric": {"reporter": "source"}, "value": [1, "NaN"]},
+            ],
+        },
+    }
+    assert parse_vector(ok) == [({"reporter": "source"}, 2.6)]
+    assert parse_vector({"status": "success", "data": {"resultType": "vector", "result": []}}) == []
+    with pytest.raises(PromQLError, match="timeout: query timed out"):
+        parse_vector({"status": "error", "errorType": "timeout", "error": "query timed out"})
+    with pytest.raises(PromQLError, match="matrix"):
+        parse_vector({"status": "success", "data": {"resultType": "matrix", "result": []}})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "header"),
+    [({"token": "t0k"}, "Bearer t0k"), ({"username": "u", "password": "p"}, "Basic dTpw")],
+)
+async def test_auth_headers_and_error_reporting(kwargs: dict[str, str], header: str) -> None:
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return httpx.Response(
+            503, json={"status": "error", "errorType": "unavailable", "error": "down"}
+        )
+
+    promql = PromQLSource(
+        "http://prom",
+        bucket_s=60,
+        interval_s=15,
+        timeout_s=1,
+        waypoints=WaypointMatcher(),
+        settle_s=0,
+        **kwargs,
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        assert await promql.poll(client, 1_000_000.0) == []
+    assert seen == [header]
+    assert not promql.state.healthy and "unavailable: down" in promql.state.last_error
+    assert promql.next_end_s == 1_000_000 - 1_000_000 % 60  # the failed bucket is retried
