@@ -45,3 +45,16 @@ def test_a_database_behind_is_refused_unless_auto_upgrade(db_url: str) -> None:
     assert current_revision(engine) == head_revision()
     ensure_schema(engine, auto_upgrade=False)
     engine.dispose()
+
+
+def test_concurrent_migrations_on_postgres_both_succeed(pg_url: str) -> None:
+    """Two replicas' init containers migrating one empty database at once: neither fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [create_store_engine(pg_url) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda e: upgrade(e), engines))
+    assert results == [None, None]
+    assert current_revision(engines[0]) == head_revision()
+    for e in engines:
+        e.dispose()
