@@ -1,0 +1,278 @@
+"""OTLP/HTTP ingest throughput: 512-span waypoint batches posted as protobuf to a running server,
+beside raw `ParseFromString` and the decoder alone on the same payload.
+
+    .venv/bin/python bench/ingest.py                 # starts `python -m app serve` itself
+    .venv/bin/python bench/ingest.py --target http://127.0.0.1:8080   # an already running server
+
+If the served app has no /v1/traces yet (404), the bench falls back to a server process with only
+the OTLP router and a counting sink, and says so: that measures transport + decode, not the full
+decode → normalize → pair → aggregate pipeline the target in DESIGN.md is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python bench/ingest.py` from the repository root
+
+from app.ingest.otlp_decode import decode_protobuf  # noqa: E402
+
+SERVICES = ["reviews", "ratings", "details", "productpage", "checkout", "cart", "payments", "users"]
+
+
+def waypoint_batch(spans: int, rng: random.Random) -> bytes:
+    """One export request shaped like a waypoint's (tests/data/otlp/README.md): Envoy string tags."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    for key, value in (
+        ("service.name", "waypoint.default"),
+        ("telemetry.sdk.language", "cpp"),
+        ("telemetry.sdk.name", "envoy"),
+        ("telemetry.sdk.version", "1.34.1/Clean/RELEASE/BoringSSL"),
+    ):
+        resource_spans.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+    scope = resource_spans.scope_spans.add()
+    now = time.time_ns()
+    for i in range(spans):
+        service = rng.choice(SERVICES)
+        host = f"{service}.default.svc.cluster.local"
+        status = rng.choice(["200"] * 18 + ["503", "404"])
+        pod_ip = f"10.42.{rng.randrange(4)}.{rng.randrange(2, 250)}"
+        pb_span = scope.spans.add(
+            trace_id=rng.randbytes(16),
+            span_id=rng.randbytes(8),
+            parent_span_id=rng.randbytes(8) if rng.random() < 0.8 else b"",
+            name=f"{host}:9080/*",
+            kind=2,
+            start_time_unix_nano=now - 50_000_000 + i,
+            end_time_unix_nano=now - 50_000_000 + i + rng.randrange(500_000, 40_000_000),
+        )
+        if status == "503":
+            pb_span.status.code = 2
+        tags = {
+            "node_id": "waypoint~10.42.0.9~waypoint-6b9f7c7d9-abcde.default~default.svc.cluster.local",
+            "zone": "",
+            "guid:x-request-id": f"{rng.getrandbits(128):032x}",
+            "http.url": f"http://{host}:9080/api/v1/items/{rng.randrange(10_000)}",
+            "http.method": rng.choice(["GET", "GET", "GET", "POST"]),
+            "downstream_cluster": "-",
+            "user_agent": "python-requests/2.32.3",
+            "http.protocol": "HTTP/1.1",
+            "peer.address": f"10.42.0.{rng.randrange(2, 250)}:{rng.randrange(30_000, 60_000)}",
+            "request_size": "0",
+            "response_flags": "UF" if status == "503" else "-",
+            "upstream_address": f"envoy://connect_originate/{pod_ip}:9080",
+            "upstream_cluster": f"inbound-vip|9080|http|{host}",
+            "upstream_cluster.name": f"inbound-vip|9080|http|{host}",
+            "http.status_code": status,
+            "response_size": str(rng.randrange(100, 5000)),
+            "component": "proxy",
+            "istio.canonical_revision": "latest",
+            "istio.canonical_service": "waypoint",
+            "istio.cluster_id": "Kubernetes",
+            "istio.mesh_id": "cluster.local",
+            "istio.namespace": "default",
+        }
+        pb_span.attributes.extend(
+            KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in tags.items()
+        )
+    return request.SerializeToString()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server_process(args: list[str], env: dict[str, str], base_url: str) -> Iterator[None]:
+    process = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"server exited with {process.returncode}: {shlex.join(args)}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("server did not answer /healthz within 60 s")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def serve_fallback(port: int) -> None:
+    """Child mode: the OTLP router alone with a sink that counts and drops, on one uvicorn worker."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from app.domain import Span
+    from app.ingest.otlp_http import build_otlp_http_router
+    from app.ingest.sink import Admission, Verdict
+    from app.settings import Settings
+
+    class CountingSink:
+        def __init__(self) -> None:
+            self.count = 0
+
+        def offer(self, spans: list[Span]) -> Verdict:
+            self.count += len(spans)
+            return Verdict(Admission.ACCEPTED)
+
+    app = FastAPI()
+    app.include_router(build_otlp_http_router(CountingSink(), Settings()))
+    app.get("/healthz")(lambda: {"status": "ok"})
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def post_batches(
+    url: str, batches: list[bytes], rounds: int, concurrency: int
+) -> tuple[float, int]:
+    """Post every batch `rounds` times from `concurrency` keep-alive clients; (seconds, failures)."""
+    work = [batches[i % len(batches)] for i in range(rounds)]
+    failures = [0]
+    lock = threading.Lock()
+
+    def worker(share: list[bytes]) -> None:
+        with httpx.Client(timeout=60) as client:
+            for body in share:
+                response = client.post(
+                    url, content=body, headers={"content-type": "application/x-protobuf"}
+                )
+                if response.status_code != 200:
+                    with lock:
+                        failures[0] += 1
+
+    threads = [
+        threading.Thread(target=worker, args=(work[i::concurrency],)) for i in range(concurrency)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, failures[0]
+
+
+def time_in_process(batch: bytes, spans: int, repeat: int) -> tuple[float, float]:
+    """Best-of-`repeat` spans/s of raw ParseFromString and of decode_protobuf on one batch."""
+    best_parse = best_decode = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        ExportTraceServiceRequest().ParseFromString(batch)
+        best_parse = min(best_parse, time.perf_counter() - started)
+        started = time.perf_counter()
+        decode_protobuf(batch, 1024)
+        best_decode = min(best_decode, time.perf_counter() - started)
+    return spans / best_parse, spans / best_decode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", help="base URL of a running meshstitch (default: start one)")
+    parser.add_argument("--spans", type=int, default=512, help="spans per batch")
+    parser.add_argument("--batches", type=int, default=200, help="batches to post")
+    parser.add_argument("--concurrency", type=int, default=2, help="keep-alive client threads")
+    parser.add_argument("--serve-fallback", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_fallback:
+        serve_fallback(args.serve_fallback)
+        return 0
+
+    rng = random.Random(7)
+    batches = [waypoint_batch(args.spans, rng) for _ in range(8)]
+    parse_rate, decode_rate = time_in_process(batches[0], args.spans, repeat=20)
+
+    mode = "target"
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.target:
+            base_url = args.target.rstrip("/")
+            elapsed, failures = post_batches(
+                f"{base_url}/v1/traces", batches, args.batches, args.concurrency
+            )
+        else:
+            http_port, grpc_port = free_port(), free_port()
+            base_url = f"http://127.0.0.1:{http_port}"
+            env = {
+                "MESHSTITCH_DATABASE_URL": f"sqlite:///{tmp}/b.db",
+                "MESHSTITCH_HOST": "127.0.0.1",
+                "MESHSTITCH_HTTP_PORT": str(http_port),
+                "MESHSTITCH_GRPC_PORT": str(grpc_port),
+                "MESHSTITCH_LOG_LEVEL": "warning",
+            }
+            with server_process([sys.executable, "-m", "app", "serve"], env, base_url):
+                probe = httpx.post(
+                    f"{base_url}/v1/traces",
+                    content=batches[0],
+                    headers={"content-type": "application/x-protobuf"},
+                )
+                mode = "meshstitch serve (full pipeline)"
+                if probe.status_code == 404:
+                    mode = ""
+                else:
+                    elapsed, failures = post_batches(
+                        f"{base_url}/v1/traces", batches, args.batches, args.concurrency
+                    )
+            if not mode:
+                mode = "FALLBACK: /v1/traces not wired in `meshstitch serve` yet; OTLP router + counting sink"
+                port = free_port()
+                base_url = f"http://127.0.0.1:{port}"
+                child = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--serve-fallback",
+                    str(port),
+                ]
+                with server_process(child, {}, base_url):
+                    elapsed, failures = post_batches(
+                        f"{base_url}/v1/traces", batches, args.batches, args.concurrency
+                    )
+
+    http_rate = args.batches * args.spans / elapsed
+    print(f"server: {mode}")
+    print(
+        f"payload: {args.spans} spans/batch, {len(batches[0]) / 1024:.0f} KiB protobuf, "
+        f"{args.batches} batches, {args.concurrency} clients, {failures} non-200 answers"
+    )
+    print()
+    print(f"| {'what':<46} | {'spans/s':>10} | {'vs raw parse':>12} |")
+    print(f"|{'-' * 48}|{'-' * 12}|{'-' * 14}|")
+    for label, rate in (
+        ("raw ParseFromString (generated classes)", parse_rate),
+        ("decode_protobuf (in process)", decode_rate),
+        ("POST /v1/traces protobuf (one server worker)", http_rate),
+    ):
+        print(f"| {label:<46} | {rate:>10,.0f} | {rate / parse_rate:>12.2f} |")
+    print()
+    print("rerun: " + shlex.join([".venv/bin/python", "bench/ingest.py", *(argv or sys.argv[1:])]))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
