@@ -109,7 +109,10 @@ class ZtunnelEndpoint:
         self._server = ThreadingHTTPServer((host, 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sim-ztunnel-{node.name}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sim-ztunnel-{node.name}",
+            daemon=True,
         )
         self._thread.start()
 
