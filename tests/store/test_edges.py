@@ -202,3 +202,16 @@ def test_an_empty_batch_touches_nothing(engine: Engine) -> None:
     write_batch(engine, batch({}))
     with engine.connect() as conn:
         assert conn.execute(select(edge_buckets)).all() == []
+
+
+def test_sketch_bytes_merge_like_decoded_sketches() -> None:
+    from app.store.edge_window import merge_sketch_bytes
+
+    for values in ([1.0, 2.0, 300.0], [5.0] * 300 + [0.0, 1e6], [], [0.0]):
+        sketch = LatencySketch()
+        sketch.add_all(values)
+        expected, merged = LatencySketch(), LatencySketch()
+        expected.add_all([3.0, *values])
+        merged.add(3.0)
+        merge_sketch_bytes(merged, sketch.to_bytes())
+        assert merged == expected and merged.count == expected.count

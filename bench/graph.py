@@ -1,0 +1,187 @@
+"""Benchmark: GET /graph?service=x&depth=2&window=1h on a store of 5,000 services / 50,000 edges.
+
+Builds the store through the repositories (SQLite file in a temp dir, or --database-url), serves
+the graph router with a real uvicorn on 127.0.0.1, and times requests for random services.
+
+Activity pattern: every edge is active in --active-buckets of the hour's 60 one-minute buckets
+(spread evenly, phase-shifted per edge), so the default 12 means 600k bucket rows; pass
+--active-buckets 60 for every edge in every minute (3M rows; slow to build).
+
+    .venv/bin/python bench/graph.py [--database-url postgresql+psycopg://…] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.api.graph import build_graph_router
+from app.api.problems import install_problem_handlers
+from app.correlate.buckets import EdgeBucket, L4Counters, NodeSeen
+from app.correlate.sketch import LatencySketch
+from app.domain import EdgeKey, Level, NodeKind
+from app.graph.queries import GraphQueries
+from app.store.edges import EdgeRepository
+from app.store.engine import create_store_engine
+from app.store.nodes import NodeRepository
+from app.store.schema import upgrade
+
+BUCKET_S = 60
+HOUR_END = 1_800_000_000 // 3600 * 3600
+
+
+def _templates(rng: random.Random) -> tuple[list[EdgeBucket], list[EdgeBucket]]:
+    full, l4_only = [], []
+    for _ in range(8):
+        sketch = LatencySketch()
+        sketch.add_all(rng.lognormvariate(2.5, 0.8) for _ in range(200))
+        bucket = EdgeBucket(
+            protocol="http",
+            l7_requests=200,
+            l7_errors=rng.choice([0, 0, 1, 4]),
+            l7_status_codes={"200": 196, "503": 4},
+            l7_latency_sum_ms=2400.0,
+            l7_latency=sketch,
+            l7_provenance={"paired_spans": 200},
+            l4={"destination": L4Counters(10, 10, 20_000, 80_000, 10)},
+            l4_principals={"spiffe://cluster.local/ns/default/sa/x"},
+        )
+        full.append(bucket)
+        l4_only.append(
+            EdgeBucket(protocol="tcp", l4={"source": L4Counters(5, 5, 9_000, 30_000, 5)})
+        )
+    return full, l4_only
+
+
+def build_store(url: str, services: int, edges: int, active: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    engine = create_store_engine(url)
+    upgrade(engine)
+    ids = [f"ns{i % 50}/svc{i}" for i in range(services)]
+    pairs: set[tuple[str, str]] = set()
+    while len(pairs) < edges:
+        a, b = rng.sample(ids, 2)
+        pairs.add((a, b))
+    full, l4_only = _templates(rng)
+    start = HOUR_END - 3600
+    nodes = [
+        NodeSeen(
+            i,
+            Level.SERVICE,
+            i.split("/")[0],
+            i.split("/")[1],
+            NodeKind.SERVICE,
+            "",
+            "",
+            start,
+            HOUR_END,
+        )
+        for i in ids
+    ]
+    with engine.begin() as conn:
+        NodeRepository().upsert(conn, nodes)
+    repo = EdgeRepository(chunk_size=2000)
+    step = 60 // active
+    batch: dict[EdgeKey, EdgeBucket] = {}
+    built = time.perf_counter()
+    for n, (a, b) in enumerate(sorted(pairs)):
+        template = (full if n % 10 < 7 else l4_only)[n % 8]
+        for k in range(active):
+            bucket_start = start + ((n + k * step) % 60) * BUCKET_S
+            batch[EdgeKey(bucket_start, Level.SERVICE, a, b)] = template
+        if len(batch) >= 50_000:
+            with engine.begin() as conn:
+                repo.add(conn, batch)
+            batch = {}
+    if batch:
+        with engine.begin() as conn:
+            repo.add(conn, batch)
+    print(
+        f"built {edges * active:,} bucket rows in {time.perf_counter() - built:.1f} s", flush=True
+    )
+    engine.dispose()
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--services", type=int, default=5000)
+    parser.add_argument("--edges", type=int, default=50_000)
+    parser.add_argument(
+        "--active-buckets", type=int, default=12, choices=[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60]
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+    ids = build_store(url, args.services, args.edges, args.active_buckets, args.seed)
+
+    engine = create_store_engine(url)
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(
+        build_graph_router(GraphQueries(engine, BUCKET_S), clock=lambda: float(HOUR_END))
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+
+    rng = random.Random(args.seed + 1)
+    timings, edge_counts = [], []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        for i in range(args.requests + 20):
+            service = rng.choice(ids)
+            began = time.perf_counter()
+            response = client.get(
+                "/graph", params={"service": service, "depth": args.depth, "window": "1h"}
+            )
+            elapsed = (time.perf_counter() - began) * 1000
+            response.raise_for_status()
+            if i >= 20:  # warm-up excluded
+                timings.append(elapsed)
+                edge_counts.append(len(response.json()["edges"]))
+    server.should_exit = True
+    thread.join()
+    engine.dispose()
+    timings.sort()
+    p = lambda q: timings[min(len(timings) - 1, int(q * len(timings)))]  # noqa: E731
+    print(
+        f"{'database':<12}{'services':>9}{'edges':>8}{'rows':>10}{'requests':>9}{'edges/resp':>11}{'p50 ms':>9}{'p99 ms':>9}"
+    )
+    print(
+        f"{engine.dialect.name:<12}{args.services:>9}{args.edges:>8}{args.edges * args.active_buckets:>10}"
+        f"{len(timings):>9}{statistics.mean(edge_counts):>11.0f}{p(0.5):>9.1f}{p(0.99):>9.1f}"
+    )
+    print("rerun: .venv/bin/python bench/graph.py " + " ".join(sys.argv[1:]))
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
