@@ -1,22 +1,47 @@
-"""create_app(settings): the one place where parts are wired. Nothing runs at import time."""
+"""create_app(settings): the one place where parts are wired. Nothing runs at import time.
+
+Data flows one way: OTLP transports and the L4 poller feed the pipeline (correlator + aggregator on
+one worker thread), the pipeline writes additive aggregates through the store, and the graph
+queries read them back for the REST, Grafana and /metrics routes. The lifespan enters every
+background part on one AsyncExitStack, so shutdown (SIGTERM/SIGINT via uvicorn) leaves them in
+reverse order: stop polling, stop the gRPC server, then flush everything the pipeline accepted.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
+from app.api.auth import BearerTokenMiddleware
+from app.api.graph import build_graph_router
 from app.api.health import PartState, Readiness, build_health_router
+from app.api.metrics import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
+from app.api.self_metrics import pipeline_families, service_graph_collector
+from app.correlate.aggregate import EdgeAggregator
+from app.correlate.correlator import SpanCorrelator
+from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.grafana.routes import build_grafana_router
+from app.graph.queries import GraphQueries
+from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
+from app.ingest.otlp_http import build_otlp_http_router
+from app.pipeline import IngestPipeline
+from app.poll.poller import L4Poller, build_poller
 from app.settings import Settings
 from app.store.engine import create_store_engine
 from app.store.schema import current_revision, ensure_schema, head_revision
+from app.store.writer import delete_expired, write_batch
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+RETENTION_EVERY_S = 300.0
 
 
 def database_state(engine: Engine) -> PartState:
@@ -26,19 +51,72 @@ def database_state(engine: Engine) -> PartState:
     )
 
 
+def build_pipeline(settings: Settings, engine: Engine, observers: list[object]) -> IngestPipeline:
+    waypoints = frozenset(w.strip() for w in settings.waypoint_workloads.split(",") if w.strip())
+    correlator = SpanCorrelator(
+        settings.pairing_wait_s, settings.pairing_max_items, settings.bucket_s, waypoints
+    )
+    return IngestPipeline(
+        correlator,
+        EdgeAggregator(settings.bucket_s),
+        lambda batch: write_batch(engine, batch),
+        queue_spans=settings.ingest_queue_spans,
+        flush_interval_s=settings.flush_interval_s,
+        observers=observers,  # type: ignore[arg-type]
+    )
+
+
+async def _retention_loop(engine: Engine, retention_h: float) -> None:
+    while True:
+        try:
+            deleted = await asyncio.to_thread(delete_expired, engine, time.time(), retention_h)
+            log.debug("retention: %s", deleted)
+        except Exception as exc:  # database away: try again next round, never crash
+            log.warning("retention failed: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(RETENTION_EVERY_S)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     readiness = Readiness()
+    registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
+    service_graph = ServiceGraphMetrics()
+    pipeline = build_pipeline(settings, engine, [service_graph.observe])
+    poller: L4Poller | None = build_poller(settings, pipeline.add_l4)
+    queries = GraphQueries(engine, settings.bucket_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Every part entered here is left in reverse order on shutdown (SIGTERM/SIGINT via uvicorn).
         async with AsyncExitStack() as stack:
             stack.callback(engine.dispose)
             ensure_schema(engine, auto_upgrade=settings.is_sqlite)
             readiness.register("database", lambda: database_state(engine))
-            log.info("meshstitch ready (database %s)", engine.dialect.name)
+
+            pipeline.start()
+            stack.callback(_stop_pipeline, pipeline)
+            readiness.register("pipeline", lambda: PartState(*pipeline.state()))
+
+            grpc_server = start_grpc_server(pipeline, settings)
+            app.state.grpc_port = grpc_server.port
+            stack.callback(_stop_grpc, grpc_server)
+            readiness.register("otlp_grpc", lambda: PartState(True, {"port": grpc_server.port}))
+
+            if poller is not None:
+                poller.start()
+                stack.callback(poller.stop)
+                readiness.register("poller", poller.readiness)
+
+            retention = asyncio.create_task(_retention_loop(engine, settings.retention_h))
+            stack.push_async_callback(_cancel, retention)
+            log.info(
+                "meshstitch ready: http %s:%s, otlp/grpc port %s, database %s, L4 %s",
+                settings.host,
+                settings.http_port,
+                grpc_server.port,
+                engine.dialect.name,
+                poller.mode if poller else "off",
+            )
             yield
             log.info("meshstitch shutting down")
         log.info("meshstitch stopped")
@@ -52,6 +130,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.readiness = readiness
+    app.state.pipeline = pipeline
+    app.state.poller = poller
+    app.state.queries = queries
     install_problem_handlers(app)
     app.include_router(build_health_router(readiness))
+    app.include_router(build_otlp_http_router(pipeline, settings))
+    app.include_router(build_graph_router(queries))
+    app.include_router(build_grafana_router(queries))
+    app.include_router(build_metrics_router(registry))
+    registry.register(lambda: pipeline_families(pipeline))
+    registry.register(service_graph_collector(service_graph))
+    if poller is not None:
+        registry.register(poller.collect)
+
+    token = settings.api_token.get_secret_value()
+    if token:
+        app.add_middleware(BearerTokenMiddleware, token=token)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # CORS is off unless origins are named
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
+
+
+def _stop_pipeline(pipeline: IngestPipeline) -> None:
+    if not pipeline.stop():
+        log.error("not everything accepted could be written before shutdown")
+
+
+def _stop_grpc(server: GrpcServerHandle) -> None:
+    server.stop(5.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,46 @@
+"""meshstitch's own health series on /metrics, and the Tempo-compatible service-graph collector."""
+
+from __future__ import annotations
+
+from app.api.metrics import Collector, MetricFamily, service_graph_families
+from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.pipeline import IngestPipeline
+
+
+def pipeline_families(pipeline: IngestPipeline) -> list[MetricFamily]:
+    stats = pipeline.stats
+    _, state = pipeline.state()
+    spans = MetricFamily(
+        "meshstitch_ingest_spans", "counter", "Spans offered to the pipeline, by outcome."
+    )
+    spans.add(stats.spans_accepted, outcome="accepted")
+    spans.add(stats.spans_refused_overload, outcome="refused_overload")
+    spans.add(stats.spans_refused_unavailable, outcome="refused_unavailable")
+    return [
+        spans,
+        MetricFamily(
+            "meshstitch_observations", "counter", "L7 observations after pairing and attribution."
+        ).add(stats.observations),
+        MetricFamily("meshstitch_l4_samples", "counter", "L4 samples aggregated.").add(
+            stats.l4_samples
+        ),
+        MetricFamily("meshstitch_store_flushes", "counter", "Aggregate writes, by result.")
+        .add(stats.flushes_ok, result="ok")
+        .add(stats.flushes_failed, result="failed"),
+        MetricFamily(
+            "meshstitch_ingest_queue_spans", "gauge", "Spans accepted but not yet aggregated."
+        ).add(state["queued_spans"]),
+        MetricFamily(
+            "meshstitch_pending_writes", "gauge", "Aggregate batches waiting for the store."
+        ).add(state["pending_writes"]),
+        MetricFamily(
+            "meshstitch_last_flush_timestamp_seconds", "gauge", "When the store last took a write."
+        ).add(stats.last_flush_ok_s),
+    ]
+
+
+def service_graph_collector(metrics: ServiceGraphMetrics) -> Collector:
+    def collect() -> list[MetricFamily]:
+        return service_graph_families(metrics.snapshot())  # type: ignore[arg-type]
+
+    return collect
