@@ -1,0 +1,173 @@
+"""End to end against ground truth: a simulated ambient mesh drives a real meshstitch through OTLP
+exporters and scraped ztunnel endpoints; the graph it serves must equal the simulator's truth.
+
+Scores (precision, recall, exact-count share, coverage-class share, p99 error) are printed, so
+`pytest -s tests/e2e` shows them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.settings import Settings
+from app.sim import Coverage, Topology, Truth, bookinfo, generate_mesh
+from app.sim.harness import SimulatedRun, aligned_start, free_port, serve_meshstitch
+
+BUCKET_S = 60
+
+
+@dataclass
+class Scores:
+    precision: float
+    recall: float
+    exact_counts: float
+    exact_coverage: float
+    worst_p99_error: float
+    problems: list[str]
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name}: precision {self.precision:.3f} recall {self.recall:.3f} "
+            f"exact counts {self.exact_counts:.3f} coverage {self.exact_coverage:.3f} "
+            f"worst p99 rel. error {100 * self.worst_p99_error:.3f}%"
+        )
+
+
+def score(truth: Truth, served: list[dict[str, Any]]) -> Scores:
+    expected = {(e.source, e.target): e for e in truth.visible_edges()}
+    got = {(e["source"], e["target"]): e for e in served}
+    hits = expected.keys() & got.keys()
+    problems = [f"missing edge {k}" for k in sorted(expected.keys() - got.keys())]
+    problems += [f"unexpected edge {k}: {got[k]['coverage']}" for k in sorted(got.keys() - hits)]
+    exact = coverage_ok = 0
+    worst = 0.0
+    for key in sorted(hits):
+        t, e = expected[key], got[key]
+        l7, l4 = e["l7"] or {}, e["l4"] or {}
+        counts = {
+            "requests": (t.l7_requests, l7.get("requests", 0)),
+            "errors": (t.l7_errors, l7.get("errors", 0)),
+            "bytes_sent": (t.bytes_sent, l4.get("bytes_sent", 0)),
+            "bytes_received": (t.bytes_received, l4.get("bytes_received", 0)),
+            "connections_opened": (t.connections_opened, l4.get("connections_opened", 0)),
+            "connections_closed": (t.connections_closed, l4.get("connections_closed", 0)),
+        }
+        wrong = {k: v for k, v in counts.items() if v[0] != v[1]}
+        if wrong:
+            problems.append(f"{key}: (truth, served) {wrong}")
+        else:
+            exact += 1
+        if e["coverage"] == t.coverage.value:
+            coverage_ok += 1
+        else:
+            problems.append(f"{key}: coverage {e['coverage']} != {t.coverage.value}")
+        if t.l7_requests and t.p99_ms:
+            p99 = (l7.get("latency_ms") or {}).get("p99")
+            error = abs(p99 - t.p99_ms) / t.p99_ms if p99 is not None else 1.0
+            worst = max(worst, error)
+            if error > 0.01:
+                problems.append(f"{key}: p99 {p99} vs {t.p99_ms:.3f}")
+    n = max(len(hits), 1)
+    return Scores(
+        precision=len(hits) / max(len(got), 1),
+        recall=len(hits) / max(len(expected), 1),
+        exact_counts=exact / n,
+        exact_coverage=coverage_ok / n,
+        worst_p99_error=worst,
+        problems=problems,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'meshstitch.db'}",
+        host="127.0.0.1",
+        http_port=free_port(),
+        grpc_port=free_port(),
+        bucket_s=BUCKET_S,
+        flush_interval_s=3600,  # the test flushes explicitly
+    )
+
+
+@dataclass
+class Result:
+    truth: Truth
+    base_url: str
+    params: dict[str, str]
+    edges: list[dict[str, Any]]
+
+
+def run_mesh(
+    settings: Settings, topology: Topology, seed: int, ticks: int, protocol: str
+) -> Iterator[Result]:
+    with serve_meshstitch(settings) as running:
+        run = SimulatedRun(running, topology, seed=seed, protocol=protocol, tick_s=BUCKET_S)
+        try:
+            start = aligned_start(ticks, BUCKET_S, BUCKET_S)
+            run.run_ticks(ticks, start)
+            assert run.settle(), running.pipeline.stats.last_flush_error
+            params = {
+                "from": str(int(start * 1000)),
+                "to": str(int((time.time() + 2 * BUCKET_S) * 1000)),
+            }
+            response = httpx.get(
+                f"{running.base_url}/edges", params={**params, "limit": "50000"}, timeout=60
+            )
+            assert response.status_code == 200, response.text
+            yield Result(run.sim.truth, running.base_url, params, response.json()["edges"])
+        finally:
+            run.stop()
+
+
+def assert_perfect(name: str, truth: Truth, served: list[dict[str, Any]]) -> None:
+    scores = score(truth, served)
+    print("\n" + scores.line(name))
+    assert scores.problems == [], "\n".join(scores.problems[:40])
+    assert scores.precision == scores.recall == 1.0
+
+
+def test_bookinfo_graph_equals_truth_and_blind_spots_are_reported(settings: Settings) -> None:
+    for result in run_mesh(settings, bookinfo(), seed=1, ticks=3, protocol="grpc"):
+        assert_perfect("bookinfo", result.truth, result.edges)
+        blind = {
+            (e.source, e.target)
+            for e in result.truth.visible_edges()
+            if e.coverage is Coverage.L4_ONLY
+        }
+        plaintext = {(e.source, e.target) for e in result.truth.visible_edges() if e.plaintext}
+        assert blind and plaintext
+
+        coverage = httpx.get(f"{result.base_url}/coverage", params=result.params, timeout=30)
+        assert coverage.status_code == 200, coverage.text
+        reported = {(b["source"], b["target"]) for b in coverage.json()["blind_spots"]}
+        assert blind <= reported, blind - reported
+
+        findings: list[dict[str, Any]] = []
+        for service in {s for pair in blind | plaintext for s in pair if "/" in s}:
+            if service.startswith(("unknown/", "external/")):
+                continue
+            triage = httpx.get(
+                f"{result.base_url}/triage",
+                params={**result.params, "service": service},
+                timeout=30,
+            )
+            assert triage.status_code == 200, triage.text
+            findings.extend(triage.json()["findings"])
+        flagged = {f["edge"] for f in findings if f["kind"] in {"blind_spot", "plaintext_link"}}
+        for source, target in blind | plaintext:
+            assert f"{source}->{target}" in flagged, (source, target, sorted(flagged))
+
+
+def test_random_mesh_of_120_services_graph_equals_truth(settings: Settings) -> None:
+    topology = generate_mesh(120, seed=11)
+    assert len({s.id for s in topology.services}) >= 100
+    for result in run_mesh(settings, topology, seed=11, ticks=2, protocol="http"):
+        assert_perfect("random-120", result.truth, result.edges)
