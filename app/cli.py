@@ -119,8 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="upgrade the database schema (MESHSTITCH_DATABASE_URL)"
     )
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
-    sub.add_parser(
+    demo = sub.add_parser(
         "demo", help="serve on the embedded SQLite default with a simulated ambient mesh"
+    )
+    demo.add_argument(
+        "--ticks", type=int, default=0, help="stop after this many 5 s ticks (default: Ctrl-C)"
     )
     graph = sub.add_parser("graph", help="print the graph around a service from a running server")
     graph.add_argument("--service", required=True, help="service name or namespace/name")
@@ -147,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # One INFO line per scrape and per request would drown everything else.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
@@ -154,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from app.demo import run_demo
 
-        return run_demo(settings)
+        return run_demo(settings, ticks=args.ticks)
     if args.command == "graph":
         return _graph(settings, args)
     if args.command == "settings":
