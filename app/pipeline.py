@@ -209,7 +209,7 @@ class IngestPipeline:
             return
         if item and isinstance(item[0], L4Sample):
             for sample in item:
-                self._aggregator.add_l4(sample)  # type: ignore[arg-type]
+                self._aggregator.add_l4(sample)
             self.stats.l4_samples += len(item)
             return
         self._aggregate(self._correlator.add(item, self._clock_ns()))  # type: ignore[arg-type]

@@ -25,7 +25,9 @@ def test_documented_defaults_match_the_settings() -> None:
         assert row is not None, name
         default = field.default
         shown = row.group(1).strip()
-        if (isinstance(default, str) and default) or (isinstance(default, (int, float)) and not isinstance(default, bool)):
+        if (isinstance(default, str) and default) or (
+            isinstance(default, (int, float)) and not isinstance(default, bool)
+        ):
             assert shown == f"`{default}`", name
 
 

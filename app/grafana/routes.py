@@ -37,7 +37,7 @@ from app.graph.window import Window
 
 MAX_BODY_BYTES = 1 << 20
 _BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
-_ARRAY = {
+_ARRAY: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "OK",
         "content": {"application/json": {"schema": {"type": "array", "items": {}}}},
