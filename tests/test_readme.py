@@ -43,3 +43,13 @@ def test_quick_start_has_exactly_the_two_commands() -> None:
     block = quick.split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["make demo", "make test"]
+
+
+def test_api_table_names_every_route_of_openapi_yaml() -> None:
+    import yaml
+
+    section = README.split("## API at a glance", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`(?:GET|POST) ([^`]+)`", section))
+    documented |= set(re.findall(r", `(/grafana/[\w-]+)`", section))
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "openapi.yaml").read_text())
+    assert set(spec["paths"]) <= documented, set(spec["paths"]) - documented

@@ -7,6 +7,8 @@ Scores (precision, recall, exact-count share, coverage-class share, p99 error) a
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -164,6 +166,49 @@ def test_bookinfo_graph_equals_truth_and_blind_spots_are_reported(settings: Sett
         flagged = {f["edge"] for f in findings if f["kind"] in {"blind_spot", "plaintext_link"}}
         for source, target in blind | plaintext:
             assert f"{source}->{target}" in flagged, (source, target, sorted(flagged))
+
+        # `meshstitch graph` prints the same neighbourhood from the running server.
+        printed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "graph",
+                "--service",
+                "productpage",
+                "--depth",
+                "2",
+                "--window",
+                "1h",
+                "--url",
+                result.base_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert printed.returncode == 0, printed.stderr
+        rows = [line.split() for line in printed.stdout.splitlines()[1:]]
+        shown = {(r[0], r[1]): r[2] for r in rows}
+        for edge in result.truth.visible_edges():
+            if "bookinfo/productpage" in (edge.source, edge.target):
+                assert shown[(edge.source, edge.target)] == edge.coverage.value, printed.stdout
+        missing = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "graph",
+                "--service",
+                "productpag",
+                "--url",
+                result.base_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert missing.returncode == 1 and "productpage" in missing.stderr, missing.stderr
 
 
 def test_random_mesh_of_120_services_graph_equals_truth(settings: Settings) -> None:
