@@ -25,6 +25,7 @@ from app.graph.triage import triage
 from app.graph.window import Window
 from app.store.edge_window import MergedEdge, merge_rows, merge_rows_by_bucket
 from app.store.edges import EdgeRepository
+from app.store.engine import read_only
 from app.store.nodes import NodeRepository
 from app.store.traces import TraceHopRepository
 
@@ -65,7 +66,8 @@ def _in_namespace(edge: GraphEdge, namespace: str | None) -> bool:
 
 class GraphQueries:
     def __init__(self, engine: Engine, bucket_s: int) -> None:
-        self.engine, self.bucket_s = engine, bucket_s
+        # Reads never write: on SQLite they must not take (and queue for) the write lock.
+        self.engine, self.bucket_s = read_only(engine), bucket_s
         self._nodes, self._edges, self._hops = (
             NodeRepository(),
             EdgeRepository(),

@@ -1,4 +1,10 @@
-"""Engine creation and schema state. SQLite gets WAL and a busy timeout; both dialects pool."""
+"""Engine creation and schema state. SQLite gets WAL and a busy timeout; both dialects pool.
+
+Writers on SQLite take the write lock at BEGIN (`BEGIN IMMEDIATE`) so their read-modify-write
+merges cannot lose updates. Readers must not queue behind them: `read_only(engine)` returns a view
+of the same engine (same pool) whose transactions begin with a plain deferred `BEGIN`, which in
+WAL mode reads one consistent snapshot beside a running writer.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+READ_ONLY_OPTION = "meshstitch_read_only"
+
 
 def create_store_engine(database_url: str) -> Engine:
     url = make_url(database_url)
@@ -16,11 +24,16 @@ def create_store_engine(database_url: str) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _configure_sqlite)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     return create_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
     )
+
+
+def read_only(engine: Engine) -> Engine:
+    """The engine for queries that never write: on SQLite their BEGIN takes no write lock."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -33,5 +46,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin(connection: Any) -> None:
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")  # deferred: a WAL snapshot, no write lock
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
