@@ -31,6 +31,7 @@ from app.grafana.tables import (
     select_edges,
     series_frames,
 )
+from app.graph.model import GraphEdge
 from app.graph.neighbourhood import Direction
 from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window
@@ -250,12 +251,19 @@ def _answer(
             annotations_frame(queries.edge_events(window, sel.level, {e.id for e in edges}), ref_id)
         ]
     assert name in TIME_SERIES_TARGETS
-    ranked = sorted(
-        edges,
-        key=lambda e: (-(e.l7.requests if e.l7 else 0), -(e.l4.bytes_sent if e.l4 else 0), e.id),
-    )
+    # Only edges with the series' layer: a blind spot's request rate is unknown, not 0 req/s.
+    if name == "edge_tcp_bytes":
+        layer = [e for e in edges if e.l4 is not None]
+        ranked = sorted(layer, key=lambda e: (-_l4_volume(e), e.id))
+    else:
+        layer = [e for e in edges if e.l7 is not None and e.l7.requests]
+        ranked = sorted(layer, key=lambda e: (-(e.l7.requests if e.l7 else 0), e.id))
     chosen = {e.id for e in ranked[: sel.top]}
     return series_frames(name, queries.edge_series(window, sel.level, chosen, name), ref_id)
+
+
+def _l4_volume(edge: GraphEdge) -> int:
+    return (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 is not None else 0
 
 
 def _graph(queries: GraphQueries, sel: Selection, window: Window) -> Any:
