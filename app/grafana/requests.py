@@ -8,6 +8,7 @@ multi-value variables arrive as lists, and "All" as a list or `$__all`; ad hoc f
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,12 +37,26 @@ def parse_payload(raw: Any) -> dict[str, Any]:
     raise GrafanaRequestError("payload must be a JSON object")
 
 
+_REGEX_ESCAPE = re.compile(r"\\(.)")
+# "All": the plugin's `$__all`, or the dashboard's custom all value `[]` where it arrives as text.
+_ALL = (None, "", "$__all", "[]")
+
+
+def _unregex(value: str) -> list[str]:
+    r"""Builder mode interpolates variables with Grafana's `regex` format: one value escaped
+    (`bookinfo\/productpage`), several as `(a|b)`. Node names hold none of `\()|`, so undo it."""
+    if "\\" not in value and not (value.startswith("(") and value.endswith(")")):
+        return [value]
+    if value.startswith("(") and value.endswith(")"):
+        parts = re.split(r"(?<!\\)\|", value[1:-1])
+    else:
+        parts = [value]
+    return [_REGEX_ESCAPE.sub(r"\1", p) for p in parts]
+
+
 def as_list(value: Any) -> list[str]:
-    if value is None or value == "" or value == "$__all":
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value if v not in (None, "", "$__all")]
-    return [str(value)]
+    items = value if isinstance(value, list) else [value]
+    return [v for item in items if item not in _ALL for v in _unregex(str(item)) if v not in _ALL]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from app.grafana.tables import (
     select_edges,
     series_frames,
 )
-from app.graph.model import GraphEdge
+from app.graph.model import Graph, GraphEdge
 from app.graph.neighbourhood import Direction
 from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window
@@ -267,17 +267,22 @@ def _l4_volume(edge: GraphEdge) -> int:
 
 
 def _graph(queries: GraphQueries, sel: Selection, window: Window) -> Any:
-    services = sorted(sel.services)
-    if services:
-        graph = queries.graph(
-            window,
-            sel.level,
-            service=services[0],
-            namespace=None,
-            depth=sel.depth,
-            direction=Direction(sel.direction),
-            coverage=sel.coverage,
-        )
+    if sel.services:  # several services (a multi-value variable): their neighbourhoods together
+        nodes: dict[str, Any] = {}
+        edges: dict[str, GraphEdge] = {}
+        for service in sorted(sel.services):
+            part = queries.graph(
+                window,
+                sel.level,
+                service=service,
+                namespace=None,
+                depth=sel.depth,
+                direction=Direction(sel.direction),
+                coverage=sel.coverage,
+            )
+            nodes.update(part.nodes)
+            edges.update((e.id, e) for e in part.edges)
+        graph = Graph(nodes, list(edges.values()), window.start_s, window.end_s)
     else:
         graph = queries.whole_graph(window, sel.level)
     return restrict(

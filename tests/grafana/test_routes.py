@@ -512,3 +512,27 @@ def test_tag_keys_and_values(mesh: Mesh) -> None:
     assert values["coverage"] == {"full", "l4_only", "l7_only"}
     unknown = mesh.post("/tag-values", {"key": "colour"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["message"]
+
+
+# ---- Builder mode and multi-value variables -------------------------------------------------------
+def test_builder_mode_regex_formatted_variables(mesh: Mesh) -> None:
+    # Builder mode interpolates each payload value with Grafana's `regex` format
+    # (src/DataSource.ts processPayload): one value escaped, several as `(a|b)`.
+    one = target("graph", {"service": "bookinfo\\/ratings"}, editorMode="builder")
+    _, edges = check_node_graph(query(mesh, [one]))
+    assert served_pairs(edges) == truth_neighbourhood(mesh, "bookinfo/ratings", 1)
+    several = {"service": "(bookinfo\\/ratings|bookinfo\\/details)", "namespace": ["(bookinfo)"]}
+    _, edges = check_node_graph(query(mesh, [target("graph", several, editorMode="builder")]))
+    expected = truth_neighbourhood(mesh, "bookinfo/ratings", 1) | truth_neighbourhood(
+        mesh, "bookinfo/details", 1
+    )
+    assert served_pairs(edges) == expected
+
+
+def test_several_services_give_their_neighbourhoods_together(mesh: Mesh) -> None:
+    payload = {"service": ["bookinfo/ratings", "bookinfo/details"], "namespace": "[]"}
+    _, edges = check_node_graph(query(mesh, [target("graph", payload)]))
+    expected = truth_neighbourhood(mesh, "bookinfo/ratings", 1) | truth_neighbourhood(
+        mesh, "bookinfo/details", 1
+    )
+    assert served_pairs(edges) == expected
