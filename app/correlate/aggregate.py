@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import fields
 
 from app.correlate.buckets import (
     EXEMPLARS_PER_KIND,
@@ -33,10 +34,13 @@ from app.correlate.buckets import (
     NodeSeen,
     TraceHop,
 )
+from app.correlate.sketch import MIN_VALUE_MS, LatencySketch
 from app.domain import EdgeKey, Endpoint, L4Sample, L7Observation, Level, NodeKind
 
 _NS = 1_000_000_000
 _CACHE_MAX = 8192
+_ROUTES_MAX = 65536
+_SERVICE, _WORKLOAD = Level.SERVICE, Level.WORKLOAD
 # (duration_ms, end_ns, trace_id, status_code)
 _Exemplar = tuple[float, int, bytes, str]
 
@@ -56,10 +60,14 @@ class _EdgeState:
         if len(slowest) < EXEMPLARS_PER_KIND:
             slowest.append(ex)
         else:
-            i = min(range(len(slowest)), key=lambda j: slowest[j][0])
+            # Replace the first of the fastest (slow_floor_ms is their duration).
+            floor = self.slow_floor_ms
+            i = 0
+            while slowest[i][0] != floor:
+                i += 1
             slowest[i] = ex
         if len(slowest) >= EXEMPLARS_PER_KIND:
-            self.slow_floor_ms = min(e[0] for e in slowest)
+            self.slow_floor_ms = min([e[0] for e in slowest])
 
     def offer_failed(self, ex: _Exemplar) -> None:
         first = self.failed_first
@@ -88,6 +96,122 @@ class _EdgeState:
         return self.bucket
 
 
+class _Route:
+    """What one (bucket, source, target, via) adds to: its edge states and the nodes it touches.
+
+    Built on the first observation of the combination (which also creates or updates the nodes,
+    principal included); later observations only widen `first_s`/`last_s`, which are folded into
+    the nodes' first/last seen when the routes are flushed (min/max commute, so the result is the
+    same as updating every node on every observation).
+    """
+
+    __slots__ = (
+        "first_s",
+        "last_s",
+        "late",
+        "nodes",
+        "source",
+        "src_id",
+        "states",
+        "target",
+        "tgt_id",
+    )
+
+    def __init__(
+        self,
+        source: Endpoint,
+        target: Endpoint,
+        src_id: str,
+        tgt_id: str,
+        states: tuple[_EdgeState, ...],
+        nodes: list[NodeSeen],
+        late: bool,
+        t: int,
+    ) -> None:
+        # Holding the endpoints keeps their ids (part of the route key) from being reused.
+        self.source, self.target = source, target
+        self.src_id, self.tgt_id = src_id, tgt_id  # service-level node ids, for trace hops
+        self.states = states
+        self.nodes = nodes
+        self.late = late  # the bucket was closed when the route was built (routes die at drain)
+        self.first_s = self.last_s = t
+
+    def flush(self) -> None:
+        first, last = self.first_s, self.last_s
+        for seen in self.nodes:
+            if first < seen.first_seen_s:
+                seen.first_seen_s = first
+            if last > seen.last_seen_s:
+                seen.last_seen_s = last
+
+
+_HOP_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "source",
+    "target",
+    "via",
+    "start_ns",
+    "end_ns",
+    "duration_ms",
+    "status_code",
+    "error_cause",
+    "provenance",
+)
+
+
+def _hop_factory() -> Callable[[L7Observation, str, str], TraceHop]:
+    """The `TraceHop` of an observation; sets the frozen slots through their descriptors (the
+    dataclass `__init__` goes through `object.__setattr__` per field, ~3x slower)."""
+
+    def slow(obs: L7Observation, source: str, target: str) -> TraceHop:
+        cause = obs.error_cause
+        return TraceHop(
+            trace_id=obs.trace_id.hex(),
+            span_id=obs.span_id.hex(),
+            parent_span_id=obs.parent_span_id.hex(),
+            source=source,
+            target=target,
+            via=obs.via,
+            start_ns=obs.end_ns - int(obs.duration_ms * 1e6),
+            end_ns=obs.end_ns,
+            duration_ms=obs.duration_ms,
+            status_code=obs.status_code,
+            error_cause=cause.value if cause is not None else "",
+            provenance=obs.provenance.value,
+        )
+
+    if tuple(f.name for f in fields(TraceHop)) != _HOP_FIELDS:  # pragma: no cover
+        return slow
+    slot = TraceHop.__dict__
+    (s_trace, s_span, s_parent, s_source, s_target, s_via, s_start, s_end, s_duration, s_code,
+     s_cause, s_provenance) = (slot[name].__set__ for name in _HOP_FIELDS)  # fmt: skip
+    new = object.__new__
+
+    def fast(obs: L7Observation, source: str, target: str) -> TraceHop:
+        hop = new(TraceHop)
+        end_ns, duration_ms, cause = obs.end_ns, obs.duration_ms, obs.error_cause
+        s_trace(hop, obs.trace_id.hex())
+        s_span(hop, obs.span_id.hex())
+        s_parent(hop, obs.parent_span_id.hex())
+        s_source(hop, source)
+        s_target(hop, target)
+        s_via(hop, obs.via)
+        s_start(hop, end_ns - int(duration_ms * 1e6))
+        s_end(hop, end_ns)
+        s_duration(hop, duration_ms)
+        s_code(hop, obs.status_code)
+        s_cause(hop, cause._value_ if cause is not None else "")
+        s_provenance(hop, obs.provenance._value_)
+        return hop
+
+    return fast
+
+
+_trace_hop = _hop_factory()
+
+
 class EdgeAggregator:
     def __init__(self, bucket_s: int, clock_s: Callable[[], float] = time.time) -> None:
         self._bucket_s = bucket_s
@@ -96,10 +220,13 @@ class EdgeAggregator:
         # (bucket_start_s, level, source id, target id): plain tuples on the hot path, EdgeKey at drain
         self._edges: dict[tuple[int, Level, str, str], _EdgeState] = {}
         self._nodes: dict[tuple[str, Level], NodeSeen] = {}
-        self._hops: list[TraceHop] = []
+        # (observation, source service id, target service id): TraceHop rows are built at drain.
+        self._hops: list[tuple[L7Observation, str, str]] = []
         # id(endpoint) → (endpoint, service node id, workload node id); holding the endpoint keeps
         # its id from being reused while cached. The correlator reuses cached endpoints.
         self._ids: dict[int, tuple[Endpoint, str, str]] = {}
+        # (bucket_start_s, id(source), id(target), via) → _Route; flushed and cleared at drain.
+        self._routes: dict[tuple[int, int, int, str], _Route] = {}
 
     def __len__(self) -> int:
         return len(self._edges) + len(self._hops)
@@ -110,61 +237,100 @@ class EdgeAggregator:
     # ---- L7 -------------------------------------------------------------------------------------
     def add_l7(self, obs: L7Observation) -> None:
         end_s = obs.end_ns // _NS
-        bucket = end_s // self._bucket_s * self._bucket_s
-        late = obs.late or (self._closed_before_s is not None and bucket < self._closed_before_s)
-        source, target = obs.source, obs.target
+        bucket_s = self._bucket_s
+        bucket = end_s // bucket_s * bucket_s
+        source, target, via = obs.source, obs.target, obs.via
+        route = self._routes.get((bucket, id(source), id(target), via))
+        if route is None:
+            route = self._route(bucket, source, target, via, end_s)
+        elif end_s < route.first_s:
+            route.first_s = end_s
+        elif end_s > route.last_s:
+            route.last_s = end_s
+        late = obs.late or route.late
+        duration = obs.duration_ms
+        sketch_key = LatencySketch.key(duration) if duration > MIN_VALUE_MS else None
+        for state in route.states:
+            self._add_l7_edge(state, obs, duration, sketch_key, late)
+        if obs.trace_id:
+            self._hops.append((obs, route.src_id, route.tgt_id))
+
+    def _route(
+        self, bucket: int, source: Endpoint, target: Endpoint, via: str, end_s: int
+    ) -> _Route:
         _, src_svc, src_wl = self._node_ids(source)
         _, tgt_svc, tgt_wl = self._node_ids(target)
-        self._add_l7_edge((bucket, Level.SERVICE, src_svc, tgt_svc), obs, late)
-        self._see(source, Level.SERVICE, src_svc, end_s)
-        self._see(target, Level.SERVICE, tgt_svc, end_s)
+        states = [self._state((bucket, _SERVICE, src_svc, tgt_svc))]
+        nodes = [
+            self._see(source, _SERVICE, src_svc, end_s),
+            self._see(target, _SERVICE, tgt_svc, end_s),
+        ]
         if source.workload or target.workload:
-            self._add_l7_edge((bucket, Level.WORKLOAD, src_wl, tgt_wl), obs, late)
-            self._see(source, Level.WORKLOAD, src_wl, end_s)
-            self._see(target, Level.WORKLOAD, tgt_wl, end_s)
-        if obs.via:
-            self._see_waypoint(obs.via, end_s)
-        if obs.trace_id:
-            cause = obs.error_cause
-            self._hops.append(
-                TraceHop(
-                    trace_id=obs.trace_id.hex(),
-                    span_id=obs.span_id.hex(),
-                    parent_span_id=obs.parent_span_id.hex(),
-                    source=src_svc,
-                    target=tgt_svc,
-                    via=obs.via,
-                    start_ns=obs.end_ns - int(obs.duration_ms * 1e6),
-                    end_ns=obs.end_ns,
-                    duration_ms=obs.duration_ms,
-                    status_code=obs.status_code,
-                    error_cause=cause.value if cause is not None else "",
-                    provenance=obs.provenance.value,
-                )
-            )
+            states.append(self._state((bucket, _WORKLOAD, src_wl, tgt_wl)))
+            nodes.append(self._see(source, _WORKLOAD, src_wl, end_s))
+            nodes.append(self._see(target, _WORKLOAD, tgt_wl, end_s))
+        if via:
+            nodes += self._see_waypoint(via, end_s)
+        closed = self._closed_before_s
+        route = _Route(
+            source,
+            target,
+            src_svc,
+            tgt_svc,
+            tuple(states),
+            nodes,
+            closed is not None and bucket < closed,
+            end_s,
+        )
+        routes = self._routes
+        if len(routes) >= _ROUTES_MAX:
+            self._flush_routes()
+        routes[(bucket, id(source), id(target), via)] = route
+        return route
 
-    def _add_l7_edge(
-        self, key: tuple[int, Level, str, str], obs: L7Observation, late: bool
-    ) -> None:
+    def _flush_routes(self) -> None:
+        for route in self._routes.values():
+            route.flush()
+        self._routes.clear()
+
+    def _state(self, key: tuple[int, Level, str, str]) -> _EdgeState:
         state = self._edges.get(key)
         if state is None:
             state = self._edges[key] = _EdgeState()
+        return state
+
+    @staticmethod
+    def _add_l7_edge(
+        state: _EdgeState,
+        obs: L7Observation,
+        duration: float,
+        sketch_key: int | None,
+        late: bool,
+    ) -> None:
         b = state.bucket
         if not b.protocol:
             b.protocol = obs.protocol
         if obs.via and not b.via:
             b.via = obs.via
         b.l7_requests += 1
-        duration = obs.duration_ms
         b.l7_latency_sum_ms += duration
-        b.l7_latency.add(duration)
+        sketch = b.l7_latency  # LatencySketch.add(duration), its bin key computed once per obs
+        if sketch_key is None:
+            sketch.zero_count += 1
+        else:
+            bins = sketch.bins
+            bins[sketch_key] = bins.get(sketch_key, 0) + 1
+        sketch.count += 1
         code = obs.status_code
         if code:
-            b.l7_status_codes[code] = b.l7_status_codes.get(code, 0) + 1
-        provenance = obs.provenance.value
-        b.l7_provenance[provenance] = b.l7_provenance.get(provenance, 0) + 1
-        for node, share in obs.candidates:
-            b.l7_candidates[node] = b.l7_candidates.get(node, 0.0) + share
+            codes = b.l7_status_codes
+            codes[code] = codes.get(code, 0) + 1
+        provenance = obs.provenance._value_
+        by_provenance = b.l7_provenance
+        by_provenance[provenance] = by_provenance.get(provenance, 0) + 1
+        if obs.candidates:
+            for node, share in obs.candidates:
+                b.l7_candidates[node] = b.l7_candidates.get(node, 0.0) + share
         if obs.unpaired:
             b.l7_unpaired += 1
         if obs.evicted:
@@ -173,10 +339,11 @@ class EdgeAggregator:
             b.l7_late += 1
         if obs.trace_id and duration > state.slow_floor_ms:
             state.offer_slowest((duration, obs.end_ns, obs.trace_id, code))
-        if obs.error_cause is not None:
+        cause = obs.error_cause
+        if cause is not None:
             b.l7_errors += 1
-            cause = obs.error_cause.value
-            b.l7_errors_by_cause[cause] = b.l7_errors_by_cause.get(cause, 0) + 1
+            value = cause._value_
+            b.l7_errors_by_cause[value] = b.l7_errors_by_cause.get(value, 0) + 1
             if obs.trace_id:
                 state.offer_failed((duration, obs.end_ns, obs.trace_id, code))
 
@@ -220,10 +387,12 @@ class EdgeAggregator:
 
     # ---- drain ----------------------------------------------------------------------------------
     def drain(self) -> AggregateBatch:
+        self._flush_routes()
+        hop = _trace_hop
         batch = AggregateBatch(
             edges={EdgeKey(*key): state.finish() for key, state in self._edges.items()},
             nodes=self._nodes,
-            hops=self._hops,
+            hops=[hop(obs, source, target) for obs, source, target in self._hops],
         )
         self._edges, self._nodes, self._hops = {}, {}, []
         closed = self.bucket_start(self._clock_s()) - self._bucket_s
@@ -242,7 +411,7 @@ class EdgeAggregator:
         self._ids[id(endpoint)] = entry
         return entry
 
-    def _see(self, endpoint: Endpoint, level: Level, node_id: str, t: int) -> None:
+    def _see(self, endpoint: Endpoint, level: Level, node_id: str, t: int) -> NodeSeen:
         seen = self._nodes.get((node_id, level))
         if seen is not None:
             if t < seen.first_seen_s:
@@ -251,9 +420,9 @@ class EdgeAggregator:
                 seen.last_seen_s = t
             if not seen.principal and endpoint.principal:
                 seen.principal = endpoint.principal
-            return
+            return seen
         workload = level is Level.WORKLOAD and bool(endpoint.workload)
-        self._nodes[(node_id, level)] = NodeSeen(
+        seen = self._nodes[(node_id, level)] = NodeSeen(
             id=node_id,
             level=level,
             namespace=endpoint.namespace,
@@ -264,9 +433,11 @@ class EdgeAggregator:
             first_seen_s=t,
             last_seen_s=t,
         )
+        return seen
 
-    def _see_waypoint(self, via: str, t: int) -> None:
+    def _see_waypoint(self, via: str, t: int) -> list[NodeSeen]:
         namespace, _, name = via.rpartition("/")
+        out: list[NodeSeen] = []
         for level in (Level.SERVICE, Level.WORKLOAD):
             seen = self._nodes.get((via, level))
             if seen is not None:
@@ -274,13 +445,15 @@ class EdgeAggregator:
                     seen.first_seen_s = t
                 elif t > seen.last_seen_s:
                     seen.last_seen_s = t
-                continue
-            self._nodes[(via, level)] = NodeSeen(
-                id=via,
-                level=level,
-                namespace=namespace,
-                name=name,
-                kind=NodeKind.WAYPOINT,
-                first_seen_s=t,
-                last_seen_s=t,
-            )
+            else:
+                seen = self._nodes[(via, level)] = NodeSeen(
+                    id=via,
+                    level=level,
+                    namespace=namespace,
+                    name=name,
+                    kind=NodeKind.WAYPOINT,
+                    first_seen_s=t,
+                    last_seen_s=t,
+                )
+            out.append(seen)
+        return out

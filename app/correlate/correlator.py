@@ -25,8 +25,8 @@ arriving after its waypoint span, or a second request under one client span, sti
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 
 from app.correlate.normalize import (
     SpanNormalizer,
@@ -37,7 +37,7 @@ from app.correlate.normalize import (
 )
 from app.correlate.pairing import PairingStore
 from app.correlate.status import span_protocol, span_status
-from app.domain import Endpoint, L7Observation, NodeKind, Provenance, Span
+from app.domain import Endpoint, ErrorCause, L7Observation, NodeKind, Provenance, Span
 
 __all__ = ["CorrelatorStats", "SpanCorrelator", "WorkloadDirectory"]
 
@@ -45,6 +45,84 @@ __all__ = ["CorrelatorStats", "SpanCorrelator", "WorkloadDirectory"]
 _WAYPOINT_SPAN = Endpoint("", "", kind=NodeKind.WAYPOINT)
 
 Waiting = tuple[SpanRole, Span]
+
+_OBS_FIELDS = (
+    "source",
+    "target",
+    "end_ns",
+    "duration_ms",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "protocol",
+    "status_code",
+    "error_cause",
+    "via",
+    "provenance",
+    "candidates",
+    "late",
+    "unpaired",
+    "evicted",
+)
+
+
+def _observation_factory() -> Callable[..., L7Observation]:
+    """`L7Observation(...)` with every field given, positionally, at ~1/3 of the cost.
+
+    The frozen dataclass's `__init__` sets each of its 16 slots through `object.__setattr__`;
+    calling the slots' own descriptors does the same stores without the generic lookup. The
+    result is an ordinary, equal, frozen `L7Observation`. Falls back to the constructor if the
+    field list ever changes.
+    """
+    if tuple(f.name for f in fields(L7Observation)) != _OBS_FIELDS:  # pragma: no cover
+        given = [name for name in _OBS_FIELDS if name not in ("candidates", "late")]
+        return lambda *values: L7Observation(**dict(zip(given, values, strict=True)))
+    slot = L7Observation.__dict__
+    (s_source, s_target, s_end, s_duration, s_trace, s_span, s_parent, s_protocol, s_code,
+     s_cause, s_via, s_provenance, s_candidates, s_late, s_unpaired, s_evicted) = (
+        slot[name].__set__ for name in _OBS_FIELDS
+    )  # fmt: skip
+    new = object.__new__
+
+    def make(
+        source: Endpoint,
+        target: Endpoint,
+        end_ns: int,
+        duration_ms: float,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        protocol: str,
+        status_code: str,
+        error_cause: ErrorCause | None,
+        via: str,
+        provenance: Provenance,
+        unpaired: bool,
+        evicted: bool,
+    ) -> L7Observation:
+        obs = new(L7Observation)
+        s_source(obs, source)
+        s_target(obs, target)
+        s_end(obs, end_ns)
+        s_duration(obs, duration_ms)
+        s_trace(obs, trace_id)
+        s_span(obs, span_id)
+        s_parent(obs, parent_span_id)
+        s_protocol(obs, protocol)
+        s_code(obs, status_code)
+        s_cause(obs, error_cause)
+        s_via(obs, via)
+        s_provenance(obs, provenance)
+        s_candidates(obs, ())
+        s_late(obs, False)
+        s_unpaired(obs, unpaired)
+        s_evicted(obs, evicted)
+        return obs
+
+    return make
+
+
+_observation = _observation_factory()
 
 
 @dataclass(slots=True)
@@ -190,87 +268,93 @@ class SpanCorrelator:
         self, w: Span, source: Endpoint | None, *, unpaired: bool = False, evicted: bool = False
     ) -> L7Observation:
         norm = self._norm
+        attrs = w.attributes
         target = norm.waypoint_target(w)
-        waypoint = norm.waypoint(w, target)
+        via = norm.waypoint_via(w, target)
         if source is not None:
             provenance = Provenance.PARENT_SPAN
         else:
-            address = address_of(w.attributes.get("peer.address"))
+            address = address_of(attrs.get("peer.address"))
             found = norm.caller_by_address(address)
             if found is not None and found.kind is not NodeKind.WAYPOINT:
                 source, provenance = found, Provenance.PEER_ADDRESS
             else:
                 source, provenance = unknown_caller(address, target), Provenance.UNATTRIBUTED
-        code, cause = span_status(w.attributes, w.status_error)
-        return L7Observation(
-            source=source,
-            target=target,
-            end_ns=w.end_ns,
-            duration_ms=w.duration_ms,
-            trace_id=w.trace_id,
-            span_id=w.span_id,
-            parent_span_id=w.parent_span_id,
-            protocol=span_protocol(w.attributes),
-            status_code=code,
-            error_cause=cause,
-            via=waypoint.node_id(),
-            provenance=provenance,
-            unpaired=unpaired,
-            evicted=evicted,
+        code, cause = span_status(attrs, w.status_error)
+        return _observation(
+            source,
+            target,
+            w.end_ns,
+            w.duration_ms,
+            w.trace_id,
+            w.span_id,
+            w.parent_span_id,
+            span_protocol(attrs),
+            code,
+            cause,
+            via,
+            provenance,
+            unpaired,
+            evicted,
         )
 
     def _paired_obs(self, c: Span, s: Span) -> L7Observation:
         client_code, client_cause = span_status(c.attributes, c.status_error)
         server_code, server_cause = span_status(s.attributes, s.status_error)
-        return L7Observation(
-            source=self._norm.app_endpoint(c),
-            target=self._norm.app_endpoint(s),
-            end_ns=c.end_ns,
-            duration_ms=c.duration_ms,
-            trace_id=c.trace_id,
-            span_id=c.span_id,
-            parent_span_id=c.parent_span_id,
-            protocol=span_protocol(c.attributes),
-            status_code=server_code or client_code,
-            error_cause=client_cause or server_cause,
-            provenance=Provenance.PAIRED_SPANS,
+        return _observation(
+            self._norm.app_endpoint(c),
+            self._norm.app_endpoint(s),
+            c.end_ns,
+            c.duration_ms,
+            c.trace_id,
+            c.span_id,
+            c.parent_span_id,
+            span_protocol(c.attributes),
+            server_code or client_code,
+            client_cause or server_cause,
+            "",
+            Provenance.PAIRED_SPANS,
+            False,
+            False,
         )
 
     def _client_obs(self, c: Span, *, unpaired: bool, evicted: bool = False) -> L7Observation:
         source = self._norm.app_endpoint(c)
         code, cause = span_status(c.attributes, c.status_error)
-        return L7Observation(
-            source=source,
-            target=self._norm.client_peer(c, source),
-            end_ns=c.end_ns,
-            duration_ms=c.duration_ms,
-            trace_id=c.trace_id,
-            span_id=c.span_id,
-            parent_span_id=c.parent_span_id,
-            protocol=span_protocol(c.attributes),
-            status_code=code,
-            error_cause=cause,
-            provenance=Provenance.PEER_ATTRIBUTE,
-            unpaired=unpaired,
-            evicted=evicted,
+        return _observation(
+            source,
+            self._norm.client_peer(c, source),
+            c.end_ns,
+            c.duration_ms,
+            c.trace_id,
+            c.span_id,
+            c.parent_span_id,
+            span_protocol(c.attributes),
+            code,
+            cause,
+            "",
+            Provenance.PEER_ATTRIBUTE,
+            unpaired,
+            evicted,
         )
 
     def _server_obs(self, s: Span, *, unpaired: bool, evicted: bool = False) -> L7Observation:
         target = self._norm.app_endpoint(s)
         source, provenance = self._norm.server_caller(s, target)
         code, cause = span_status(s.attributes, s.status_error)
-        return L7Observation(
-            source=source,
-            target=target,
-            end_ns=s.end_ns,
-            duration_ms=s.duration_ms,
-            trace_id=s.trace_id,
-            span_id=s.span_id,
-            parent_span_id=s.parent_span_id,
-            protocol=span_protocol(s.attributes),
-            status_code=code,
-            error_cause=cause,
-            provenance=provenance,
-            unpaired=unpaired,
-            evicted=evicted,
+        return _observation(
+            source,
+            target,
+            s.end_ns,
+            s.duration_ms,
+            s.trace_id,
+            s.span_id,
+            s.parent_span_id,
+            span_protocol(s.attributes),
+            code,
+            cause,
+            "",
+            provenance,
+            unpaired,
+            evicted,
         )

@@ -157,7 +157,9 @@ class SpanNormalizer:
         # id(resource) → (resource, service.name, endpoint): the decoder shares one resource dict
         # among a batch's spans; holding the dict keeps its id from being reused while cached.
         self._app_cache: dict[int, tuple[object, str, Endpoint]] = {}
-        self._waypoint_cache: dict[tuple[str, str, str, str, str], Endpoint] = {}
+        self._waypoint_cache: dict[
+            tuple[str, str, str, str, str, str, str], tuple[Endpoint, str]
+        ] = {}
 
     # ---- roles ------------------------------------------------------------------------------
     def role(self, span: Span) -> SpanRole:
@@ -281,9 +283,11 @@ class SpanNormalizer:
         attrs = span.attributes
         raw = _str(attrs.get("upstream_cluster")) or _str(attrs.get("upstream_cluster.name"))
         cluster = parse_upstream_cluster(raw) if raw else None
-        kind = cluster.kind if cluster is not None else ClusterKind.OTHER
         if cluster is not None and cluster.target is not None:
+            if self._directory is None:  # the common case: the cluster's (cached) endpoint
+                return cluster.target
             return self._with_upstream_workload(span, cluster.target)
+        kind = cluster.kind if cluster is not None else ClusterKind.OTHER
         if kind is ClusterKind.INBOUND:
             return self._proxy_own_service(span)
         if kind is ClusterKind.PASSTHROUGH:
@@ -351,15 +355,24 @@ class SpanNormalizer:
         (`waypoint.default` before Istio 1.29; from 1.29 it names the destination, so a name equal
         to the target's is skipped); else `<target ns>/waypoint`.
         """
+        return self._waypoint_entry(span, target)[0]
+
+    def waypoint_via(self, span: Span, target: Endpoint | None) -> str:
+        """`waypoint(span, target).node_id()`, cached with it."""
+        return self._waypoint_entry(span, target)[1]
+
+    def _waypoint_entry(self, span: Span, target: Endpoint | None) -> tuple[Endpoint, str]:
         attrs, resource = span.attributes, span.resource
-        canonical = _str(attrs.get("istio.canonical_service")) or _str(
+        get = attrs.get
+        canonical = _str(get("istio.canonical_service")) or _str(
             resource.get("istio.canonical_service")
         )
-        namespace = _str(attrs.get("istio.namespace")) or _str(resource.get("istio.namespace"))
-        node_id = _str(attrs.get("node_id"))
+        namespace = _str(get("istio.namespace")) or _str(resource.get("istio.namespace"))
+        node_id = _str(get("node_id"))
         target_service = target.service if target is not None else ""
         target_ns = target.namespace if target is not None else ""
-        key = (canonical, namespace, node_id, span.service, f"{target_service}.{target_ns}")
+        k8s_ns = _str(resource.get("k8s.namespace.name"))
+        key = (canonical, namespace, node_id, span.service, target_service, target_ns, k8s_ns)
         cached = self._waypoint_cache.get(key)
         if cached is not None:
             return cached
@@ -382,7 +395,7 @@ class SpanNormalizer:
                 service == target_service and (service_ns or target_ns) == target_ns
             ):
                 name, namespace = service, namespace or service_ns
-        namespace = namespace or pod_ns or _str(resource.get("k8s.namespace.name")) or target_ns
+        namespace = namespace or pod_ns or k8s_ns or target_ns
         endpoint = Endpoint(
             namespace=namespace or DEFAULT_NAMESPACE,
             service=name or "waypoint",
@@ -391,5 +404,5 @@ class SpanNormalizer:
         )
         if len(self._waypoint_cache) >= _CACHE_MAX:
             self._waypoint_cache.clear()
-        self._waypoint_cache[key] = endpoint
-        return endpoint
+        entry = self._waypoint_cache[key] = (endpoint, endpoint.node_id())
+        return entry

@@ -18,6 +18,12 @@ from __future__ import annotations
 from app.domain import AttrValue, ErrorCause
 
 _HARMLESS_FLAGS = frozenset({"", "-", "DI"})
+_CACHE_MAX = 4096
+# (http status attribute, response_flags, status_error) → result, for spans without a gRPC status
+# whose values are str/int/None (Envoy writes strings): a handful of distinct keys per mesh.
+# Exact types only, so True/1/1.0 (equal as dict keys) never share an entry.
+_cache: dict[tuple[AttrValue | None, AttrValue | None, bool], tuple[str, ErrorCause | None]] = {}
+_CACHEABLE = (str, int, type(None))
 
 
 def _int(value: AttrValue | None) -> int | None:
@@ -35,6 +41,25 @@ def span_status(
     attributes: dict[str, AttrValue], status_error: bool
 ) -> tuple[str, ErrorCause | None]:
     """(status code string, first applicable error cause or None)."""
+    get = attributes.get
+    if "grpc.status_code" not in attributes and "rpc.grpc.status_code" not in attributes:
+        http_raw = get("http.status_code", get("http.response.status_code"))
+        flags_raw = get("response_flags")
+        if type(http_raw) in _CACHEABLE and type(flags_raw) in _CACHEABLE:
+            key = (http_raw, flags_raw, status_error)
+            cached = _cache.get(key)
+            if cached is None:
+                cached = _span_status(attributes, status_error)
+                if len(_cache) >= _CACHE_MAX:
+                    _cache.clear()
+                _cache[key] = cached
+            return cached
+    return _span_status(attributes, status_error)
+
+
+def _span_status(
+    attributes: dict[str, AttrValue], status_error: bool
+) -> tuple[str, ErrorCause | None]:
     grpc = _int(attributes.get("grpc.status_code", attributes.get("rpc.grpc.status_code")))
     http = _int(attributes.get("http.status_code", attributes.get("http.response.status_code")))
     code = f"grpc:{grpc}" if grpc is not None else (str(http) if http is not None else "")
