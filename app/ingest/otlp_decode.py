@@ -14,6 +14,7 @@ Span validity (a rejected span is counted in `partial_success`, its neighbours a
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ ZERO_SPAN_ID = bytes(8)
 
 # Indexed by the wire number; an unknown kind (proto3 enums are open) reads as UNSPECIFIED.
 KINDS: tuple[SpanKind, ...] = tuple(SpanKind)
+KIND_BY_NUMBER: dict[int, SpanKind] = {kind.value: kind for kind in SpanKind}
 # The dict returns the one canonical key object, so every kept key in every span is shared.
 SPAN_KEYS: dict[str, str] = {k: sys.intern(k) for k in KEPT_SPAN_ATTRIBUTES}
 RESOURCE_KEYS: dict[str, str] = {k: sys.intern(k) for k in KEPT_RESOURCE_ATTRIBUTES}
@@ -171,6 +173,133 @@ class BadAttribute(Exception):
     """An attribute that is not a valid KeyValue (or not UTF-8): its span is rejected."""
 
 
+# Encoded span KeyValue → what `read_pb_attributes` makes of it: `(key, value)` for a kept key
+# whose values repeat (INTERNED_VALUES), None for a key not kept. Waypoint spans repeat most of
+# their tags byte for byte (node_id, istio.*, component, clusters, methods, flags), so a hit costs
+# one C-level dict lookup instead of a slice, a key lookup, a UTF-8 decode and an intern. Bounded:
+# cleared when full, so a sender with endless distinct tags costs misses, not memory.
+SPAN_ATTRIBUTE_CACHE: dict[bytes, tuple[str, AttrValue] | None] = {}
+ATTRIBUTE_CACHE_ENTRIES = 4096
+CACHEABLE_ATTRIBUTE_BYTES = 512
+_MISS: Any = object()
+
+
+def read_span_attributes(raw_attributes: Any, max_attributes: int) -> dict[str, AttrValue]:
+    """`read_pb_attributes(raw_attributes, SPAN_KEY_PREFIXES, max_attributes)`, memoised per
+    encoded KeyValue (see SPAN_ATTRIBUTE_CACHE); the result is the same, cached or not."""
+    # A slice of the repeated field is a list (iterated faster than the upb container) and caps
+    # what is read at `max_attributes`, however many the sender attached.
+    raw_attributes = raw_attributes[:max_attributes]
+    cache = SPAN_ATTRIBUTE_CACHE
+    cached = cache.get
+    attributes: dict[str, AttrValue] = {}
+    for raw in raw_attributes:
+        hit = cached(raw, _MISS)
+        if hit is None:
+            continue
+        if hit is not _MISS:
+            attributes[hit[0]] = hit[1]
+            continue
+        try:
+            key_end = raw[1] + 2
+            key = SPAN_KEY_PREFIXES.get(raw[:key_end])
+            if key is None:
+                if raw[0] != 0x0A:
+                    _read_slow(raw, SPAN_KEY_PREFIXES, attributes)  # fields out of order
+                elif len(raw) <= CACHEABLE_ATTRIBUTE_BYTES:
+                    _remember(cache, raw, None)  # a key we do not keep
+                continue
+            rest = len(raw) - key_end
+            if (
+                raw[key_end] == 0x12
+                and raw[key_end + 1] == rest - 2
+                and raw[key_end + 2] == 0x0A
+                and raw[key_end + 3] == rest - 4
+            ):
+                value = raw[key_end + 4 :].decode()
+                if key in INTERNED_VALUES:
+                    value = sys.intern(value)
+                    if len(raw) <= CACHEABLE_ATTRIBUTE_BYTES:
+                        _remember(cache, raw, (key, value))
+                attributes[key] = value
+            else:
+                _read_slow(raw, SPAN_KEY_PREFIXES, attributes)
+        except IndexError:
+            continue  # an empty or key-only KeyValue: no value to keep
+        except UnicodeDecodeError:
+            raise BadAttribute("attribute value is not UTF-8") from None
+    return attributes
+
+
+def _remember(
+    cache: dict[bytes, tuple[str, AttrValue] | None],
+    raw: bytes,
+    outcome: tuple[str, AttrValue] | None,
+) -> None:
+    if len(cache) >= ATTRIBUTE_CACHE_ENTRIES:
+        cache.clear()
+    cache[raw] = outcome
+
+
+def _span_record_factory() -> Any:
+    """A `Span` constructor taking the fields positionally, ~2.5x faster than `Span(...)`.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`; this one calls
+    the slots' own setters. Falls back to the class itself if `Span`'s fields ever differ from
+    the ones set here, so a new field can never be left unset.
+    """
+    names = (
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "kind",
+        "name",
+        "start_ns",
+        "end_ns",
+        "service",
+        "status_error",
+        "attributes",
+        "resource",
+    )
+    if tuple(f.name for f in dataclasses.fields(Span)) != names:
+        return Span
+    new = object.__new__
+    (s_trace, s_span, s_parent, s_kind, s_name, s_start, s_end, s_service, s_error, s_attrs,
+     s_resource) = (getattr(Span, name).__set__ for name in names)  # fmt: skip
+
+    def new_span(
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        kind: SpanKind,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        service: str,
+        status_error: bool,
+        attributes: dict[str, AttrValue],
+        resource: dict[str, AttrValue],
+    ) -> Span:
+        span = new(Span)
+        s_trace(span, trace_id)
+        s_span(span, span_id)
+        s_parent(span, parent_span_id)
+        s_kind(span, kind)
+        s_name(span, name)
+        s_start(span, start_ns)
+        s_end(span, end_ns)
+        s_service(span, service)
+        s_error(span, status_error)
+        s_attrs(span, attributes)
+        s_resource(span, resource)
+        return span
+
+    return new_span
+
+
+new_span_record = _span_record_factory()
+
+
 def decode_protobuf(body: bytes, max_attributes: int, now_ns: int | None = None) -> DecodeResult:
     """Decode a binary `ExportTraceServiceRequest`. Raises only `OtlpDecodeError`."""
     pb_request = LeanRequest()
@@ -186,7 +315,11 @@ def decode_protobuf(body: bytes, max_attributes: int, now_ns: int | None = None)
 
 def _decode_request(pb_request: Any, max_attributes: int, now_ns: int) -> DecodeResult:
     spans: list[Span] = []
+    append = spans.append
     rejections = Rejections()
+    read_attributes, new_span, intern = read_span_attributes, new_span_record, sys.intern
+    kinds, unspecified = KIND_BY_NUMBER, SpanKind.UNSPECIFIED
+    max_end_ns = now_ns + MAX_FUTURE_NS
     for pb_resource_spans in pb_request.resource_spans:
         scopes = list(pb_resource_spans.scope_spans)
         scopes.extend(pb_resource_spans.instrumentation_library_spans)
@@ -204,35 +337,40 @@ def _decode_request(pb_request: Any, max_attributes: int, now_ns: int) -> Decode
             for pb_span in pb_scope_spans.spans:
                 trace_id, span_id = pb_span.trace_id, pb_span.span_id
                 parent_id = pb_span.parent_span_id
-                if parent_id == ZERO_SPAN_ID:
-                    parent_id = b""
                 start_ns, end_ns = pb_span.start_time_unix_nano, pb_span.end_time_unix_nano
-                problem = span_problem(trace_id, span_id, parent_id, start_ns, end_ns, now_ns)
-                if problem:
-                    rejections.add(problem)
-                    continue
+                # The common case in one expression; `span_problem` says why when it fails.
+                if not (
+                    len(trace_id) == 16
+                    and len(span_id) == 8
+                    and trace_id != ZERO_TRACE_ID
+                    and span_id != ZERO_SPAN_ID
+                    and MIN_TIME_NS <= start_ns <= end_ns <= max_end_ns
+                ) or (parent_id and (len(parent_id) != 8 or parent_id == ZERO_SPAN_ID)):
+                    if parent_id == ZERO_SPAN_ID:
+                        parent_id = b""
+                    problem = span_problem(trace_id, span_id, parent_id, start_ns, end_ns, now_ns)
+                    if problem:
+                        rejections.add(problem)
+                        continue
                 try:
-                    attributes = read_pb_attributes(
-                        pb_span.attributes, SPAN_KEY_PREFIXES, max_attributes
-                    )
+                    attributes = read_attributes(pb_span.attributes, max_attributes)
                 except BadAttribute as exc:
                     rejections.add(str(exc))
                     continue
-                kind = pb_span.kind
-                spans.append(
-                    Span(
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        parent_span_id=parent_id,
-                        kind=KINDS[kind] if 0 <= kind < len(KINDS) else SpanKind.UNSPECIFIED,
-                        name=sys.intern(pb_span.name),
-                        start_ns=start_ns,
-                        end_ns=end_ns,
-                        service=service,
-                        status_error=pb_span.status.code == STATUS_CODE_ERROR,
-                        attributes=attributes,
+                append(
+                    new_span(
+                        trace_id,
+                        span_id,
+                        parent_id,
+                        kinds.get(pb_span.kind, unspecified),
+                        intern(pb_span.name),
+                        start_ns,
+                        end_ns,
+                        service,
+                        pb_span.status.code == STATUS_CODE_ERROR,
+                        attributes,
                         # Shared by every span of the resource: treat as read-only.
-                        resource=resource,
+                        resource,
                     )
                 )
     return rejections.result(spans)
