@@ -7,7 +7,14 @@ Activity pattern: every edge is active in --active-buckets of the hour's 60 one-
 (spread evenly, phase-shifted per edge), so the default 12 means 600k bucket rows; pass
 --active-buckets 60 for every edge in every minute (3M rows; slow to build).
 
+The store keeps roll-ups (10 min and 1 h, store/edges.py) beside the one-minute buckets; a window
+read takes whole coarse buckets from them. `--offset-s` shifts the data hour and the clock off the
+hour (e.g. 1500: five fine minutes, five 10-minute roll-ups, five fine minutes); `--fine-only`
+reads fine rows only (as before roll-ups existed), for comparison on the same store.
+`--db-dir` keeps the built SQLite file there and reuses it on the next run with the same shape.
+
     .venv/bin/python bench/graph.py [--database-url postgresql+psycopg://…] [--requests 300]
+        [--offset-s 1500] [--fine-only] [--db-dir /tmp/meshstitch-bench]
 """
 
 from __future__ import annotations
@@ -34,10 +41,11 @@ from app.correlate.buckets import EdgeBucket, L4Counters, NodeSeen
 from app.correlate.sketch import LatencySketch
 from app.domain import EdgeKey, Level, NodeKind
 from app.graph.queries import GraphQueries
-from app.store.edges import EdgeRepository
+from app.graph.window import Window
+from app.store.edges import EdgeRepository, window_parts
 from app.store.engine import create_store_engine
 from app.store.nodes import NodeRepository
-from app.store.schema import upgrade
+from app.store.schema import head_revision, upgrade
 
 BUCKET_S = 60
 HOUR_END = 1_800_000_000 // 3600 * 3600
@@ -66,17 +74,22 @@ def _templates(rng: random.Random) -> tuple[list[EdgeBucket], list[EdgeBucket]]:
     return full, l4_only
 
 
-def build_store(url: str, services: int, edges: int, active: int, seed: int) -> list[str]:
+def build_store(
+    url: str, services: int, edges: int, active: int, seed: int, offset_s: int, reuse: bool
+) -> list[str]:
     rng = random.Random(seed)
+    ids = [f"ns{i % 50}/svc{i}" for i in range(services)]
+    if reuse:
+        print("reusing the store built before", flush=True)
+        return ids
     engine = create_store_engine(url)
     upgrade(engine)
-    ids = [f"ns{i % 50}/svc{i}" for i in range(services)]
     pairs: set[tuple[str, str]] = set()
     while len(pairs) < edges:
         a, b = rng.sample(ids, 2)
         pairs.add((a, b))
     full, l4_only = _templates(rng)
-    start = HOUR_END - 3600
+    start = HOUR_END - 3600 + offset_s
     nodes = [
         NodeSeen(
             i,
@@ -87,7 +100,7 @@ def build_store(url: str, services: int, edges: int, active: int, seed: int) -> 
             "",
             "",
             start,
-            HOUR_END,
+            start + 3600,
         )
         for i in ids
     ]
@@ -135,17 +148,50 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--offset-s", type=int, default=0, help="multiple of 60")
+    parser.add_argument("--fine-only", action="store_true", help="read no roll-ups")
+    parser.add_argument("--db-dir", default=None, help="keep and reuse the SQLite store here")
     args = parser.parse_args()
+    if args.offset_s % BUCKET_S:
+        parser.error("--offset-s must be a multiple of 60")
     tmp = tempfile.TemporaryDirectory()
-    url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
-    ids = build_store(url, args.services, args.edges, args.active_buckets, args.seed)
+    db = Path(tmp.name) / "bench.db"
+    if args.db_dir:
+        shape = (args.services, args.edges, args.active_buckets, args.offset_s, args.seed)
+        db = Path(args.db_dir) / f"graph-{'-'.join(map(str, shape))}-{head_revision()}.db"
+    reuse = args.database_url is None and args.db_dir is not None and db.exists()
+    url = args.database_url or f"sqlite:///{db}"
+    ids = build_store(
+        url,
+        args.services,
+        args.edges,
+        args.active_buckets,
+        args.seed,
+        args.offset_s,
+        reuse,
+    )
+    if args.fine_only:  # the read path before roll-ups, on the same store
+        EdgeRepository.window_rows_rolled = (  # type: ignore[method-assign]
+            lambda self, conn, level, first, end, bucket_s, **names: self.window_rows(
+                conn, level, first, end, **names
+            )
+        )
+    now = float(HOUR_END + args.offset_s)
+    first, end = Window(now - 3600, now).bucket_range(BUCKET_S)
+    parts = window_parts(first, end, BUCKET_S)
+    rollups = (
+        "no"
+        if args.fine_only
+        else "+".join(
+            f"{span // 60}mx{(hi - lo) // span}" if span else f"1mx{(hi - lo) // BUCKET_S}"
+            for span, lo, hi in parts
+        )
+    )
 
     engine = create_store_engine(url)
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(
-        build_graph_router(GraphQueries(engine, BUCKET_S), clock=lambda: float(HOUR_END))
-    )
+    app.include_router(build_graph_router(GraphQueries(engine, BUCKET_S), clock=lambda: now))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -173,11 +219,13 @@ def main() -> None:
     timings.sort()
     p = lambda q: timings[min(len(timings) - 1, int(q * len(timings)))]  # noqa: E731
     print(
-        f"{'database':<12}{'services':>9}{'edges':>8}{'rows':>10}{'requests':>9}{'edges/resp':>11}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'database':<12}{'services':>9}{'edges':>8}{'rows':>10}{'requests':>9}{'edges/resp':>11}"
+        f"{'p50 ms':>9}{'p99 ms':>9}  roll-ups used (window read as)"
     )
     print(
         f"{engine.dialect.name:<12}{args.services:>9}{args.edges:>8}{args.edges * args.active_buckets:>10}"
         f"{len(timings):>9}{statistics.mean(edge_counts):>11.0f}{p(0.5):>9.1f}{p(0.99):>9.1f}"
+        f"  {rollups}"
     )
     print("rerun: .venv/bin/python bench/graph.py " + " ".join(sys.argv[1:]))
     tmp.cleanup()

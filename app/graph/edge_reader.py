@@ -29,16 +29,16 @@ from app.store.nodes import NodeRepository
 def to_graph_edge(m: MergedEdge) -> GraphEdge:
     l7 = None
     if m.l7_requests or m.l7_unpaired or m.l7_late or m.l7_evicted:
-        sketch = m.l7_latency
+        p50, p95, p99 = m.quantiles((0.5, 0.95, 0.99))
         l7 = L7Stats(
             requests=m.l7_requests,
             errors=m.l7_errors,
             errors_by_cause=m.l7_errors_by_cause,
             status_codes=m.l7_status_codes,
             latency_sum_ms=m.l7_latency_sum_ms,
-            p50_ms=sketch.quantile(0.5),
-            p95_ms=sketch.quantile(0.95),
-            p99_ms=sketch.quantile(0.99),
+            p50_ms=p50,
+            p95_ms=p95,
+            p99_ms=p99,
             unpaired=m.l7_unpaired,
             late=m.l7_late,
             evicted=m.l7_evicted,
@@ -72,9 +72,10 @@ def to_graph_edge(m: MergedEdge) -> GraphEdge:
 class EdgeReader:
     def __init__(self, conn: Connection, window: Window, level: Level, bucket_s: int) -> None:
         self.conn, self.window, self.level = conn, window, str(level.value)
+        self.bucket_s = bucket_s
         self.first_s, self.end_s = window.bucket_range(bucket_s)
         self.edge_repo, self.node_repo = EdgeRepository(), NodeRepository()
-        self.sketches: dict[Pair, LatencySketch] = {}
+        self.merged: dict[Pair, MergedEdge] = {}  # their sketches are merged only if attributed
         self.moved: dict[Pair, Pair] = {}
         self._kinds: dict[str, str] = {}
 
@@ -101,9 +102,19 @@ class EdgeReader:
     def _edges(self, rows: Iterable[Row[Any]]) -> dict[Pair, GraphEdge]:
         out = {}
         for pair, merged in merge_rows(rows).items():
-            self.sketches[pair] = merged.l7_latency
+            self.merged[pair] = merged
             out[pair] = to_graph_edge(merged)
         return out
+
+    def _sketch(self, pair: Pair) -> LatencySketch | None:
+        merged = self.merged.get(pair)
+        return merged.l7_latency if merged is not None else None
+
+    def _rows(self, **names: set[str]) -> list[Row[Any]]:
+        """The window's rows, whole coarse buckets read from the roll-ups (same merge)."""
+        return self.edge_repo.window_rows_rolled(
+            self.conn, self.level, self.first_s, self.end_s, self.bucket_s, **names
+        )
 
     def _attribute(self, edges: Iterable[GraphEdge]) -> list[GraphEdge]:
         edges = list(edges)
@@ -115,7 +126,7 @@ class EdgeReader:
         def merge_l7(into: GraphEdge, other: GraphEdge) -> L7Stats | None:
             a, b = (into.source, into.target), (other.source, other.target)
             sketch = LatencySketch()
-            for part in (local.get(a) or self.sketches.get(a), self.sketches.get(b)):
+            for part in (local.get(a) or self._sketch(a), self._sketch(b)):
                 if part is not None:
                     sketch.merge(part)
             local[a] = sketch
@@ -130,24 +141,21 @@ class EdgeReader:
         """`neighbourhood`'s fetcher: edges leaving (or entering) `node_ids`, attributed."""
         args = (self.conn, self.level, self.first_s, self.end_s)
         if not outgoing:
-            return self._attribute(
-                self._edges(self.edge_repo.window_rows(*args, targets=node_ids)).values()
-            )
-        edges = self._edges(self.edge_repo.window_rows(*args, sources=node_ids))
+            return self._attribute(self._edges(self._rows(targets=node_ids)).values())
+        edges = self._edges(self._rows(sources=node_ids))
         targets = {target for _, target in edges}
         contested = (
             self.edge_repo.targets_with_unknown_sources(*args, targets) if targets else set()
         )
         if contested:
-            edges.update(self._edges(self.edge_repo.window_rows(*args, targets=contested)))
+            edges.update(self._edges(self._rows(targets=contested)))
         return [e for e in self._attribute(edges.values()) if e.source in node_ids]
 
     def attribute_rows(self, rows: Iterable[Row[Any]]) -> list[GraphEdge]:
         return self._attribute(self._edges(rows).values())
 
     def all_edges(self) -> list[GraphEdge]:
-        rows = self.edge_repo.window_rows(self.conn, self.level, self.first_s, self.end_s)
-        return self._attribute(self._edges(rows).values())
+        return self._attribute(self._edges(self._rows()).values())
 
     def with_exemplars(self, edges: list[GraphEdge], everything: bool = False) -> list[GraphEdge]:
         """The edges with their window's exemplars (of moved unattributed edges too)."""

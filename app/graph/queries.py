@@ -481,4 +481,4 @@ def _metric(metric: str, m: MergedEdge | None, bucket_s: int, reporter: str) -> 
         return None
     if metric == "edge_error_rate":
         return m.l7_errors / m.l7_requests
-    return m.l7_latency.quantile(_QUANTILES[metric])
+    return m.quantiles((_QUANTILES[metric],))[0]
