@@ -33,10 +33,13 @@ JSON_TYPE = "simpod-json-datasource"
 # route too, so this copy cannot drift unnoticed.
 VARIABLE_TARGETS = {"namespaces", "services", "workloads", "waypoints"}
 # What a variable expands to in a JSON payload (Grafana's `json` format, or the custom All value).
+# What the plugin's code-mode payload interpolation inserts (simPod/GrafanaJsonDatasource
+# src/DataSource.ts `cleanMatch`): Grafana's `json` format, then a quoted string is unquoted. So a
+# single value arrives bare (`shop/cart`, `2`), a multi value as an array, a custom All value as is.
 SAMPLE_VALUES = {
-    "namespace": ['["shop"]', '["shop", "payments"]', "[]"],
-    "service": ['"shop/cart"', "[]"],
-    "depth": ['"2"'],
+    "namespace": ['["shop"]', '["shop","payments"]', "[]"],
+    "service": ["shop/cart", "[]"],
+    "depth": ["2"],
 }
 
 
