@@ -106,16 +106,24 @@ class SimulatedRun:
         self.tick_s = tick_s
         urls = self.sim.start_ztunnels()
         poll_settings = running.settings.model_copy(update={"ztunnel_targets": ",".join(urls)})
-        poller = build_poller(poll_settings, running.pipeline.add_l4)
+        # Each scrape is stamped one second before the end of the tick it follows, so its L4
+        # lands in the same bucket as the tick's spans (as a live poller's would); the baseline
+        # scrape uses the wall clock.
+        self._scrape_time_s: float | None = None
+        poller = build_poller(poll_settings, running.pipeline.add_l4, clock=self._scrape_clock)
         assert poller is not None
         self.poller: L4Poller = poller
         self.poller.poll_once_sync()  # the baseline scrape: counters start from here
         self.ticks = 0
 
+    def _scrape_clock(self) -> float:
+        return time.time() if self._scrape_time_s is None else self._scrape_time_s
+
     def run_ticks(self, count: int, start_s: float) -> None:
         for i in range(count):
             begin = start_s + i * self.tick_s
             self.sim.tick(begin, begin + self.tick_s)
+            self._scrape_time_s = begin + self.tick_s - 1.0
             self.poller.poll_once_sync()
             self.ticks += 1
 
