@@ -7,6 +7,14 @@ beside raw `ParseFromString` and the decoder alone on the same payload.
 If the served app has no /v1/traces yet (404), the bench falls back to a server process with only
 the OTLP router and a counting sink, and says so: that measures transport + decode, not the full
 decode → normalize → pair → aggregate pipeline the target in DESIGN.md is about.
+
+Against `meshstitch serve` two rates are printed: "accepted" (POSTs answered; spans may still be
+queued) and "processed" (until /metrics shows the ingest queue empty, i.e. correlated and
+aggregated too). `--stages` adds an in-process breakdown on the same payload: decode, correlate
+(`SpanCorrelator.add`), aggregate (`EdgeAggregator.add_l7`), the service-graph metrics observer,
+and the HTTP overhead of the OTLP router over a real uvicorn with a counting sink (its per-span
+time minus decode's). In-process times are CPU time of the measuring thread (robust to other load
+on a shared machine), medians over `--repeat` rounds.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import os
 import random
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,6 +105,12 @@ def waypoint_batch(spans: int, rng: random.Random) -> bytes:
     return request.SerializeToString()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,7 +118,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(args: list[str], env: dict[str, str], base_url: str) -> Iterator[None]:
+def server_process(
+    args: list[str], env: dict[str, str], base_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -118,7 +135,7 @@ def server_process(args: list[str], env: dict[str, str], base_url: str) -> Itera
             if time.monotonic() > deadline:
                 raise SystemExit("server did not answer /healthz within 60 s")
             time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -180,17 +197,86 @@ def post_batches(
     return time.perf_counter() - started, failures[0]
 
 
-def time_in_process(batch: bytes, spans: int, repeat: int) -> tuple[float, float]:
-    """Best-of-`repeat` spans/s of raw ParseFromString and of decode_protobuf on one batch."""
-    best_parse = best_decode = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
+def time_in_process(batches: list[bytes], spans: int, repeat: int) -> tuple[float, float]:
+    """Median spans/s (thread CPU time) of raw ParseFromString and of decode_protobuf."""
+    parse_times, decode_times = [], []
+    for i in range(repeat):
+        batch = batches[i % len(batches)]
+        started = time.thread_time()
         ExportTraceServiceRequest().ParseFromString(batch)
-        best_parse = min(best_parse, time.perf_counter() - started)
-        started = time.perf_counter()
+        parse_times.append(time.thread_time() - started)
+        started = time.thread_time()
         decode_protobuf(batch, 1024)
-        best_decode = min(best_decode, time.perf_counter() - started)
-    return spans / best_parse, spans / best_decode
+        decode_times.append(time.thread_time() - started)
+    return spans / statistics.median(parse_times), spans / statistics.median(decode_times)
+
+
+def stage_times(batches: list[bytes], spans: int, repeat: int) -> dict[str, float]:
+    """Median µs per span of each worker stage on the bench payload, fresh state per round."""
+    from app.correlate.aggregate import EdgeAggregator
+    from app.correlate.correlator import SpanCorrelator
+    from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+    from app.settings import Settings
+
+    settings = Settings()
+    times: dict[str, list[float]] = {"decode": [], "correlate": [], "aggregate": [], "observer": []}
+    for _ in range(repeat):
+        correlator = SpanCorrelator(
+            settings.pairing_wait_s, settings.pairing_max_items, settings.bucket_s
+        )
+        aggregator = EdgeAggregator(settings.bucket_s)
+        metrics = ServiceGraphMetrics()
+        round_times = dict.fromkeys(times, 0.0)
+        for batch in batches:
+            started = time.thread_time()
+            decoded = decode_protobuf(batch, settings.max_attributes_per_span).spans
+            decoded_at = time.thread_time()
+            observations = correlator.add(decoded, time.time_ns())
+            correlated_at = time.thread_time()
+            for obs in observations:
+                aggregator.add_l7(obs)
+            aggregated_at = time.thread_time()
+            metrics.observe(observations)
+            observed_at = time.thread_time()
+            round_times["decode"] += decoded_at - started
+            round_times["correlate"] += correlated_at - decoded_at
+            round_times["aggregate"] += aggregated_at - correlated_at
+            round_times["observer"] += observed_at - aggregated_at
+        for stage, seconds in round_times.items():
+            times[stage].append(seconds / (spans * len(batches)) * 1e6)
+    return {stage: statistics.median(values) for stage, values in times.items()}
+
+
+def queued_spans(base_url: str) -> float:
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("meshstitch_ingest_queue_spans"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_processed(base_url: str, started: float, timeout_s: float = 300) -> float:
+    """Seconds from `started` until the server's ingest queue is empty (perf_counter clock)."""
+    deadline = time.perf_counter() + timeout_s
+    while queued_spans(base_url) > 0:
+        if time.perf_counter() > deadline:
+            raise SystemExit("ingest queue did not drain")
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def fallback_rate(args: argparse.Namespace, batches: list[bytes]) -> tuple[float, float]:
+    """OTLP router + counting sink (transport + decode only) on a real uvicorn: (spans/s wall,
+    server CPU µs per span)."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    child = [sys.executable, str(Path(__file__).resolve()), "--serve-fallback", str(port)]
+    with server_process(child, {}, base_url) as process:
+        cpu_before = cpu_seconds(process.pid)
+        elapsed, _ = post_batches(f"{base_url}/v1/traces", batches, args.batches, args.concurrency)
+        cpu = cpu_seconds(process.pid) - cpu_before
+    spans = args.batches * args.spans
+    return spans / elapsed, cpu / spans * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=512, help="spans per batch")
     parser.add_argument("--batches", type=int, default=200, help="batches to post")
     parser.add_argument("--concurrency", type=int, default=2, help="keep-alive client threads")
+    parser.add_argument("--repeat", type=int, default=40, help="rounds of in-process timings")
+    parser.add_argument(
+        "--stages", action="store_true", help="also: in-process per-stage breakdown"
+    )
     parser.add_argument("--serve-fallback", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fallback:
@@ -207,9 +297,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(7)
     batches = [waypoint_batch(args.spans, rng) for _ in range(8)]
-    parse_rate, decode_rate = time_in_process(batches[0], args.spans, repeat=20)
+    parse_rate, decode_rate = time_in_process(batches, args.spans, args.repeat)
 
     mode = "target"
+    processed_rate = server_cpu = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         if args.target:
             base_url = args.target.rstrip("/")
@@ -226,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 "MESHSTITCH_GRPC_PORT": str(grpc_port),
                 "MESHSTITCH_LOG_LEVEL": "warning",
             }
-            with server_process([sys.executable, "-m", "app", "serve"], env, base_url):
+            with server_process([sys.executable, "-m", "app", "serve"], env, base_url) as process:
                 probe = httpx.post(
                     f"{base_url}/v1/traces",
                     content=batches[0],
@@ -236,23 +327,19 @@ def main(argv: list[str] | None = None) -> int:
                 if probe.status_code == 404:
                     mode = ""
                 else:
+                    wait_processed(base_url, time.perf_counter())
+                    cpu_before = cpu_seconds(process.pid)
+                    started = time.perf_counter()
                     elapsed, failures = post_batches(
                         f"{base_url}/v1/traces", batches, args.batches, args.concurrency
                     )
+                    processed_rate = args.batches * args.spans / wait_processed(base_url, started)
+                    server_cpu = cpu_seconds(process.pid) - cpu_before
             if not mode:
                 mode = "FALLBACK: /v1/traces not wired in `meshstitch serve` yet; OTLP router + counting sink"
-                port = free_port()
-                base_url = f"http://127.0.0.1:{port}"
-                child = [
-                    sys.executable,
-                    str(Path(__file__).resolve()),
-                    "--serve-fallback",
-                    str(port),
-                ]
-                with server_process(child, {}, base_url):
-                    elapsed, failures = post_batches(
-                        f"{base_url}/v1/traces", batches, args.batches, args.concurrency
-                    )
+                elapsed, failures = 1.0, 0
+                http_rate, _ = fallback_rate(args, batches)
+                elapsed = args.batches * args.spans / http_rate
 
     http_rate = args.batches * args.spans / elapsed
     print(f"server: {mode}")
@@ -261,14 +348,41 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.batches} batches, {args.concurrency} clients, {failures} non-200 answers"
     )
     print()
-    print(f"| {'what':<46} | {'spans/s':>10} | {'vs raw parse':>12} |")
-    print(f"|{'-' * 48}|{'-' * 12}|{'-' * 14}|")
-    for label, rate in (
+    print(f"| {'what':<52} | {'spans/s':>10} | {'vs raw parse':>12} |")
+    print(f"|{'-' * 54}|{'-' * 12}|{'-' * 14}|")
+    rows = [
         ("raw ParseFromString (generated classes)", parse_rate),
         ("decode_protobuf (in process)", decode_rate),
-        ("POST /v1/traces protobuf (one server worker)", http_rate),
-    ):
-        print(f"| {label:<46} | {rate:>10,.0f} | {rate / parse_rate:>12.2f} |")
+        ("POST /v1/traces protobuf, accepted (one worker)", http_rate),
+    ]
+    if processed_rate:
+        rows.append(("POST /v1/traces protobuf, processed (queue drained)", processed_rate))
+        rows.append(
+            (
+                "serve: spans per server CPU-second (all threads)",
+                args.batches * args.spans / server_cpu,
+            )
+        )
+    for label, rate in rows:
+        print(f"| {label:<52} | {rate:>10,.0f} | {rate / parse_rate:>12.2f} |")
+
+    if args.stages:
+        stages = stage_times(batches, args.spans, max(3, args.repeat // 8))
+        router_rate, router_cpu = fallback_rate(args, batches)
+        stages["HTTP (router over uvicorn, minus decode)"] = max(0.0, router_cpu - stages["decode"])
+        total = sum(stages.values())
+        print()
+        print("in-process stages, µs per span (thread CPU time; HTTP: server CPU time of a")
+        print(f"router-only uvicorn with a counting sink, {router_cpu:.2f} µs/span and")
+        print(
+            f"{router_rate:,.0f} spans/s wall with the clients on the same machine, minus decode):"
+        )
+        print()
+        print(f"| {'stage':<44} | {'µs/span':>8} | {'share':>6} |")
+        print(f"|{'-' * 46}|{'-' * 10}|{'-' * 8}|")
+        for stage, micros in stages.items():
+            print(f"| {stage:<44} | {micros:>8.2f} | {micros / total:>6.0%} |")
+        print(f"| {'sum (→ spans/s on one core)':<44} | {total:>8.2f} | {1e6 / total:>6,.0f} |")
     print()
     print("rerun: " + shlex.join([".venv/bin/python", "bench/ingest.py", *(argv or sys.argv[1:])]))
     return 1 if failures else 0

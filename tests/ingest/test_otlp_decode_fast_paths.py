@@ -29,7 +29,14 @@ from app.ingest.otlp_decode import (
 )
 from tests.ingest.builders import NOW, T0
 
-KEYS = sorted(KEPT_SPAN_ATTRIBUTES)[:6] + ["http.method", "node_id", "zone", "user_agent", "x" * 130]
+KEYS = [
+    *sorted(KEPT_SPAN_ATTRIBUTES)[:6],
+    "http.method",
+    "node_id",
+    "zone",
+    "user_agent",
+    "x" * 130,
+]
 VALUES = st.one_of(
     st.sampled_from(["GET", "", "-", "inbound-vip|9080|http|reviews", "é", "y" * 200, "z" * 600]),
     st.integers(-(2**63), 2**63 - 1).map(lambda n: AnyValue(int_value=n)),
