@@ -51,7 +51,9 @@ def database_state(engine: Engine) -> PartState:
     )
 
 
-def build_pipeline(settings: Settings, engine: Engine, observers: list[object]) -> IngestPipeline:
+def build_pipeline(
+    settings: Settings, engine: Engine, service_graph: ServiceGraphMetrics
+) -> IngestPipeline:
     waypoints = frozenset(w.strip() for w in settings.waypoint_workloads.split(",") if w.strip())
     correlator = SpanCorrelator(
         settings.pairing_wait_s, settings.pairing_max_items, settings.bucket_s, waypoints
@@ -62,7 +64,8 @@ def build_pipeline(settings: Settings, engine: Engine, observers: list[object]) 
         lambda batch: write_batch(engine, batch),
         queue_spans=settings.ingest_queue_spans,
         flush_interval_s=settings.flush_interval_s,
-        observers=observers,  # type: ignore[arg-type]
+        observers=[service_graph.observe],
+        l4_observers=[service_graph.observe_l4],
     )
 
 
@@ -82,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics()
-    pipeline = build_pipeline(settings, engine, [service_graph.observe])
+    pipeline = build_pipeline(settings, engine, service_graph)
     poller: L4Poller | None = build_poller(settings, pipeline.add_l4)
     queries = GraphQueries(engine, settings.bucket_s)
 

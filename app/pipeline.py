@@ -73,6 +73,7 @@ class IngestPipeline:
         flush_interval_s: float,
         max_pending_writes: int = 120,
         observers: Sequence[Callable[[Sequence[L7Observation]], None]] = (),
+        l4_observers: Sequence[Callable[[Sequence[L4Sample]], None]] = (),
         clock_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -80,6 +81,7 @@ class IngestPipeline:
         self._queue_cap, self._flush_interval_s = queue_spans, flush_interval_s
         self._max_pending = max_pending_writes
         self._observers = tuple(observers)
+        self._l4_observers = tuple(l4_observers)
         self._clock_ns, self._monotonic = clock_ns, monotonic
         self._items: deque[list[Span] | list[L4Sample] | _FlushRequest] = deque()
         self._queued_spans = 0
@@ -211,6 +213,8 @@ class IngestPipeline:
             for sample in item:
                 self._aggregator.add_l4(sample)
             self.stats.l4_samples += len(item)
+            for l4_observer in self._l4_observers:
+                l4_observer(item)
             return
         self._aggregate(self._correlator.add(item, self._clock_ns()))  # type: ignore[arg-type]
 

@@ -10,6 +10,13 @@ duration): meshstitch keeps one latency per request. `client`/`server` are servi
 `client_service_namespace`/`server_service_namespace` for Grafana's "include namespace" option.
 L4-only edges carry no requests, so they appear in none of these series.
 
+A waypoint call whose caller is not instrumented reaches this observer unattributed (the graph
+attributes it at query time from the L4 edges into the destination). So that Grafana's service
+graph names the same caller, the observer applies the same rule to the L4 samples it sees: when
+exactly one L4 caller reaches the destination through that waypoint, the unknown caller's series
+are relabelled to it — once, for good (the mapping is sticky so counters stay monotonic; the
+unknown-caller series then goes stale, and the caller's series jumps by what was counted before).
+
 Counters are cumulative per process (so `rate()` works; several replicas are summed by
 Prometheus). Series are capped: past `max_series` new edges are counted under
 `client="__overflow__"`, as Tempo does with its cardinality overflow label.
@@ -22,7 +29,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.domain import L7Observation, NodeKind
+from app.domain import L4Sample, L7Observation, NodeKind, Provenance
 
 # The OTel Collector servicegraph connector's default buckets, in seconds (2 ms … 15 s).
 BUCKETS_S = (
@@ -69,38 +76,128 @@ def connection_type(obs: L7Observation) -> str:
     return ""
 
 
+# How long an L4 caller stays a candidate for attribution after it was last seen.
+CANDIDATE_HORIZON_S = 900.0
+MAX_TRACKED_DESTINATIONS = 50_000
+
+# (destination node id, waypoint node id) -> (caller service, caller namespace) -> last seen (s)
+CallerIndex = dict[tuple[str, str], dict[tuple[str, str], float]]
+# (unknown client, server, server namespace, waypoint) -> the caller it was resolved to
+Resolution = tuple[str, str]
+
+
 class ServiceGraphMetrics:
     def __init__(self, max_series: int = 10_000) -> None:
         self._series: dict[SeriesKey, SeriesState] = {}
+        # Calls whose caller is not known yet, per waypoint (two waypoints into one destination
+        # resolve separately); exported merged under the unknown caller's labels.
+        self._pending: dict[tuple[SeriesKey, str], SeriesState] = {}
         self._max_series = max_series
         self._lock = threading.Lock()
+        self._l4_callers: CallerIndex = {}
+        self._resolved: dict[tuple[str, str, str, str], Resolution] = {}
 
     def observe(self, observations: Sequence[L7Observation]) -> None:
         with self._lock:
             for obs in observations:
-                key: SeriesKey = (
-                    obs.source.service,
-                    obs.target.service,
-                    connection_type(obs),
-                    obs.source.namespace,
-                    obs.target.namespace,
-                )
-                state = self._series.get(key)
-                if state is None:
-                    if len(self._series) >= self._max_series:
-                        key = (OVERFLOW, OVERFLOW, "", "", "")
-                        state = self._series.setdefault(key, SeriesState())
-                    else:
-                        state = self._series[key] = SeriesState()
-                seconds = obs.duration_ms / 1000.0
-                state.requests += 1
-                state.failed += obs.error_cause is not None
-                state.seconds_sum += seconds
-                state.bucket_counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+                key, pending_via = self._key(obs)
+                if pending_via:
+                    state = self._pending.get((key, pending_via))
+                    if state is None:
+                        state = self._pending[(key, pending_via)] = SeriesState()
+                else:
+                    state = self._series.get(key)
+                    if state is None:
+                        if len(self._series) + len(self._pending) >= self._max_series:
+                            key = (OVERFLOW, OVERFLOW, "", "", "")
+                            state = self._series.setdefault(key, SeriesState())
+                        else:
+                            state = self._series[key] = SeriesState()
+                _count(state, obs)
+
+    def observe_l4(self, samples: Sequence[L4Sample]) -> None:
+        """Learn which callers reach a destination through a waypoint (pipeline L4 observer)."""
+        with self._lock:
+            touched: set[tuple[str, str]] = set()
+            for sample in samples:
+                if not sample.via_waypoint or sample.source.kind is not NodeKind.SERVICE:
+                    continue
+                where = (sample.target.node_id(), sample.via_waypoint)
+                callers = self._l4_callers.get(where)
+                if callers is None:
+                    if len(self._l4_callers) >= MAX_TRACKED_DESTINATIONS:
+                        continue
+                    callers = self._l4_callers[where] = {}
+                caller = (sample.source.service, sample.source.namespace)
+                callers[caller] = max(callers.get(caller, 0.0), sample.end_s)
+                touched.add(where)
+            for key, via in list(self._pending):
+                where = (f"{key[4]}/{key[1]}", via)
+                if where in touched and (single := self._single_caller(where)) is not None:
+                    self._resolve(key, via, single)
+
+    def _key(self, obs: L7Observation) -> tuple[SeriesKey, str]:
+        """The series for `obs`, and the waypoint when its caller is still unknown."""
+        key: SeriesKey = (
+            obs.source.service,
+            obs.target.service,
+            connection_type(obs),
+            obs.source.namespace,
+            obs.target.namespace,
+        )
+        if not (
+            obs.via
+            and obs.provenance is Provenance.UNATTRIBUTED
+            and obs.source.kind is NodeKind.UNKNOWN
+        ):
+            return key, ""
+        resolved: Resolution | None = self._resolved.get((key[0], key[1], key[4], obs.via))
+        if resolved is None:
+            single = self._single_caller((obs.target.node_id(), obs.via))
+            if single is None:
+                return key, obs.via
+            resolved = self._resolve(key, obs.via, single)
+        return (resolved[0], key[1], "", resolved[1], key[4]), ""
+
+    def _single_caller(self, where: tuple[str, str]) -> Resolution | None:
+        callers = self._l4_callers.get(where)
+        if not callers:
+            return None
+        newest = max(callers.values())
+        recent = [c for c, seen in callers.items() if seen >= newest - CANDIDATE_HORIZON_S]
+        return recent[0] if len(recent) == 1 else None
+
+    def _resolve(self, key: SeriesKey, via: str, caller: Resolution) -> Resolution:
+        """Relabel an unknown caller's calls through `via` to `caller`, for good."""
+        self._resolved[(key[0], key[1], key[4], via)] = caller
+        counted = self._pending.pop((key, via), None)
+        if counted is not None:
+            target_key: SeriesKey = (caller[0], key[1], "", caller[1], key[4])
+            _merge(self._series.setdefault(target_key, SeriesState()), counted)
+        return caller
 
     def snapshot(self) -> dict[SeriesKey, SeriesState]:
         with self._lock:
-            return {
+            out = {
                 k: SeriesState(v.requests, v.failed, v.seconds_sum, list(v.bucket_counts))
                 for k, v in self._series.items()
             }
+            for (key, _via), state in self._pending.items():
+                _merge(out.setdefault(key, SeriesState()), state)
+            return out
+
+
+def _count(state: SeriesState, obs: L7Observation) -> None:
+    seconds = obs.duration_ms / 1000.0
+    state.requests += 1
+    state.failed += obs.error_cause is not None
+    state.seconds_sum += seconds
+    state.bucket_counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+
+
+def _merge(into: SeriesState, other: SeriesState) -> None:
+    into.requests += other.requests
+    into.failed += other.failed
+    into.seconds_sum += other.seconds_sum
+    for i, n in enumerate(other.bucket_counts):
+        into.bucket_counts[i] += n

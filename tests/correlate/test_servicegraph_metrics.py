@@ -82,3 +82,68 @@ def test_connection_types_and_overflow() -> None:
         for s in parse(metrics)["traces_service_graph_request"]
     }
     assert totals == {"mysql": "database", "api.example.com": "virtual_node", "__overflow__": ""}
+
+
+# ---- unattributed waypoint callers named from L4 ------------------------------------------------
+from app.domain import L4Sample, Provenance, Reporter  # noqa: E402
+
+WP = "default/waypoint"
+CALLER_IP = Endpoint("unknown", "10.0.0.7", kind=NodeKind.UNKNOWN)
+DETAILS = Endpoint("default", "details")
+
+
+def unattributed(via: str = WP) -> L7Observation:
+    return L7Observation(
+        source=CALLER_IP,
+        target=REVIEWS,
+        end_ns=0,
+        duration_ms=5.0,
+        trace_id=b"\x02" * 16,
+        via=via,
+        provenance=Provenance.UNATTRIBUTED,
+    )
+
+
+def l4(source: Endpoint, via: str = WP, end_s: float = 1000.0) -> L4Sample:
+    return L4Sample(
+        source=source,
+        target=REVIEWS,
+        reporter=Reporter.SOURCE,
+        start_s=end_s - 60,
+        end_s=end_s,
+        connections_opened=1,
+        via_waypoint=via,
+    )
+
+
+def pairs(metrics: ServiceGraphMetrics) -> dict[tuple[str, str, str], int]:
+    return {(k[0], k[1], k[3]): v.requests for k, v in metrics.snapshot().items()}
+
+
+def test_single_l4_caller_names_unattributed_calls_counted_before_and_after() -> None:
+    metrics = ServiceGraphMetrics()
+    metrics.observe([unattributed(), unattributed()])
+    assert pairs(metrics) == {("10.0.0.7", "reviews", "unknown"): 2}
+    metrics.observe_l4([l4(PP)])
+    metrics.observe([unattributed()])
+    assert pairs(metrics) == {("productpage", "reviews", "default"): 3}
+    metrics.observe_l4([l4(PP), l4(DETAILS)])  # a second caller later: the mapping is sticky
+    metrics.observe([unattributed()])
+    assert pairs(metrics) == {("productpage", "reviews", "default"): 4}
+
+
+def test_several_l4_callers_or_another_waypoint_leave_the_caller_unknown() -> None:
+    metrics = ServiceGraphMetrics()
+    metrics.observe_l4([l4(PP), l4(DETAILS), l4(Endpoint("default", "ratings"), via="x/wp2")])
+    metrics.observe([unattributed(), unattributed(via="x/wp2")])
+    assert pairs(metrics) == {
+        ("10.0.0.7", "reviews", "unknown"): 1,
+        ("ratings", "reviews", "default"): 1,
+    }
+
+
+def test_callers_outside_the_horizon_are_not_candidates() -> None:
+    metrics = ServiceGraphMetrics()
+    metrics.observe_l4([l4(DETAILS, end_s=0.0), l4(PP, end_s=5000.0)])
+    metrics.observe([unattributed()])
+    assert pairs(metrics) == {("productpage", "reviews", "default"): 1}

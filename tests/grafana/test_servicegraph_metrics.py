@@ -114,13 +114,6 @@ def test_l7_edges_with_a_known_caller_have_exact_series(
             assert key not in totals
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the service-graph observer sees observations before query-time L4 attribution: "
-    "productpage (not instrumented) -> waypoint -> reviews is counted under the caller's pod "
-    "IP (client_service_namespace 'unknown', connection_type 'virtual_node'), while /graph "
-    "and the Node Graph frames name productpage; needs a fix in app/correlate or app/main.py",
-)
 def test_an_attributed_waypoint_call_is_labelled_with_the_attributed_caller(
     mesh: Mesh, after: dict[str, dict[Key, dict[str, Any]]]
 ) -> None:
@@ -129,10 +122,11 @@ def test_an_attributed_waypoint_call_is_labelled_with_the_attributed_caller(
     assert totals.get(("bookinfo/productpage", "bookinfo/reviews")) == edge.requests
 
 
-def test_what_the_unattributed_caller_is_labelled_today(
+def test_the_uninstrumented_caller_is_named_from_l4_not_by_its_pod_ip(
     mesh: Mesh, after: dict[str, dict[Key, dict[str, Any]]]
 ) -> None:
-    """Pins today's behaviour (see the xfail above): the caller's pod IP, a virtual node."""
+    """productpage is not instrumented: its waypoint calls arrive unattributed and are named from
+    the single L4 caller into reviews, as /graph does; no series is left under its pod IP."""
     productpage = next(s for s in mesh.topology.services if s.id == "bookinfo/productpage")
     ips = {w.ip for w in productpage.workloads}
     into_reviews = [
@@ -142,9 +136,9 @@ def test_what_the_unattributed_caller_is_labelled_today(
     ]
     assert len(into_reviews) == 1
     labels = into_reviews[0]
-    assert labels["client"] in ips, labels
-    assert labels["client_service_namespace"] == "unknown"
-    assert labels["connection_type"] == "virtual_node"
+    assert labels["client"] == "productpage" and labels["client"] not in ips, labels
+    assert labels["client_service_namespace"] == "bookinfo"
+    assert labels["connection_type"] == ""
 
 
 def test_histograms_are_cumulative_and_agree_with_the_counters(
