@@ -84,23 +84,30 @@ class GraphQueries:
         namespace: str | None = None,
     ) -> str:
         """A "name" or "namespace/name" -> node id, or UnknownNode with the closest known ids."""
-        rows = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s)
-        ids: list[str] = [row.id for row in rows]
+        start, end_s = window.start_s, window.end_s
         wanted = name.strip()
         if "/" not in wanted and namespace:
             wanted = f"{namespace}/{wanted}"
         if "/" in wanted:
-            if wanted in ids:
+            if self._nodes.seen_ids(conn, level.value, start, end_s, node_id=wanted):
                 return wanted
             first, end = window.bucket_range(self.bucket_s)
             if self._edges.node_exists(conn, level.value, first, end, wanted):
                 return wanted
         else:
-            matches = [i for i in ids if i.partition("/")[2] == wanted]
+            matches = [
+                i
+                for i in self._nodes.seen_ids(
+                    conn, level.value, start, end_s, id_suffix=f"/{wanted}"
+                )
+                if i.partition("/")[2] == wanted
+            ]
             if len(matches) == 1:
                 return matches[0]
             if matches:  # the same name in several namespaces: ask which one
                 raise UnknownNode(name, matches[:5])
+        # Not found: read every node seen for the closest names.
+        ids: list[str] = [row.id for row in self._nodes.seen_in(conn, level.value, start, end_s)]
         by_name: dict[str, list[str]] = {}
         for node_id in ids:
             by_name.setdefault(node_id, []).append(node_id)

@@ -71,6 +71,27 @@ class NodeRepository:
             stmt = stmt.where(t.c.kind == kind)
         return list(conn.execute(stmt.order_by(t.c.id)))
 
+    def seen_ids(
+        self,
+        conn: Connection,
+        level: str,
+        start_s: float,
+        end_s: float,
+        *,
+        node_id: str | None = None,
+        id_suffix: str | None = None,
+    ) -> list[str]:
+        """Ids of nodes seen in [start, end] (as `seen_in`) that are `node_id` or end with
+        `id_suffix`, in id order: a name lookup without reading every node."""
+        stmt = select(t.c.id).where(
+            t.c.level == level, t.c.last_seen_s >= int(start_s), t.c.first_seen_s <= end_s
+        )
+        if node_id is not None:
+            stmt = stmt.where(t.c.id == node_id)
+        if id_suffix is not None:
+            stmt = stmt.where(t.c.id.endswith(id_suffix, autoescape=True))
+        return list(conn.scalars(stmt.order_by(t.c.id)))
+
     def kinds(self, conn: Connection, level: str, ids: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for part in chunks(sorted(set(ids)), 1000):
