@@ -34,6 +34,7 @@ from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
 from app.ingest.otlp_http import build_otlp_http_router
 from app.pipeline import IngestPipeline
 from app.poll.poller import L4Poller, build_poller
+from app.poll.workloads import PodDirectory, build_pod_directory
 from app.settings import Settings
 from app.store.engine import create_store_engine
 from app.store.schema import current_revision, ensure_schema, head_revision
@@ -52,11 +53,18 @@ def database_state(engine: Engine) -> PartState:
 
 
 def build_pipeline(
-    settings: Settings, engine: Engine, service_graph: ServiceGraphMetrics
+    settings: Settings,
+    engine: Engine,
+    service_graph: ServiceGraphMetrics,
+    directory: PodDirectory | None = None,
 ) -> IngestPipeline:
     waypoints = frozenset(w.strip() for w in settings.waypoint_workloads.split(",") if w.strip())
     correlator = SpanCorrelator(
-        settings.pairing_wait_s, settings.pairing_max_items, settings.bucket_s, waypoints
+        settings.pairing_wait_s,
+        settings.pairing_max_items,
+        settings.bucket_s,
+        waypoints,
+        directory=directory,
     )
     return IngestPipeline(
         correlator,
@@ -85,8 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics()
-    pipeline = build_pipeline(settings, engine, service_graph)
-    poller: L4Poller | None = build_poller(settings, pipeline.add_l4)
+    directory = build_pod_directory(settings)  # peer.address → workload (Kubernetes only)
+    pipeline = build_pipeline(settings, engine, service_graph, directory)
+    poller: L4Poller | None = build_poller(settings, pipeline.add_l4, directory=directory)
     queries = GraphQueries(engine, settings.bucket_s)
 
     @asynccontextmanager

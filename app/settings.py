@@ -75,7 +75,9 @@ class Settings(BaseSettings):
         default="", description="Comma-separated ztunnel metrics URLs to scrape directly."
     )
     ztunnel_discovery: Literal["", "kubernetes"] = Field(
-        default="", description="`kubernetes`: discover pods labelled app=ztunnel in istio-system."
+        default="",
+        description="`kubernetes`: discover pods labelled app=ztunnel in istio-system, and list pods "
+        "cluster-wide to name waypoint callers by pod IP (peer.address).",
     )
     ztunnel_namespace: str = Field(
         default="istio-system", description="Namespace of the ztunnel pods for discovery."

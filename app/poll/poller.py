@@ -23,6 +23,7 @@ from app.poll.discovery import KubernetesDiscovery, in_cluster_access, kubeconfi
 from app.poll.promql import PromQLSource
 from app.poll.scrape import DirectScrape, Target, static_targets
 from app.poll.target_state import TargetState
+from app.poll.workloads import PodDirectory
 from app.poll.ztunnel_labels import WaypointMatcher
 from app.settings import Settings
 
@@ -46,10 +47,12 @@ class L4Poller:
         interval_s: float,
         mode: str,
         discovery: KubernetesDiscovery | None = None,
+        directory: PodDirectory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source, self._emit, self._interval_s = source, emit, interval_s
         self.mode, self.discovery, self._clock = mode, discovery, clock
+        self.directory = directory
         self._client: httpx.AsyncClient | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,6 +68,8 @@ class L4Poller:
         if self._client is None:
             # Redirects are followed for /metrics behind a proxy; keep-alive across polls.
             self._client = httpx.AsyncClient(follow_redirects=True)
+        if self.directory is not None:
+            await self.directory.refresh(self._clock())
         samples = await self.source.poll(self._client, self._clock())
         self.polls += 1
         if samples:
@@ -87,6 +92,8 @@ class L4Poller:
             self._client = None
         if self.discovery is not None:
             await self.discovery.aclose()
+        if self.directory is not None:
+            await self.directory.aclose()
 
     # -- background thread -------------------------------------------------------------------
 
@@ -147,6 +154,8 @@ class L4Poller:
         states = list(self.source.states())
         if self.discovery is not None:
             states.append(self.discovery.state)
+        if self.directory is not None:
+            states.append(self.directory.state)
         return states
 
     def readiness(self) -> PartState:
@@ -186,7 +195,11 @@ class L4Poller:
 
 
 def build_poller(
-    settings: Settings, emit: Emit, *, clock: Callable[[], float] = time.time
+    settings: Settings,
+    emit: Emit,
+    *,
+    clock: Callable[[], float] = time.time,
+    directory: PodDirectory | None = None,
 ) -> L4Poller | None:
     """The poller the settings ask for, or None when no L4 input is configured.
     PromQL wins when both are set (it already has every ztunnel's history)."""
@@ -230,5 +243,11 @@ def build_poller(
         return None
     scrape = DirectScrape(targets, interval_s=interval, timeout_s=timeout, waypoints=waypoints)
     return L4Poller(
-        scrape, emit, interval_s=interval, mode="scrape", discovery=discovery, clock=clock
+        scrape,
+        emit,
+        interval_s=interval,
+        mode="scrape",
+        discovery=discovery,
+        directory=directory,
+        clock=clock,
     )

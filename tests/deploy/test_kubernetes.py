@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.deploy.manifests import (
     DEPLOY,
     KUSTOMIZATIONS,
@@ -146,3 +149,35 @@ def test_postgres_overlay_migrates_before_serving_with_the_secret_url() -> None:
     assert expected in migrate["env"]
     assert expected in server["env"]
     assert not find(build("postgres"), "PersistentVolumeClaim")
+
+
+def test_the_optional_pod_ips_component_grants_only_reading_pods(tmp_path: Path) -> None:
+    """components/pod-ips (peer.address → workload) adds a cluster-wide read of pods, nothing more."""
+    import os
+    import shutil
+    import subprocess
+
+    import yaml
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        skip_or_fail("kubectl is not installed (needed for `kubectl kustomize`)")
+    up = os.path.relpath(DEPLOY / "kubernetes", tmp_path)  # kustomize refuses absolute roots
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources: [{up}/overlays/sqlite]\ncomponents: [{up}/components/pod-ips]\n"
+    )
+    out = subprocess.run(
+        [str(kubectl), "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    resources = [d for d in yaml.safe_load_all(out.stdout) if d]
+    role = only(resources, "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    ]
+    binding = only(resources, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "meshstitch", "namespace": NAMESPACE}
+    ]
