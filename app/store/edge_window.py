@@ -6,20 +6,21 @@ reporter so the reader can choose one reporter over the whole window (see `choos
 
 from __future__ import annotations
 
-import math
-import re
-from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
-from operator import add, lt
 from typing import Any
 
 from sqlalchemy import Row
 
 from app.correlate.buckets import L4Counters
-from app.correlate.sketch import LatencySketch, SketchDecodeError
+from app.correlate.sketch import LatencySketch
 from app.store.edges import L4_FIELDS, REPORTER_SIDES
+from app.store.sketch_codec import (  # noqa: F401 - merge_sketch_bytes, decode_sketch re-exported
+    decode_sketch,
+    merge_sketch_bytes,
+    merged_bins,
+    sketch_quantiles,
+)
 
 
 @dataclass(slots=True)
@@ -55,117 +56,6 @@ class MergedEdge:
     def quantiles(self, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> tuple[float | None, ...]:
         """`self.l7_latency.quantile(q)` for each q, without building the sketch."""
         return sketch_quantiles(self.sketch_parts, qs)
-
-
-# ---- stored sketches (app/correlate/sketch.py format 1) at C speed ------------------------------
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-# zigzag-encoded one-byte key deltas -> delta
-_UNZIGZAG = tuple((d >> 1) if not d & 1 else -((d + 1) >> 1) for d in range(128))
-_VARINT = re.compile(rb"[\x80-\xff]*[\x00-\x7f]")
-
-
-class _VarintValues(dict[bytes, int]):
-    """Memo: encoded varint -> value (bounded; a miss decodes it in Python)."""
-
-    def __missing__(self, encoded: bytes) -> int:
-        value = _varint(encoded, 0)[0]
-        if len(self) < 100_000:
-            self[encoded] = value
-        return value
-
-
-_VARINTS = _VarintValues()
-
-
-def decode_sketch(data: bytes) -> tuple[int, list[int], list[int]]:
-    """(zero count, keys ascending, counts) of a stored sketch; the per-value work runs in C
-    (slices, `map`, `accumulate`) instead of a Python varint loop."""
-    if not data or data[0] != 1:
-        raise SketchDecodeError("unknown latency sketch version")
-    try:
-        zero, pos = _varint(data, 1)
-        n, pos = _varint(data, pos)
-        if not n:
-            return zero, [], []
-        first, pos = _varint(data, pos)  # the first key is absolute: maybe several bytes
-        body = data[pos:]
-    except IndexError:
-        raise SketchDecodeError("truncated latency sketch") from None
-    if body and max(body) < 0x80:  # every count and later delta one byte: most buckets
-        if len(body) != 2 * n - 1:
-            raise SketchDecodeError("truncated latency sketch")
-        counts = list(body[0::2])
-        deltas = map(_UNZIGZAG.__getitem__, body[1::2])
-    else:
-        values = list(map(_VARINTS.__getitem__, _VARINT.findall(body)))
-        if len(values) != 2 * n - 1 or (body and body[-1] & 0x80):
-            raise SketchDecodeError("truncated latency sketch")
-        counts = values[0::2]
-        deltas = map(_unzigzag, values[1::2])
-    keys = list(accumulate(deltas, initial=_unzigzag(first)))
-    return zero, keys, counts
-
-
-def _unzigzag(d: int) -> int:
-    return (d >> 1) if not d & 1 else -((d + 1) >> 1)
-
-
-def merged_bins(parts: Iterable[bytes]) -> tuple[int, dict[int, int]]:
-    """(zero count, bins) of the merge of stored sketches."""
-    zero, bins = 0, dict[int, int]()
-    for data in parts:
-        z, keys, counts = decode_sketch(data)
-        zero += z
-        if not bins:
-            bins = dict(zip(keys, counts, strict=True))
-        else:  # bins[k] += c for each pair, in C (keys are distinct within one sketch)
-            bins.update(zip(keys, map(add, map(bins.get, keys, repeat(0)), counts), strict=True))
-    return zero, bins
-
-
-def merge_sketch_bytes(into: LatencySketch, data: bytes) -> None:
-    """`into.merge(LatencySketch.from_bytes(data))`, decoding at C speed."""
-    zero, keys, counts = decode_sketch(data)
-    bins = into.bins
-    bins.update(zip(keys, map(add, map(bins.get, keys, repeat(0)), counts), strict=True))
-    into.zero_count += zero
-    into.count += zero + sum(counts)
-
-
-def sketch_quantiles(parts: list[bytes], qs: tuple[float, ...]) -> tuple[float | None, ...]:
-    """LatencySketch.quantile of the merge of `parts` for each q (same ranks, same values)."""
-    if len(parts) == 1:
-        zero, keys, counts = decode_sketch(parts[0])
-        if not all(map(lt, keys, keys[1:])):  # pragma: no cover - to_bytes writes keys in order
-            zero, bins = merged_bins(parts)
-            keys = sorted(bins)
-            counts = [bins[k] for k in keys]
-    else:
-        zero, bins = merged_bins(parts)
-        keys = sorted(bins)
-        counts = list(map(bins.__getitem__, keys))
-    cumulative = list(accumulate(counts))
-    total = zero + (cumulative[-1] if cumulative else 0)
-    if not total:
-        return tuple(None for _ in qs)
-    out: list[float | None] = []
-    for q in qs:
-        rank = math.floor(min(max(q, 0.0), 1.0) * (total - 1))
-        if rank < zero:
-            out.append(0.0)
-        else:
-            out.append(LatencySketch.value(keys[bisect_right(cumulative, rank - zero)]))
-    return tuple(out)
 
 
 def _add(into: dict[str, Any], values: dict[str, Any] | None) -> None:

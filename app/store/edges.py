@@ -27,6 +27,7 @@ from app.correlate.buckets import EdgeBucket, L4Counters
 from app.correlate.sketch import LatencySketch
 from app.domain import EdgeKey
 from app.store.dialect import chunks, upsert_insert
+from app.store.sketch_codec import merge_sketch_bytes
 from app.store.tables import edge_buckets as t
 from app.store.tables import edge_rollups as r
 
@@ -98,7 +99,7 @@ def _add_maps(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str
 def _merged(bucket: EdgeBucket, old: Row[Any] | None) -> dict[str, Any]:
     sketch = LatencySketch()
     if old is not None and old.l7_latency_sketch:
-        sketch.merge(LatencySketch.from_bytes(old.l7_latency_sketch))
+        merge_sketch_bytes(sketch, old.l7_latency_sketch)
     sketch.merge(bucket.l7_latency)
     principals = set(bucket.l4_principals)
     if old is not None:
