@@ -78,6 +78,7 @@ class EdgeReader:
         self.merged: dict[Pair, MergedEdge] = {}  # their sketches are merged only if attributed
         self.moved: dict[Pair, Pair] = {}
         self._kinds: dict[str, str] = {}
+        self._unknown: set[str] | None = None
 
     # ---- nodes ----------------------------------------------------------------------------
     def kinds(self, ids: Iterable[str]) -> dict[str, str]:
@@ -88,10 +89,17 @@ class EdgeReader:
                 self._kinds[node_id] = found.get(node_id, "")
         return self._kinds
 
+    def unknown_ids(self) -> set[str]:
+        """The level's unknown-kind nodes (callers the correlator could not name): one query
+        per reader, usually few or none."""
+        if self._unknown is None:
+            self._unknown = self.node_repo.ids_of_kind(
+                self.conn, self.level, NodeKind.UNKNOWN.value
+            )
+        return self._unknown
+
     def unknown_among(self, ids: Iterable[str]) -> set[str]:
-        ids = set(ids)
-        kinds = self.kinds(ids)
-        return {i for i in ids if kinds[i] == NodeKind.UNKNOWN.value}
+        return self.unknown_ids().intersection(ids)
 
     def graph_nodes(self, ids: Iterable[str]) -> dict[str, GraphNode]:
         ids = set(ids)
@@ -145,7 +153,9 @@ class EdgeReader:
         edges = self._edges(self._rows(sources=node_ids))
         targets = {target for _, target in edges}
         contested = (
-            self.edge_repo.targets_with_unknown_sources(*args, targets) if targets else set()
+            self.edge_repo.targets_with_unknown_sources(*args, targets, self.unknown_ids())
+            if targets
+            else set()
         )
         if contested:
             edges.update(self._edges(self._rows(targets=contested)))

@@ -303,11 +303,25 @@ class EdgeRepository:
         return _filtered(conn, base, t, sources, targets)
 
     def targets_with_unknown_sources(
-        self, conn: Connection, level: str, first_bucket_s: int, end_s: int, targets: Iterable[str]
+        self,
+        conn: Connection,
+        level: str,
+        first_bucket_s: int,
+        end_s: int,
+        targets: Iterable[str],
+        unknown: set[str] | None = None,
     ) -> set[str]:
         """Which of `targets` have an edge from an `unknown`-kind node in the window (those are
-        the targets where query-time attribution may move requests)."""
+        the targets where query-time attribution may move requests). `unknown`, when the caller
+        knows them, are the ids of the level's unknown-kind nodes."""
         found: set[str] = set()
+        if unknown is not None and not unknown:
+            return found
+        sources: Any = (
+            sorted(unknown)
+            if unknown is not None and len(unknown) <= 500
+            else unknown_sources(level)
+        )
         for part in chunks(sorted(set(targets)), 1000):
             stmt = (
                 select(t.c.target)
@@ -317,7 +331,7 @@ class EdgeRepository:
                     t.c.target.in_(part),
                     t.c.bucket_start_s >= first_bucket_s,
                     t.c.bucket_start_s < end_s,
-                    t.c.source.in_(unknown_sources(level)),
+                    t.c.source.in_(sources),
                 )
             )
             found.update(conn.scalars(stmt))

@@ -57,7 +57,7 @@ def decode_sketch(data: bytes) -> tuple[int, list[int], list[int]]:
         body = data[pos:]
     except IndexError:
         raise SketchDecodeError("truncated latency sketch") from None
-    if body and max(body) < 0x80:  # every count and later delta one byte: most buckets
+    if body.isascii():  # every count and later delta one byte: most buckets
         if len(body) != 2 * n - 1:
             raise SketchDecodeError("truncated latency sketch")
         counts = list(body[0::2])
@@ -98,8 +98,46 @@ def merge_sketch_bytes(into: LatencySketch, data: bytes) -> None:
     into.count += zero + sum(counts)
 
 
+_ODD = bytes(range(1, 256, 2))
+
+
+def _one_quantiles(data: bytes, qs: tuple[float, ...]) -> tuple[float | None, ...] | None:
+    """Quantiles of one stored sketch whose counts and key deltas are one byte each, without
+    decoding its keys: the cumulative counts find each rank's bin, and that bin's key is the
+    first key plus the sum of the deltas before it. None when the sketch is not of that form."""
+    if len(data) < 4 or data[0] != 1 or not data[-1:].isascii():
+        return None
+    try:
+        zero, pos = _varint(data, 1)
+        n, pos = _varint(data, pos)
+        first, pos = _varint(data, pos)
+    except IndexError:
+        return None
+    body = data[pos:]
+    if not n:
+        return None
+    deltas = body[1::2]
+    # one-byte values, 2n-1 of them, and every key delta positive (even zigzag): ascending keys
+    if len(body) != 2 * n - 1 or not body.isascii() or deltas.translate(None, _ODD) != deltas:
+        return None
+    cumulative = list(accumulate(body[0::2]))
+    total = zero + cumulative[-1]
+    first_key = _unzigzag(first)
+    out: list[float | None] = []
+    for q in qs:
+        rank = math.floor(min(max(q, 0.0), 1.0) * (total - 1))
+        if rank < zero:
+            out.append(0.0)
+            continue
+        i = bisect_right(cumulative, rank - zero)
+        out.append(LatencySketch.value(first_key + (sum(deltas[:i]) >> 1)))
+    return tuple(out)
+
+
 def sketch_quantiles(parts: list[bytes], qs: tuple[float, ...]) -> tuple[float | None, ...]:
     """LatencySketch.quantile of the merge of `parts` for each q (same ranks, same values)."""
+    if len(parts) == 1 and (fast := _one_quantiles(parts[0], qs)) is not None:
+        return fast
     if len(parts) == 1:
         zero, keys, counts = decode_sketch(parts[0])
         if not all(map(lt, keys, keys[1:])):  # pragma: no cover - to_bytes writes keys in order

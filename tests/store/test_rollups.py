@@ -196,6 +196,12 @@ def test_sketch_decoding_and_quantiles_match_the_sketch() -> None:
         both = _sketch(values)
         both.merge(other)
         assert sketch_quantiles([data, other.to_bytes()], qs) == tuple(both.quantile(q) for q in qs)
+    for _ in range(300):  # one sketch: the path that reads quantiles without decoding keys
+        spread = rng.choice([0.01, 0.1, 1.0, 3.0])
+        values = [rng.lognormvariate(0, spread) for _ in range(rng.randint(1, 400))]
+        sketch = _sketch(values + [0.0] * rng.choice([0, 0, 1, 5]))
+        qs = (0.0, 0.3, 0.5, 0.95, 0.99, 1.0)
+        assert sketch_quantiles([sketch.to_bytes()], qs) == tuple(sketch.quantile(q) for q in qs)
     for bad in (b"", b"\x02", b"\x01\x00\x02\x04", b"\x01\x00\x01\x04\x81"):
         with pytest.raises(SketchDecodeError):
             decode_sketch(bad)
