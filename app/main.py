@@ -37,6 +37,7 @@ from app.poll.poller import L4Poller, build_poller
 from app.poll.workloads import PodDirectory, build_pod_directory
 from app.settings import Settings
 from app.store.engine import create_store_engine
+from app.store.leader import PollLeadership
 from app.store.schema import current_revision, ensure_schema, head_revision
 from app.store.writer import delete_expired, write_batch
 
@@ -95,7 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service_graph = ServiceGraphMetrics()
     directory = build_pod_directory(settings)  # peer.address → workload (Kubernetes only)
     pipeline = build_pipeline(settings, engine, service_graph, directory)
-    poller: L4Poller | None = build_poller(settings, pipeline.add_l4, directory=directory)
+    # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
+    leadership = None if settings.is_sqlite else PollLeadership(engine)
+    poller: L4Poller | None = build_poller(
+        settings,
+        pipeline.add_l4,
+        directory=directory,
+        may_poll=leadership.check if leadership else None,
+    )
     queries = GraphQueries(engine, settings.bucket_s)
 
     @asynccontextmanager
@@ -115,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             readiness.register("otlp_grpc", lambda: PartState(True, {"port": grpc_server.port}))
 
             if poller is not None:
+                if leadership is not None:
+                    stack.callback(leadership.release)
                 poller.start()
                 stack.callback(poller.stop)
                 readiness.register("poller", poller.readiness)

@@ -142,6 +142,10 @@ class KubernetesDiscovery:
         self.targets: list[Target] = []
         self._client: httpx.AsyncClient | None = None
 
+    def restart_baseline(self, now_s: float) -> None:
+        """Pods started before `now_s` are baselined on their first scrape (a new poll leader)."""
+        self._started_s = now_s
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(verify=self._access.verify, timeout=self._timeout_s)

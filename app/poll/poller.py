@@ -49,10 +49,17 @@ class L4Poller:
         discovery: KubernetesDiscovery | None = None,
         directory: PodDirectory | None = None,
         clock: Callable[[], float] = time.time,
+        may_poll: Callable[[], bool] | None = None,
+        fresh_source: Callable[[], L4Source] | None = None,
     ) -> None:
         self.source, self._emit, self._interval_s = source, emit, interval_s
         self.mode, self.discovery, self._clock = mode, discovery, clock
         self.directory = directory
+        # Several replicas on one store: only the poll leader polls (store/leader.py). A replica
+        # that becomes leader starts from a new baseline, never from counters it saw before
+        # another replica counted the traffic in between.
+        self._may_poll, self._fresh_source = may_poll, fresh_source
+        self.standby = False
         self._client: httpx.AsyncClient | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -70,6 +77,14 @@ class L4Poller:
             self._client = httpx.AsyncClient(follow_redirects=True)
         if self.directory is not None:
             await self.directory.refresh(self._clock())
+        if self._may_poll is not None:
+            leader = await asyncio.to_thread(self._may_poll)
+            if not leader:
+                self.standby = True
+                return []
+            if self.standby and self._fresh_source is not None:
+                self.source = self._fresh_source()
+            self.standby = False
         samples = await self.source.poll(self._client, self._clock())
         self.polls += 1
         if samples:
@@ -165,6 +180,7 @@ class L4Poller:
         detail = {
             "mode": self.mode,
             "running": self.running,
+            "standby": self.standby,  # another replica holds the poll lock
             "polls": self.polls,
             "all_targets_healthy": all(s.healthy for s in states) and bool(states),
             "last_poll_error": self.last_poll_error,
@@ -200,23 +216,35 @@ def build_poller(
     *,
     clock: Callable[[], float] = time.time,
     directory: PodDirectory | None = None,
+    may_poll: Callable[[], bool] | None = None,
 ) -> L4Poller | None:
     """The poller the settings ask for, or None when no L4 input is configured.
     PromQL wins when both are set (it already has every ztunnel's history)."""
     waypoints = WaypointMatcher.from_setting(settings.waypoint_workloads)
     interval, timeout = settings.poll_interval_s, settings.poll_timeout_s
     if settings.prometheus_url:
-        promql = PromQLSource(
-            settings.prometheus_url,
-            bucket_s=settings.bucket_s,
+
+        def promql() -> L4Source:
+            return PromQLSource(
+                settings.prometheus_url,
+                bucket_s=settings.bucket_s,
+                interval_s=interval,
+                timeout_s=timeout,
+                waypoints=waypoints,
+                token=settings.prometheus_token.get_secret_value(),
+                username=settings.prometheus_username,
+                password=settings.prometheus_password.get_secret_value(),
+            )
+
+        return L4Poller(
+            promql(),
+            emit,
             interval_s=interval,
-            timeout_s=timeout,
-            waypoints=waypoints,
-            token=settings.prometheus_token.get_secret_value(),
-            username=settings.prometheus_username,
-            password=settings.prometheus_password.get_secret_value(),
+            mode="promql",
+            clock=clock,
+            may_poll=may_poll,
+            fresh_source=promql,
         )
-        return L4Poller(promql, emit, interval_s=interval, mode="promql", clock=clock)
     discovery = None
     if settings.ztunnel_discovery == "kubernetes":
         access = (
@@ -241,13 +269,20 @@ def build_poller(
         targets = static_targets(settings.ztunnel_target_list())
     else:
         return None
-    scrape = DirectScrape(targets, interval_s=interval, timeout_s=timeout, waypoints=waypoints)
+
+    def scrape() -> L4Source:
+        if discovery is not None:
+            discovery.restart_baseline(clock())
+        return DirectScrape(targets, interval_s=interval, timeout_s=timeout, waypoints=waypoints)
+
     return L4Poller(
-        scrape,
+        scrape(),
         emit,
         interval_s=interval,
         mode="scrape",
         discovery=discovery,
         directory=directory,
         clock=clock,
+        may_poll=may_poll,
+        fresh_source=scrape,
     )
