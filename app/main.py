@@ -36,7 +36,7 @@ from app.pipeline import IngestPipeline
 from app.poll.poller import L4Poller, build_poller
 from app.poll.workloads import PodDirectory, build_pod_directory
 from app.settings import Settings
-from app.store.engine import create_store_engine
+from app.store.engine import create_store_engine, read_only
 from app.store.leader import PollLeadership
 from app.store.schema import current_revision, ensure_schema, head_revision
 from app.store.writer import delete_expired, write_batch
@@ -47,7 +47,8 @@ RETENTION_EVERY_S = 300.0
 
 
 def database_state(engine: Engine) -> PartState:
-    current, head = current_revision(engine), head_revision()
+    # A read-only view: on SQLite a probe must not queue behind the pipeline's write lock.
+    current, head = current_revision(read_only(engine)), head_revision()
     return PartState(
         current == head, {"revision": current, "head": head, "dialect": engine.dialect.name}
     )
