@@ -74,6 +74,7 @@ def build_pipeline(
         lambda batch: write_batch(engine, batch),
         queue_spans=settings.ingest_queue_spans,
         flush_interval_s=settings.flush_interval_s,
+        max_pending_writes=settings.max_pending_writes,
         observers=[service_graph.observe],
         l4_observers=[service_graph.observe_l4],
     )

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Spans accepted but not yet aggregated before ingest answers 429/503.",
     )
+    max_pending_writes: int = Field(
+        default=120,
+        gt=0,
+        description="Aggregate batches kept while the store is unreachable (one per flush) "
+        "before ingest answers 503/UNAVAILABLE.",
+    )
     pairing_wait_s: float = Field(
         default=10.0, gt=0, description="How long a client/server span waits for its peer."
     )
