@@ -82,12 +82,19 @@ def build_pipeline(
 
 async def _retention_loop(engine: Engine, retention_h: float) -> None:
     while True:
+        await asyncio.sleep(RETENTION_EVERY_S)
+        job = asyncio.ensure_future(
+            asyncio.to_thread(delete_expired, engine, time.time(), retention_h)
+        )
         try:
-            deleted = await asyncio.to_thread(delete_expired, engine, time.time(), retention_h)
-            log.debug("retention: %s", deleted)
+            log.debug("retention: %s", await asyncio.shield(job))
+        except asyncio.CancelledError:
+            # Shutdown: let the thread finish before the engine is disposed under it.
+            with suppress(Exception):
+                await job
+            raise
         except Exception as exc:  # database away: try again next round, never crash
             log.warning("retention failed: %s: %s", type(exc).__name__, exc)
-        await asyncio.sleep(RETENTION_EVERY_S)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
