@@ -13,8 +13,10 @@ workload level under its service node id, so no edge is missing from the workloa
 - L4 samples go to the bucket of their interval's END (`end_s`), whole: a poll interval is much
   shorter than a bucket, and splitting counters across buckets would assume a uniform rate we have
   no evidence for. Each reporter keeps its own counters (`l4["source"]`, `l4["destination"]`).
-- Exemplars per edge bucket: the `EXEMPLARS_PER_KIND` slowest requests, and among failed requests
-  the first (earliest end) plus the `EXEMPLARS_PER_KIND - 1` most recent.
+- Exemplars per edge bucket: the `EXEMPLARS_PER_KIND` slowest requests and the as many slowest
+  failed requests, one per trace, ranked exactly as the store merges them (store/exemplars.py:
+  longer first, then the smaller trace id). The same total order on both sides is what makes the
+  stored exemplars independent of how requests were split into flushes or across replicas.
 - Nodes seen: source, target and the `via` waypoint (kind WAYPOINT), per level, first/last seen
   in end-time seconds. One `TraceHop` per observation that has a trace id (service level ids).
 """
@@ -46,54 +48,55 @@ _Exemplar = tuple[float, int, bytes, str]
 
 
 class _EdgeState:
-    __slots__ = ("bucket", "failed_first", "failed_recent", "slow_floor_ms", "slowest")
+    __slots__ = ("bucket", "failed", "slow_floor_ms", "slowest")
 
     def __init__(self) -> None:
         self.bucket = EdgeBucket()
         self.slowest: list[_Exemplar] = []
-        self.slow_floor_ms = -1.0  # a request must be slower than this to become an exemplar
-        self.failed_first: _Exemplar | None = None
-        self.failed_recent: list[_Exemplar] = []
+        self.slow_floor_ms = -1.0  # shorter than this cannot become a slowest exemplar
+        self.failed: list[_Exemplar] = []
 
     def offer_slowest(self, ex: _Exemplar) -> None:
-        slowest = self.slowest
-        if len(slowest) < EXEMPLARS_PER_KIND:
-            slowest.append(ex)
-        else:
-            # Replace the first of the fastest (slow_floor_ms is their duration).
-            floor = self.slow_floor_ms
-            i = 0
-            while slowest[i][0] != floor:
-                i += 1
-            slowest[i] = ex
-        if len(slowest) >= EXEMPLARS_PER_KIND:
-            self.slow_floor_ms = min([e[0] for e in slowest])
+        if ex[0] < self.slow_floor_ms:
+            return
+        _offer(self.slowest, ex)
+        if len(self.slowest) >= EXEMPLARS_PER_KIND:
+            self.slow_floor_ms = min([e[0] for e in self.slowest])
 
     def offer_failed(self, ex: _Exemplar) -> None:
-        first = self.failed_first
-        if first is None:
-            self.failed_first = ex
-            return
-        if ex[1] < first[1]:
-            self.failed_first, ex = ex, first
-        recent, keep = self.failed_recent, EXEMPLARS_PER_KIND - 1
-        if len(recent) < keep:
-            recent.append(ex)
-        elif keep > 0:
-            i = min(range(len(recent)), key=lambda j: recent[j][1])
-            if ex[1] > recent[i][1]:
-                recent[i] = ex
+        _offer(self.failed, ex)
 
     def finish(self) -> EdgeBucket:
         rows = [
-            ExemplarRow("slowest", ex[2].hex(), ex[0], ex[1], ex[3])
-            for ex in sorted(self.slowest, key=lambda e: -e[0])
+            ExemplarRow(kind, ex[2].hex(), ex[0], ex[1], ex[3])
+            for kind, kept in (("slowest", self.slowest), ("failed", self.failed))
+            for ex in sorted(kept, key=lambda e: (-e[0], e[2]))
         ]
-        failed = [self.failed_first] if self.failed_first is not None else []
-        failed += sorted(self.failed_recent, key=lambda e: -e[1])
-        rows += [ExemplarRow("failed", ex[2].hex(), ex[0], ex[1], ex[3]) for ex in failed]
         self.bucket.exemplars = rows
         return self.bucket
+
+
+def _better(a: _Exemplar, b: _Exemplar) -> bool:
+    """a ranks before b: longer, then (equal duration) the smaller trace id; as the store does."""
+    return a[0] > b[0] or (a[0] == b[0] and a[2] < b[2])
+
+
+def _offer(kept: list[_Exemplar], ex: _Exemplar) -> None:
+    """Keep the EXEMPLARS_PER_KIND best exemplars, one per trace (its best request)."""
+    for i, other in enumerate(kept):
+        if other[2] == ex[2]:
+            if (ex[0], ex[1]) > (other[0], other[1]):  # a trace's longest (then latest) request
+                kept[i] = ex
+            return
+    if len(kept) < EXEMPLARS_PER_KIND:
+        kept.append(ex)
+        return
+    worst = 0
+    for j in range(1, len(kept)):
+        if _better(kept[worst], kept[j]):
+            worst = j
+    if _better(ex, kept[worst]):
+        kept[worst] = ex
 
 
 class _Route:

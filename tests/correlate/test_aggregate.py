@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app.correlate.aggregate import EdgeAggregator
-from app.correlate.buckets import EXEMPLARS_PER_KIND
 from app.domain import (
     EdgeKey,
     Endpoint,
@@ -101,19 +100,49 @@ def test_l7_counters() -> None:
     assert b.protocol == "http"
 
 
-def test_exemplars_slowest_and_first_and_recent_failed() -> None:
+def test_exemplars_are_the_slowest_per_kind_in_the_stores_order() -> None:
     agg = EdgeAggregator(bucket_s=60)
     for i in range(10):
         agg.add_l7(obs(i, ms=float(i), trace=i + 1))
-    for i in range(10, 16):
-        agg.add_l7(obs(i, ms=1.0, trace=i + 1, error_cause=ErrorCause.HTTP_5XX, status_code="500"))
+    # Failed: equal durations rank by trace id (as store/exemplars.py merges), one per trace.
+    for i, (ms, trace) in enumerate([(1.0, 16), (1.0, 12), (3.0, 13), (1.0, 14), (1.0, 11)]):
+        agg.add_l7(
+            obs(10 + i, ms=ms, trace=trace, error_cause=ErrorCause.HTTP_5XX, status_code="500")
+        )
+    agg.add_l7(obs(20, ms=5.0, trace=12, error_cause=ErrorCause.HTTP_5XX, status_code="503"))
     b = agg.drain().edges[EdgeKey(0, Level.SERVICE, "default/productpage", "default/reviews")]
     slowest = [e for e in b.exemplars if e.kind == "slowest"]
     failed = [e for e in b.exemplars if e.kind == "failed"]
     assert [e.duration_ms for e in slowest] == [9.0, 8.0, 7.0]
-    assert len(failed) == EXEMPLARS_PER_KIND
-    assert [e.end_ns // S for e in failed] == [10, 15, 14]
-    assert failed[0].trace_id == (11).to_bytes(16, "big").hex() and failed[0].status_code == "500"
+    trace = lambda n: n.to_bytes(16, "big").hex()  # noqa: E731
+    assert [(e.trace_id, e.duration_ms) for e in failed] == [
+        (trace(12), 5.0),  # trace 12's longest request replaced its 1 ms one
+        (trace(13), 3.0),
+        (trace(11), 1.0),  # the smallest trace id among the 1 ms ones
+    ]
+    assert failed[0].status_code == "503"
+
+
+def test_exemplars_do_not_depend_on_how_requests_are_split_into_flushes() -> None:
+    from app.store.exemplars import top_exemplars
+
+    requests = [
+        obs(i, ms=float(i % 7), trace=100 + i, error_cause=ErrorCause.GRPC if i % 3 else None)
+        for i in range(40)
+    ]
+    whole = EdgeAggregator(bucket_s=60)
+    for r in requests:
+        whole.add_l7(r)
+    key = EdgeKey(0, Level.SERVICE, "default/productpage", "default/reviews")
+    expected = top_exemplars(whole.drain().edges[key].exemplars)
+    for size in (1, 3, 7, 16):
+        parts = EdgeAggregator(bucket_s=60)
+        rows = []
+        for start in range(0, len(requests), size):
+            for r in requests[start : start + size]:
+                parts.add_l7(r)
+            rows += parts.drain().edges[key].exemplars
+        assert top_exemplars(rows) == expected, size
 
 
 def test_l4_per_reporter_kept_separate_at_end_bucket() -> None:

@@ -151,12 +151,6 @@ def test_two_replicas_on_one_postgres_equal_one_process(runs: tuple[dict[str, An
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="failed exemplars depend on how requests are batched into writes: the aggregator keeps "
-    "the first + most recent failed requests per bucket, the store merge keeps the slowest "
-    "(app/correlate/aggregate.py vs app/store/exemplars.py)",
-)
 def test_failed_exemplars_equal_one_process(runs: tuple[dict[str, Any], ...]) -> None:
     expected, from_a, _ = runs
     assert from_a == expected
