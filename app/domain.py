@@ -52,6 +52,7 @@ class Provenance(StrEnum):
 
     PAIRED_SPANS = "paired_spans"  # client span paired with server span (trace id + span ids)
     PARENT_SPAN = "parent_span"  # waypoint span whose parent span names the caller
+    PEER_TAGS = "peer_tags"  # waypoint span's istio.source_* tags name the caller (Istio ≥ 1.29)
     PEER_ADDRESS = "peer_address"  # waypoint span's peer.address resolved to a workload
     L4_SINGLE = "l4_single"  # the only L4 edge into the destination in the window
     L4_AMBIGUOUS = "l4_ambiguous"  # several L4 candidates; recorded with their shares
@@ -186,6 +187,10 @@ KEPT_SPAN_ATTRIBUTES = frozenset(
         "istio.canonical_revision",
         "istio.namespace",
         "istio.mesh_id",
+        # Istio ≥ 1.29 waypoints tag the downstream peer (istio/istio#58348)
+        "istio.source_workload",
+        "istio.source_namespace",
+        "istio.source_canonical_service",
         "http.method",
         "http.url",
         "http.protocol",

@@ -4,7 +4,8 @@ Implements `app.pipeline.Correlator`. Rules (DESIGN.md, "Correlation rules"):
 
 - Waypoint span W: target from its `upstream_cluster`, `via` = the waypoint's node id. Source, in
   order: its parent span when that is an app CLIENT span (PARENT_SPAN; the client span is consumed,
-  not counted again); `peer.address` → workload via the `WorkloadDirectory` (PEER_ADDRESS); else
+  not counted again); the `istio.source_*` tags Istio ≥ 1.29 waypoints write (PEER_TAGS);
+  `peer.address` → workload via the `WorkloadDirectory` (PEER_ADDRESS); else
   UNATTRIBUTED with an UNKNOWN source named by evidence (`unknown/<peer IP>` or
   `unknown/caller-of-<svc>.<ns>`), target and via set, so query-time L4 attribution
   (app/graph/attribution.py) can name the caller. A W with a parent waits (bounded) for it; a
@@ -273,6 +274,8 @@ class SpanCorrelator:
         via = norm.waypoint_via(w, target)
         if source is not None:
             provenance = Provenance.PARENT_SPAN
+        elif (tagged := norm.caller_by_peer_tags(attrs)) is not None:
+            source, provenance = tagged, Provenance.PEER_TAGS
         else:
             address = address_of(attrs.get("peer.address"))
             found = norm.caller_by_address(address)

@@ -27,6 +27,7 @@ Ports are dropped from every name: ephemeral ports would make one node per conne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import Protocol
 
@@ -47,6 +48,11 @@ class WorkloadDirectory(Protocol):
     """Pod IP → the workload it runs (Kubernetes informer, ztunnel access logs, a test fake)."""
 
     def lookup(self, ip: str) -> Endpoint | None: ...
+
+
+# Istio writes "unknown" for peer labels it could not resolve.
+_UNKNOWN_VALUES = frozenset({"", "unknown"})
+_PEER_TAG_CACHE_MAX = 10_000
 
 
 class SpanRole(IntEnum):
@@ -145,7 +151,7 @@ def _external(name: str) -> Endpoint:
 class SpanNormalizer:
     """Roles and endpoints of spans; caches per resource and per waypoint identity, bounded."""
 
-    __slots__ = ("_app_cache", "_directory", "_names", "_waypoint_cache")
+    __slots__ = ("_app_cache", "_directory", "_names", "_peer_tag_cache", "_waypoint_cache")
 
     def __init__(
         self,
@@ -157,6 +163,7 @@ class SpanNormalizer:
         # id(resource) → (resource, service.name, endpoint): the decoder shares one resource dict
         # among a batch's spans; holding the dict keeps its id from being reused while cached.
         self._app_cache: dict[int, tuple[object, str, Endpoint]] = {}
+        self._peer_tag_cache: dict[tuple[str, str, str], Endpoint] = {}
         self._waypoint_cache: dict[
             tuple[str, str, str, str, str, str, str], tuple[Endpoint, str]
         ] = {}
@@ -271,6 +278,29 @@ class SpanNormalizer:
                 f"{messaging}:{dest}" if dest else messaging
             ), Provenance.PEER_ATTRIBUTE
         return unknown_caller(address, target), Provenance.UNATTRIBUTED
+
+    def caller_by_peer_tags(self, attrs: Mapping[str, object]) -> Endpoint | None:
+        """The caller an Istio ≥ 1.29 waypoint names in its `istio.source_*` span tags (from the
+        HBONE peer metadata; istio/istio#58348), named as ztunnel names it: canonical service in
+        its namespace, with the workload."""
+        namespace = attrs.get("istio.source_namespace")
+        workload = attrs.get("istio.source_workload")
+        if workload in _UNKNOWN_VALUES:
+            workload = None
+        service = attrs.get("istio.source_canonical_service")
+        if service in _UNKNOWN_VALUES:
+            service = workload
+        if not isinstance(namespace, str) or not isinstance(service, str):
+            return None
+        if namespace in _UNKNOWN_VALUES or service in _UNKNOWN_VALUES:
+            return None
+        key = (namespace, service, workload if isinstance(workload, str) else "")
+        found = self._peer_tag_cache.get(key)
+        if found is None:
+            if len(self._peer_tag_cache) >= _PEER_TAG_CACHE_MAX:
+                self._peer_tag_cache.clear()
+            found = self._peer_tag_cache[key] = Endpoint(key[0], key[1], workload=key[2])
+        return found
 
     def caller_by_address(self, address: str) -> Endpoint | None:
         """The workload behind a caller's pod IP, when a directory knows it."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -87,6 +88,7 @@ class SimulatedRun:
         seed: int = 0,
         protocol: str = "grpc",
         tick_s: float = 60.0,
+        **sim_options: Any,
     ) -> None:
         endpoint = (
             f"{running.settings.host}:{running.grpc_port}"
@@ -102,6 +104,7 @@ class SimulatedRun:
             otlp_endpoint=endpoint,
             protocol=protocol,  # type: ignore[arg-type]
             headers=headers,
+            **sim_options,
         )
         self.tick_s = tick_s
         urls = self.sim.start_ztunnels()

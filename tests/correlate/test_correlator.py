@@ -150,3 +150,43 @@ def test_traces_do_not_mix() -> None:
     out = run([client(1), server(2, 1, trace=other)])
     assert len(out) == 2 and all(o.unpaired for o in out)
     assert {o.trace_id for o in out} == {T1, other}
+
+
+PEER_TAGS = {
+    "istio.source_workload": "productpage-v1",
+    "istio.source_namespace": "default",
+    "istio.source_canonical_service": "productpage",
+    "peer.address": "10.42.0.30:5123",
+}
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (PEER_TAGS, (Endpoint("default", "productpage", "productpage-v1"), Provenance.PEER_TAGS)),
+        (
+            {**PEER_TAGS, "istio.source_canonical_service": "unknown"},
+            (Endpoint("default", "productpage-v1", "productpage-v1"), Provenance.PEER_TAGS),
+        ),
+        (
+            {**PEER_TAGS, "istio.source_namespace": "unknown"},
+            (
+                Endpoint("unknown", "10.42.0.30", kind=NodeKind.UNKNOWN),
+                Provenance.UNATTRIBUTED,
+            ),
+        ),
+    ],
+)
+def test_istio_1_29_peer_tags_name_the_caller_of_a_root_waypoint_span(
+    tags: dict[str, str], expected: tuple[Endpoint, Provenance]
+) -> None:
+    (obs,) = correlator().add([waypoint_span(2, attrs=tags)], 0)
+    assert (obs.source, obs.provenance) == expected
+    assert (obs.target, obs.via) == (REVIEWS, VIA)
+
+
+def test_a_parent_client_span_still_wins_over_peer_tags() -> None:
+    c = correlator()
+    out = c.add([client(1, service="productpage"), waypoint_span(2, 1, attrs=PEER_TAGS)], 0)
+    (obs,) = out
+    assert obs.provenance is Provenance.PARENT_SPAN

@@ -108,10 +108,17 @@ class Result:
 
 
 def run_mesh(
-    settings: Settings, topology: Topology, seed: int, ticks: int, protocol: str
+    settings: Settings,
+    topology: Topology,
+    seed: int,
+    ticks: int,
+    protocol: str,
+    **sim_options: Any,
 ) -> Iterator[Result]:
     with serve_meshstitch(settings) as running:
-        run = SimulatedRun(running, topology, seed=seed, protocol=protocol, tick_s=BUCKET_S)
+        run = SimulatedRun(
+            running, topology, seed=seed, protocol=protocol, tick_s=BUCKET_S, **sim_options
+        )
         try:
             start = aligned_start(ticks, BUCKET_S, BUCKET_S)
             run.run_ticks(ticks, start)
@@ -216,3 +223,18 @@ def test_random_mesh_of_120_services_graph_equals_truth(settings: Settings) -> N
     assert len({s.id for s in topology.services}) >= 100
     for result in run_mesh(settings, topology, seed=11, ticks=2, protocol="http"):
         assert_perfect("random-120", result.truth, result.edges)
+
+
+def test_istio_1_29_waypoints_name_their_callers_with_peer_tags(settings: Settings) -> None:
+    """Istio ≥ 1.29: resource service.name is the destination and the waypoint tags the caller
+    (istio.source_*): the same truth, and the uninstrumented productpage is named by the tags."""
+    for result in run_mesh(
+        settings, bookinfo(), seed=3, ticks=2, protocol="http", waypoint_naming="destination"
+    ):
+        assert_perfect("bookinfo, Istio 1.29 waypoints", result.truth, result.edges)
+        edge = next(
+            e
+            for e in result.edges
+            if (e["source"], e["target"]) == ("bookinfo/productpage", "bookinfo/reviews")
+        )
+        assert set(edge["provenance"]["evidence"]) == {"peer_tags"}, edge["provenance"]
