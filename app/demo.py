@@ -59,6 +59,9 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
             "flush_interval_s": min(settings.flush_interval_s, TICK_S),
         }
     )
+    from app.cli import tune_gc
+
+    tune_gc()
     signal.signal(signal.SIGTERM, _terminate)
     interactive = sys.stdout.isatty()
     try:
