@@ -18,16 +18,18 @@ covers, and a window read (`window_rows_rolled`) may take whole coarse buckets f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, tuple_
+from sqlalchemy import Connection, Row, delete, select
 
 from app.correlate.buckets import EdgeBucket, L4Counters
 from app.correlate.sketch import LatencySketch
 from app.domain import EdgeKey
-from app.store.dialect import chunks, upsert_insert
-from app.store.sketch_codec import merge_sketch_bytes
+from app.store.bulk import Bulk
+from app.store.dialect import chunks
+from app.store.sketch_codec import encode_sketch, merge_encoded
 from app.store.tables import edge_buckets as t
 from app.store.tables import edge_rollups as r
 
@@ -49,16 +51,6 @@ COUNTER_COLUMNS = (
     "l7_evicted",
     *(f"l4_{side}_{name}" for side in ("src", "dst") for name in L4_FIELDS),
 )
-MERGED_COLUMNS = (
-    "protocol",
-    "via",
-    "l7_errors_by_cause",
-    "l7_status_codes",
-    "l7_latency_sketch",
-    "l7_provenance",
-    "l7_candidates",
-    "l4_principals",
-)
 ROLLUP_KEY_COLUMNS = ("span_s", *KEY_COLUMNS)
 _MAX_ROUNDS = 5  # rounds of "insert new keys, lock and merge the ones that raced"
 # Coarse bucket widths kept in edge_rollups (each a multiple of the fine bucket width in use;
@@ -73,22 +65,6 @@ def key_tuple(key: EdgeKey) -> Key:
     return (key.bucket_start_s, str(key.level.value), key.source, key.target)
 
 
-def _counters(bucket: EdgeBucket) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "l7_requests": bucket.l7_requests,
-        "l7_errors": bucket.l7_errors,
-        "l7_latency_sum_ms": float(bucket.l7_latency_sum_ms),
-        "l7_unpaired": bucket.l7_unpaired,
-        "l7_late": bucket.l7_late,
-        "l7_evicted": bucket.l7_evicted,
-    }
-    for reporter, side in REPORTER_SIDES.items():
-        counters = bucket.l4.get(reporter) or L4Counters()
-        for name in L4_FIELDS:
-            out[f"l4_{side}_{name}"] = getattr(counters, name)
-    return out
-
-
 def _add_maps(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(old or {})
     for k, v in new.items():
@@ -96,31 +72,140 @@ def _add_maps(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def _merged(bucket: EdgeBucket, old: Row[Any] | None) -> dict[str, Any]:
-    sketch = LatencySketch()
-    if old is not None and old.l7_latency_sketch:
-        merge_sketch_bytes(sketch, old.l7_latency_sketch)
-    sketch.merge(bucket.l7_latency)
-    principals = set(bucket.l4_principals)
-    if old is not None:
-        principals.update(old.l4_principals or ())
-    # max() of two strings is commutative and prefers a non-empty value over "".
-    return {
-        "protocol": max(old.protocol if old is not None else "", bucket.protocol),
-        "via": max(old.via if old is not None else "", bucket.via),
-        "l7_errors_by_cause": _add_maps(old and old.l7_errors_by_cause, bucket.l7_errors_by_cause),
-        "l7_status_codes": _add_maps(old and old.l7_status_codes, bucket.l7_status_codes),
-        "l7_latency_sketch": sketch.to_bytes() if sketch.count else None,
-        "l7_provenance": _add_maps(old and old.l7_provenance, bucket.l7_provenance),
-        "l7_candidates": _add_maps(old and old.l7_candidates, bucket.l7_candidates),
-        "l4_principals": sorted(principals),
-    }
+_dumps, _loads = json.dumps, json.loads  # what SQLAlchemy's JSON type used: same stored text
 
 
-def _params(
-    key_columns: tuple[str, ...], key: tuple[Any, ...], bucket: EdgeBucket, old: Row[Any] | None
-) -> dict[str, Any]:
-    return {**dict(zip(key_columns, key, strict=True)), **_counters(bucket), **_merged(bucket, old)}
+def row_values(bucket: EdgeBucket) -> tuple[Any, ...]:
+    """The bucket as stored, in `VALUE_COLUMNS` order: JSON maps as text ("{}" when empty),
+    the sketch as bytes (None when empty), principals as a sorted JSON list."""
+    l4 = bucket.l4
+    src, dst = l4.get("source") or _NO_L4, l4.get("destination") or _NO_L4
+    sketch = bucket.l7_latency
+    return (
+        bucket.l7_requests,
+        bucket.l7_errors,
+        float(bucket.l7_latency_sum_ms),
+        bucket.l7_unpaired,
+        bucket.l7_late,
+        bucket.l7_evicted,
+        src.connections_opened,
+        src.connections_closed,
+        src.bytes_sent,
+        src.bytes_received,
+        src.mtls_connections,
+        dst.connections_opened,
+        dst.connections_closed,
+        dst.bytes_sent,
+        dst.bytes_received,
+        dst.mtls_connections,
+        bucket.protocol,
+        bucket.via,
+        _map_text(bucket.l7_errors_by_cause),
+        _map_text(bucket.l7_status_codes),
+        _sketch_blob(sketch) if sketch.count else None,
+        _map_text(bucket.l7_provenance),
+        _map_text(bucket.l7_candidates),
+        _dumps(sorted(bucket.l4_principals)) if bucket.l4_principals else "[]",
+    )
+
+
+_MEMO_MAX = 65536
+_map_texts: dict[tuple[Any, ...], str] = {}
+_small_sketches: dict[tuple[Any, ...], bytes] = {}
+
+
+def _map_text(m: Mapping[str, Any]) -> str:
+    """`json.dumps(m)`, memoised: a batch repeats few small maps ({"200": 1} …) many times
+    (the value types are part of the memo key: 1 and 1.0 are equal, their JSON is not)."""
+    if not m:
+        return "{}"
+    items = (*m.items(), *map(type, m.values()))
+    text = _map_texts.get(items)
+    if text is None:
+        if len(_map_texts) >= _MEMO_MAX:
+            _map_texts.clear()
+        text = _map_texts[items] = _dumps(m)
+    return text
+
+
+def _sketch_blob(sketch: LatencySketch) -> bytes:
+    """The stored sketch; those of one or two bins (one or two requests) memoised."""
+    bins = sketch.bins
+    if len(bins) > 2:
+        return encode_sketch(sketch.zero_count, bins)
+    key = (sketch.zero_count, *bins.items())
+    blob = _small_sketches.get(key)
+    if blob is None:
+        if len(_small_sketches) >= _MEMO_MAX:
+            _small_sketches.clear()
+        blob = _small_sketches[key] = encode_sketch(sketch.zero_count, bins)
+    return blob
+
+
+_NO_L4 = L4Counters()
+
+
+class RowValues:
+    """`row_values` per bucket object, computed once: a roll-up row made of one fine bucket (a
+    batch within one coarse bucket) reuses the fine row's values."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[EdgeBucket, tuple[Any, ...]]] = {}
+
+    def of(self, bucket: EdgeBucket) -> tuple[Any, ...]:
+        found = self._by_id.get(id(bucket))
+        if found is not None and found[0] is bucket:
+            return found[1]
+        values = row_values(bucket)
+        self._by_id[id(bucket)] = (bucket, values)  # holding the bucket keeps its id unique
+        return values
+
+
+def merge_map_text(old: str | None, new: str) -> str | None:
+    """Stored JSON map + a batch's: per-key sums, the stored keys' order first."""
+    if new == "{}":
+        return old
+    return _dumps(_add_maps(_loads(old) if old else None, _loads(new)))
+
+
+def merge_sketch_blob(old: bytes | None, new: bytes | None) -> bytes | None:
+    """Stored sketch + a batch's (both `LatencySketch.to_bytes`, canonical)."""
+    if not new:
+        return old
+    if not old:
+        return new
+    return merge_encoded(old, new)
+
+
+def merge_principals_text(old: str | None, new: str) -> str | None:
+    """Stored principals + a batch's: the sorted union."""
+    if new == "[]":
+        return old
+    return _dumps(sorted({*(_loads(old) if old else ()), *_loads(new)}))
+
+
+# The read-modify-write columns, each with its merge of (stored, batch) and its empty value.
+RMW_MERGES: dict[str, tuple[Callable[[Any, Any], Any], str | None]] = {
+    "l7_errors_by_cause": (merge_map_text, "{}"),
+    "l7_status_codes": (merge_map_text, "{}"),
+    "l7_latency_sketch": (merge_sketch_blob, None),
+    "l7_provenance": (merge_map_text, "{}"),
+    "l7_candidates": (merge_map_text, "{}"),
+    "l4_principals": (merge_principals_text, "[]"),
+}
+RMW_COLUMNS = tuple(RMW_MERGES)
+STRING_COLUMNS = ("protocol", "via")  # merged with max(), in SQL
+VALUE_COLUMNS = (*COUNTER_COLUMNS, *STRING_COLUMNS, *RMW_COLUMNS)
+_RMW_EMPTY = tuple(empty for _, empty in RMW_MERGES.values())
+_N_RMW = len(RMW_COLUMNS)
+_SQLITE_MERGE_FUNCTIONS = {
+    "l7_errors_by_cause": "meshstitch_merge_map",
+    "l7_status_codes": "meshstitch_merge_map",
+    "l7_latency_sketch": "meshstitch_merge_sketch",
+    "l7_provenance": "meshstitch_merge_map",
+    "l7_candidates": "meshstitch_merge_map",
+    "l4_principals": "meshstitch_merge_principals",
+}
 
 
 def merge_buckets(a: EdgeBucket, b: EdgeBucket) -> EdgeBucket:
@@ -163,61 +248,100 @@ def rollup_keys(by_key: Mapping[Key, EdgeBucket]) -> dict[RollupKey, EdgeBucket]
 
 
 class _Upserter:
-    """The additive write protocol (module docstring) on one table."""
+    """The additive write protocol (module docstring) on one table, at the driver level."""
 
     def __init__(self, table: Any, key_columns: tuple[str, ...], chunk_size: int) -> None:
         self.table, self.key_columns, self.chunk_size = table, key_columns, chunk_size
-        self.keys = [table.c[c] for c in key_columns]
+        self.columns = (*key_columns, *VALUE_COLUMNS)
+        keys = ", ".join(key_columns)
+        self._additive = [(c, "add") for c in COUNTER_COLUMNS] + [
+            (c, "max") for c in STRING_COLUMNS
+        ]
+        self._conflict_keys = f"ON CONFLICT ({keys})"
 
-    def add(self, conn: Connection, by_key: Mapping[Any, EdgeBucket]) -> None:
-        for chunk in chunks(sorted(by_key), self.chunk_size):  # sorted: one lock order
+    def add_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Add rows `(key…, *VALUE_COLUMNS)` (keys distinct and sorted) to the table."""
+        if not rows:
+            return
+        bulk = Bulk(conn)
+        if bulk.postgresql:
+            self._add_postgresql(bulk, rows)
+        else:
+            self._add_sqlite(bulk, rows)
+
+    def _add_sqlite(self, bulk: Bulk, rows: list[tuple[Any, ...]]) -> None:
+        """One upsert: SQLite's write lock (BEGIN IMMEDIATE) is held, so the merges run in the
+        statement, by functions registered on the connection, and only for non-empty parts."""
+        table = self.table
+        for name, fn in (
+            ("meshstitch_merge_map", merge_map_text),
+            ("meshstitch_merge_sketch", merge_sketch_blob),
+            ("meshstitch_merge_principals", merge_principals_text),
+        ):
+            bulk.dbapi.create_function(name, 2, fn, deterministic=True)
+        sets = [bulk.assignment(table, c, how, f"excluded.{c}") for c, how in self._additive]
+        for c, (_, empty) in RMW_MERGES.items():
+            stored, new = f"{table.name}.{c}", f"excluded.{c}"
+            skip = f"{new} IS NULL" if empty is None else f"{new} = '{empty}'"
+            merge = f"{_SQLITE_MERGE_FUNCTIONS[c]}({stored}, {new})"
+            sets.append(f"{c} = CASE WHEN {skip} THEN {stored} ELSE {merge} END")
+        for part in chunks(rows, self.chunk_size):
+            bulk.insert(
+                table, self.columns, part, f"{self._conflict_keys} DO UPDATE SET " + ", ".join(sets)
+            )
+
+    def _add_postgresql(self, bulk: Bulk, rows: list[tuple[Any, ...]]) -> None:
+        """Rows with nothing to merge in Python (no maps, sketch or principals: e.g. L4 without
+        principals) in one additive upsert; the others by the locked protocol."""
+        table, n = self.table, len(self.key_columns)
+        blind = [row for row in rows if row[-_N_RMW:] == _RMW_EMPTY]
+        if blind:
+            sets = [bulk.assignment(table, c, how, f"excluded.{c}") for c, how in self._additive]
+            bulk.insert(
+                table,
+                self.columns,
+                blind,
+                f"{self._conflict_keys} DO UPDATE SET " + ", ".join(sets),
+            )
+        rmw = [row for row in rows if row[-_N_RMW:] != _RMW_EMPTY] if blind else rows
+        for chunk in chunks(rmw, self.chunk_size):
             pending = chunk
             for _ in range(_MAX_ROUNDS):
-                pending = self._add_chunk(conn, pending, by_key)
+                pending = self._add_locked(bulk, pending, n)
                 if not pending:
                     break
             else:  # pragma: no cover - needs a writer that deletes rows between our statements
                 raise RuntimeError(f"edge bucket upsert did not settle for {len(pending)} keys")
 
-    def _add_chunk(
-        self, conn: Connection, keys: list[Any], by_key: Mapping[Any, EdgeBucket]
-    ) -> list[Any]:
-        table, cols = self.table, self.key_columns
-        existing = self._lock_existing(conn, keys)
-        updates = [_params(cols, k, by_key[k], existing[k]) for k in keys if k in existing]
-        inserts = [_params(cols, k, by_key[k], None) for k in keys if k not in existing]
-        if updates:
-            ins = upsert_insert(conn, table)
-            conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=self.keys,
-                    set_={
-                        **{c: table.c[c] + ins.excluded[c] for c in COUNTER_COLUMNS},
-                        **{c: ins.excluded[c] for c in MERGED_COLUMNS},
-                    },
-                ),
-                updates,
-            )
+    def _add_locked(self, bulk: Bulk, rows: list[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
+        """Steps 1-3 of the protocol for `rows`; returns the rows whose insert lost a race."""
+        table = self.table
+        keys = [row[:n] for row in rows]
+        existing = {
+            found[:n]: found[n:]
+            for found in bulk.select_by_keys(table, self.key_columns, RMW_COLUMNS, keys, lock=True)
+        }
+        merges = [merge for merge, _ in RMW_MERGES.values()]
+        updates, inserts = [], []
+        for key, row in zip(keys, rows, strict=True):
+            old = existing.get(key)
+            if old is None:
+                inserts.append(row)
+                continue
+            new = row[-_N_RMW:]
+            merged = tuple(m(o, v) for m, o, v in zip(merges, old, new, strict=True))
+            updates.append((*row[:-_N_RMW], *merged))
+        bulk.update_by_keys(
+            table, self.key_columns, [*self._additive, *((c, "set") for c in RMW_COLUMNS)], updates
+        )
         if not inserts:
             return []
-        stmt = (
-            upsert_insert(conn, table)
-            .on_conflict_do_nothing(index_elements=self.keys)
-            .returning(*self.keys)
+        inserted = set(
+            bulk.insert(
+                table, self.columns, inserts, f"{self._conflict_keys} DO NOTHING", returning=n
+            )
         )
-        inserted = {tuple(row) for row in conn.execute(stmt, inserts)}
-        return [k for k in keys if k not in existing and k not in inserted]
-
-    def _lock_existing(self, conn: Connection, keys: list[Any]) -> dict[Any, Row[Any]]:
-        n = len(self.keys)
-        stmt = (
-            select(*self.keys, *(self.table.c[c] for c in MERGED_COLUMNS))
-            .where(tuple_(*self.keys).in_(keys))
-            .order_by(*self.keys)
-        )
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        return {tuple(row[:n]): row for row in conn.execute(stmt)}
+        return [row for row in inserts if row[:n] not in inserted]
 
 
 def window_parts(
@@ -247,7 +371,7 @@ class EdgeRepository:
     """SQL for `edge_buckets` and `edge_rollups`. Never commits: every method runs on the
     caller's connection."""
 
-    def __init__(self, chunk_size: int = 400) -> None:
+    def __init__(self, chunk_size: int = 5000) -> None:
         self.chunk_size = chunk_size
         self._fine = _Upserter(t, KEY_COLUMNS, chunk_size)
         self._rollups = _Upserter(r, ROLLUP_KEY_COLUMNS, chunk_size)
@@ -255,8 +379,22 @@ class EdgeRepository:
     def add(self, conn: Connection, buckets: Mapping[EdgeKey, EdgeBucket]) -> None:
         """Add the buckets to what is stored, and to their roll-ups (module docstring)."""
         by_key = {key_tuple(k): b for k, b in buckets.items()}
-        self._fine.add(conn, by_key)
-        self._rollups.add(conn, rollup_keys(by_key))
+        values = RowValues()
+        self.add_fine(conn, by_key, values)
+        self.add_rollups(conn, by_key, values)
+
+    def add_fine(
+        self, conn: Connection, by_key: Mapping[Key, EdgeBucket], values: RowValues
+    ) -> None:
+        """The fine rows of `add` (`values`: shared with `add_rollups`)."""
+        self._fine.add_rows(conn, [(*k, *values.of(by_key[k])) for k in sorted(by_key)])
+
+    def add_rollups(
+        self, conn: Connection, by_key: Mapping[Key, EdgeBucket], values: RowValues
+    ) -> None:
+        """The roll-up rows of `add`, after the fine ones (one lock order for every writer)."""
+        rolled = rollup_keys(by_key)
+        self._rollups.add_rows(conn, [(*k, *values.of(rolled[k])) for k in sorted(rolled)])
 
     def window_rows_rolled(
         self,

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, tuple_
+from sqlalchemy import Connection, Row, delete, select, tuple_
 
 from app.correlate.buckets import EXEMPLARS_PER_KIND, ExemplarRow
 from app.domain import EdgeKey
+from app.store.bulk import Bulk
 from app.store.dialect import chunks
 from app.store.edges import KEY_COLUMNS, Key, key_tuple
 from app.store.tables import exemplars as t
@@ -43,37 +44,43 @@ def _row_to_exemplar(row: Row[Any]) -> ExemplarRow:
     return ExemplarRow(row.kind, row.trace_id, row.duration_ms, row.end_ns, row.status_code)
 
 
+_VALUE_COLUMNS = ("kind", "trace_id", "duration_ms", "end_ns", "status_code")  # ExemplarRow's
+_COLUMNS = (*KEY_COLUMNS, "kind", "rank", "trace_id", "duration_ms", "end_ns", "status_code")
+
+
 class ExemplarRepository:
-    def __init__(self, chunk_size: int = 400) -> None:
+    def __init__(self, chunk_size: int = 20_000) -> None:
         self.chunk_size = chunk_size
 
     def add(self, conn: Connection, items: Mapping[EdgeKey, Sequence[ExemplarRow]]) -> None:
-        by_key = {key_tuple(k): list(v) for k, v in items.items() if v}
-        key_cols = [t.c[c] for c in KEY_COLUMNS]
-        for chunk in chunks(sorted(by_key), self.chunk_size):
-            stored: dict[Key, list[ExemplarRow]] = {}
-            for row in conn.execute(select(t).where(tuple_(*key_cols).in_(chunk))):
-                stored.setdefault(tuple(row[:4]), []).append(_row_to_exemplar(row))
-            if stored:
-                conn.execute(delete(t).where(tuple_(*key_cols).in_(list(stored))))
-            rows = []
-            for key in chunk:
-                counts: dict[str, int] = {}
-                for item in top_exemplars([*stored.get(key, []), *by_key[key]]):
-                    counts[item.kind] = counts.get(item.kind, 0) + 1
-                    rows.append(
-                        {
-                            **dict(zip(KEY_COLUMNS, key, strict=True)),
-                            "kind": item.kind,
-                            "rank": counts[item.kind],
-                            "trace_id": item.trace_id,
-                            "duration_ms": item.duration_ms,
-                            "end_ns": item.end_ns,
-                            "status_code": item.status_code,
-                        }
+        by_key = {key_tuple(k): v for k, v in items.items() if v}
+        if not by_key:
+            return
+        keys = sorted(by_key)
+        bulk = Bulk(conn)
+        stored: dict[Key, list[ExemplarRow]] = {}
+        for row in bulk.select_by_keys(t, KEY_COLUMNS, _VALUE_COLUMNS, keys):
+            stored.setdefault(row[:4], []).append(ExemplarRow(*row[4:]))
+        bulk.delete_by_keys(t, KEY_COLUMNS, list(stored))
+        rows = []
+        for key in keys:
+            new = by_key[key]
+            counts: dict[str, int] = {}
+            for item in top_exemplars([*stored[key], *new] if key in stored else new):
+                rank = counts[item.kind] = counts.get(item.kind, 0) + 1
+                rows.append(
+                    (
+                        *key,
+                        item.kind,
+                        rank,
+                        item.trace_id,
+                        item.duration_ms,
+                        item.end_ns,
+                        item.status_code,
                     )
-            if rows:
-                conn.execute(insert(t), rows)
+                )
+        for part in chunks(rows, self.chunk_size):
+            bulk.insert(t, _COLUMNS, part)
 
     def for_edges(
         self,

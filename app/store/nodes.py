@@ -5,55 +5,53 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, delete, select
+from sqlalchemy import Connection, Row, delete, select
 
 from app.correlate.buckets import NodeSeen
-from app.store.dialect import chunks, upsert_insert
+from app.store.bulk import Bulk
+from app.store.dialect import chunks
 from app.store.tables import nodes as t
+
+_COLUMNS = tuple(c.name for c in t.columns)
+_ON_CONFLICT = (
+    "ON CONFLICT (id, level) DO UPDATE SET "
+    # min(first_seen), max(last_seen)
+    "first_seen_s = CASE WHEN excluded.first_seen_s < nodes.first_seen_s "
+    "THEN excluded.first_seen_s ELSE nodes.first_seen_s END, "
+    "last_seen_s = CASE WHEN excluded.last_seen_s > nodes.last_seen_s "
+    "THEN excluded.last_seen_s ELSE nodes.last_seen_s END, "
+    # Evidence only grows: a known kind replaces "unknown", never the reverse.
+    "kind = CASE WHEN excluded.kind = 'unknown' THEN nodes.kind ELSE excluded.kind END, "
+    "service = CASE WHEN excluded.service = '' THEN nodes.service ELSE excluded.service END, "
+    "principal = CASE WHEN excluded.principal = '' THEN nodes.principal "
+    "ELSE excluded.principal END"
+)
 
 
 class NodeRepository:
-    def __init__(self, chunk_size: int = 500) -> None:
+    def __init__(self, chunk_size: int = 20_000) -> None:
         self.chunk_size = chunk_size
 
     def upsert(self, conn: Connection, seen: Iterable[NodeSeen]) -> None:
         rows = [
-            {
-                "id": n.id,
-                "level": str(n.level.value),
-                "namespace": n.namespace,
-                "name": n.name,
-                "kind": str(n.kind.value),
-                "service": n.service,
-                "principal": n.principal,
-                "first_seen_s": n.first_seen_s,
-                "last_seen_s": n.last_seen_s,
-            }
+            (
+                n.id,
+                str(n.level.value),
+                n.namespace,
+                n.name,
+                str(n.kind.value),
+                n.service,
+                n.principal,
+                n.first_seen_s,
+                n.last_seen_s,
+            )
             for n in sorted(seen, key=lambda n: (n.id, n.level.value))
         ]
+        if not rows:
+            return
+        bulk = Bulk(conn)
         for part in chunks(rows, self.chunk_size):
-            ins = upsert_insert(conn, t)
-            x = ins.excluded
-            conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=[t.c.id, t.c.level],
-                    set_={
-                        "first_seen_s": case(
-                            (x.first_seen_s < t.c.first_seen_s, x.first_seen_s),
-                            else_=t.c.first_seen_s,
-                        ),
-                        "last_seen_s": case(
-                            (x.last_seen_s > t.c.last_seen_s, x.last_seen_s),
-                            else_=t.c.last_seen_s,
-                        ),
-                        # Evidence only grows: a known kind replaces "unknown", never the reverse.
-                        "kind": case((x.kind == "unknown", t.c.kind), else_=x.kind),
-                        "service": case((x.service == "", t.c.service), else_=x.service),
-                        "principal": case((x.principal == "", t.c.principal), else_=x.principal),
-                    },
-                ),
-                part,
-            )
+            bulk.insert(t, _COLUMNS, part, _ON_CONFLICT)
 
     def seen_in(
         self,

@@ -9,7 +9,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import accumulate, repeat
-from operator import add, lt
+from operator import add, and_, lt, rshift, sub
 
 from app.correlate.sketch import LatencySketch, SketchDecodeError
 
@@ -67,7 +67,10 @@ def decode_sketch(data: bytes) -> tuple[int, list[int], list[int]]:
         if len(values) != 2 * n - 1 or (body and body[-1] & 0x80):
             raise SketchDecodeError("truncated latency sketch")
         counts = values[0::2]
-        deltas = map(_unzigzag, values[1::2])
+        zigzags = values[1::2]
+        # ascending keys (as to_bytes writes them): every delta positive, its zigzag even
+        even = not any(map(and_, zigzags, repeat(1)))
+        deltas = map(rshift, zigzags, repeat(1)) if even else map(_unzigzag, zigzags)
     keys = list(accumulate(deltas, initial=_unzigzag(first)))
     return zero, keys, counts
 
@@ -160,3 +163,53 @@ def sketch_quantiles(parts: list[bytes], qs: tuple[float, ...]) -> tuple[float |
         else:
             out.append(LatencySketch.value(keys[bisect_right(cumulative, rank - zero)]))
     return tuple(out)
+
+
+class _VarintBytes(dict[int, bytes]):
+    """Memo: value → its varint encoding (bounded; a miss encodes it in Python)."""
+
+    def __missing__(self, value: int) -> bytes:
+        out, n = bytearray(), value
+        while n > 0x7F:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        encoded = bytes(out)
+        if len(self) < 100_000:
+            self[value] = encoded
+        return encoded
+
+
+_VARINT_BYTES = _VarintBytes()
+_HEADER = b"\x01"  # version 1
+
+
+def encode_sketch(zero: int, bins: dict[int, int]) -> bytes:
+    """`LatencySketch.to_bytes()` of a sketch with these zero count and bins, byte for byte, with
+    the per-bin work in C (`map`, one `bytes(...)` when every value fits one byte)."""
+    keys = sorted(bins)
+    n = len(keys)
+    head = _HEADER + _VARINT_BYTES[zero] + _VARINT_BYTES[n]
+    if not n:
+        return head
+    first = keys[0]
+    values: list[int] = [0] * (2 * n)
+    values[0] = 2 * first if first >= 0 else -2 * first - 1  # zigzag
+    # later keys ascend: each delta is positive, its zigzag twice the delta
+    values[2::2] = map(_TWICE, map(sub, keys[1:], keys))
+    values[1::2] = map(bins.__getitem__, keys)
+    if max(values) < 0x80:
+        return head + bytes(values)
+    return head + b"".join(map(_VARINT_BYTES.__getitem__, values))
+
+
+_TWICE = (2).__mul__
+
+
+def merge_encoded(a: bytes, b: bytes) -> bytes:
+    """The stored form of the merge of two stored sketches (`encode_sketch` of the summed bins)."""
+    zero_a, keys_a, counts_a = decode_sketch(a)
+    zero_b, keys, counts = decode_sketch(b)
+    bins = dict(zip(keys_a, counts_a, strict=True))
+    bins.update(zip(keys, map(add, map(bins.get, keys, repeat(0)), counts), strict=True))
+    return encode_sketch(zero_a + zero_b, bins)

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from operator import attrgetter
 
 from sqlalchemy import Connection, delete, select
 
 from app.correlate.buckets import TraceHop
-from app.store.dialect import chunks, upsert_insert
+from app.store.bulk import Bulk
+from app.store.dialect import chunks
 from app.store.tables import trace_hops as t
+
+HOP_COLUMNS = tuple(f.name for f in dataclasses.fields(TraceHop))  # the table's, in order
+_hop_row = attrgetter(*HOP_COLUMNS)
 
 
 class TraceHopRepository:
-    def __init__(self, chunk_size: int = 500) -> None:
+    def __init__(self, chunk_size: int = 20_000) -> None:
         self.chunk_size = chunk_size
 
     def add(self, conn: Connection, hops: Iterable[TraceHop]) -> None:
-        rows = [dataclasses.asdict(h) for h in hops]
+        rows = list(map(_hop_row, hops))
+        if not rows:
+            return
+        bulk = Bulk(conn)
         for part in chunks(rows, self.chunk_size):
-            conn.execute(upsert_insert(conn, t).on_conflict_do_nothing(), part)
+            bulk.insert(t, HOP_COLUMNS, part, "ON CONFLICT DO NOTHING")
 
     def hops(self, conn: Connection, trace_id: str) -> list[TraceHop]:
         stmt = (
