@@ -112,6 +112,8 @@ def row_values(bucket: EdgeBucket) -> tuple[Any, ...]:
 _MEMO_MAX = 65536
 _map_texts: dict[tuple[Any, ...], str] = {}
 _small_sketches: dict[tuple[Any, ...], bytes] = {}
+_merged_texts: dict[tuple[str, str], str] = {}
+_merged_sketches: dict[tuple[bytes, bytes], bytes] = {}
 
 
 def _map_text(m: Mapping[str, Any]) -> str:
@@ -162,19 +164,38 @@ class RowValues:
 
 
 def merge_map_text(old: str | None, new: str) -> str | None:
-    """Stored JSON map + a batch's: per-key sums, the stored keys' order first."""
+    """Stored JSON map + a batch's: per-key sums, the stored keys' order first (small pairs,
+    which repeat in key-heavy batches, memoised)."""
     if new == "{}":
         return old
-    return _dumps(_add_maps(_loads(old) if old else None, _loads(new)))
+    small = old is not None and len(old) + len(new) < 96
+    if small:
+        merged = _merged_texts.get((old or "", new))
+        if merged is not None:
+            return merged
+    merged = _dumps(_add_maps(_loads(old) if old else None, _loads(new)))
+    if small:
+        if len(_merged_texts) >= _MEMO_MAX:
+            _merged_texts.clear()
+        _merged_texts[(old or "", new)] = merged
+    return merged
 
 
 def merge_sketch_blob(old: bytes | None, new: bytes | None) -> bytes | None:
-    """Stored sketch + a batch's (both `LatencySketch.to_bytes`, canonical)."""
+    """Stored sketch + a batch's (both `LatencySketch.to_bytes`, canonical; small pairs
+    memoised)."""
     if not new:
         return old
     if not old:
         return new
-    return merge_encoded(old, new)
+    if len(old) + len(new) > 24:
+        return merge_encoded(old, new)
+    merged = _merged_sketches.get((old, new))
+    if merged is None:
+        if len(_merged_sketches) >= _MEMO_MAX:
+            _merged_sketches.clear()
+        merged = _merged_sketches[(old, new)] = merge_encoded(old, new)
+    return merged
 
 
 def merge_principals_text(old: str | None, new: str) -> str | None:
