@@ -96,13 +96,13 @@ class LatencySketch:
         sketch = cls()
         try:
             pos = 1
-            sketch.zero_count, pos = _get_varint(data, pos)
-            n, pos = _get_varint(data, pos)
+            sketch.zero_count, pos = read_varint(data, pos)
+            n, pos = read_varint(data, pos)
             key = 0
             total = sketch.zero_count
             for _ in range(n):
-                delta, pos = _get_varint(data, pos)
-                count, pos = _get_varint(data, pos)
+                delta, pos = read_varint(data, pos)
+                count, pos = read_varint(data, pos)
                 key += _unzigzag(delta)
                 sketch.bins[key] = count
                 total += count
@@ -146,7 +146,8 @@ def _put_varint(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned LEB128 varint at `pos`, and the position after it (store/sketch_codec.py too)."""
     result = shift = 0
     while True:
         byte = data[pos]

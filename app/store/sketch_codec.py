@@ -11,19 +11,7 @@ from collections.abc import Iterable
 from itertools import accumulate, repeat
 from operator import add, and_, lt, rshift, sub
 
-from app.correlate.sketch import LatencySketch, SketchDecodeError
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
+from app.correlate.sketch import LatencySketch, SketchDecodeError, read_varint
 
 # zigzag-encoded one-byte key deltas -> delta
 _UNZIGZAG = tuple((d >> 1) if not d & 1 else -((d + 1) >> 1) for d in range(128))
@@ -34,7 +22,7 @@ class _VarintValues(dict[bytes, int]):
     """Memo: encoded varint -> value (bounded; a miss decodes it in Python)."""
 
     def __missing__(self, encoded: bytes) -> int:
-        value = _varint(encoded, 0)[0]
+        value = read_varint(encoded, 0)[0]
         if len(self) < 100_000:
             self[encoded] = value
         return value
@@ -49,11 +37,11 @@ def decode_sketch(data: bytes) -> tuple[int, list[int], list[int]]:
     if not data or data[0] != 1:
         raise SketchDecodeError("unknown latency sketch version")
     try:
-        zero, pos = _varint(data, 1)
-        n, pos = _varint(data, pos)
+        zero, pos = read_varint(data, 1)
+        n, pos = read_varint(data, pos)
         if not n:
             return zero, [], []
-        first, pos = _varint(data, pos)  # the first key is absolute: maybe several bytes
+        first, pos = read_varint(data, pos)  # the first key is absolute: maybe several bytes
         body = data[pos:]
     except IndexError:
         raise SketchDecodeError("truncated latency sketch") from None
@@ -111,9 +99,9 @@ def _one_quantiles(data: bytes, qs: tuple[float, ...]) -> tuple[float | None, ..
     if len(data) < 4 or data[0] != 1 or not data[-1:].isascii():
         return None
     try:
-        zero, pos = _varint(data, 1)
-        n, pos = _varint(data, pos)
-        first, pos = _varint(data, pos)
+        zero, pos = read_varint(data, 1)
+        n, pos = read_varint(data, pos)
+        first, pos = read_varint(data, pos)
     except IndexError:
         return None
     body = data[pos:]
