@@ -40,9 +40,12 @@ openapi: install
 lock: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^meshstitch' > requirements.lock
 
+# Benchmarks print a table and the command to rerun them; they are never run by `make test`.
 bench: install
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/ingest.py --stages
+	$(BIN)/python -m bench.poll
+	$(BIN)/python -m bench.correlate
+	$(BIN)/python bench/write.py
 	$(BIN)/python bench/graph.py
 
 clean:
