@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,11 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.telemetry import PartState
 
-@dataclass(frozen=True, slots=True)
-class PartState:
-    ready: bool
-    detail: dict[str, Any] = field(default_factory=dict)
+__all__ = ["PartState", "Readiness", "build_health_router"]
 
 
 class Readiness:

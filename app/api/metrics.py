@@ -7,37 +7,16 @@ apps (tests) can live in one process.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from app.telemetry import Collector, Labels, MetricFamily, Sample
+
+__all__ = ["Collector", "Labels", "MetricFamily", "Sample", "build_metrics_router", "render"]
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    labels: Labels
-    value: float
-    suffix: str = ""  # "_bucket", "_sum", "_count" for histograms
-
-
-@dataclass(slots=True)
-class MetricFamily:
-    name: str
-    kind: str  # counter | gauge | histogram
-    help: str
-    samples: list[Sample] = field(default_factory=list)
-
-    def add(self, value: float, suffix: str = "", **labels: str) -> MetricFamily:
-        self.samples.append(Sample(tuple(labels.items()), value, suffix))
-        return self
-
-
-Collector = Callable[[], Iterable[MetricFamily]]
 
 
 def _escape(value: str) -> str:

@@ -16,8 +16,6 @@ from typing import Protocol
 
 import httpx
 
-from app.api.health import PartState
-from app.api.metrics import MetricFamily
 from app.domain import L4Sample
 from app.poll.discovery import KubernetesDiscovery, in_cluster_access, kubeconfig_access
 from app.poll.promql import PromQLSource
@@ -26,6 +24,7 @@ from app.poll.target_state import TargetState
 from app.poll.workloads import PodDirectory
 from app.poll.ztunnel_labels import WaypointMatcher
 from app.settings import Settings
+from app.telemetry import MetricFamily, PartState
 
 log = logging.getLogger(__name__)
 
