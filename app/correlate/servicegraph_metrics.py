@@ -101,19 +101,20 @@ class ServiceGraphMetrics:
         with self._lock:
             for obs in observations:
                 key, pending_via = self._key(obs)
-                if pending_via:
-                    state = self._pending.get((key, pending_via))
-                    if state is None:
-                        state = self._pending[(key, pending_via)] = SeriesState()
+                full = len(self._series) + len(self._pending) >= self._max_series
+                if pending_via and not full:
+                    state = self._pending.setdefault((key, pending_via), SeriesState())
+                elif pending_via:  # full: an existing pending series, else the overflow
+                    state = self._pending.get((key, pending_via)) or self._overflow()
                 else:
-                    state = self._series.get(key)
-                    if state is None:
-                        if len(self._series) + len(self._pending) >= self._max_series:
-                            key = (OVERFLOW, OVERFLOW, "", "", "")
-                            state = self._series.setdefault(key, SeriesState())
-                        else:
-                            state = self._series[key] = SeriesState()
+                    state = self._series.get(key) or (
+                        self._overflow() if full else self._series.setdefault(key, SeriesState())
+                    )
                 _count(state, obs)
+
+    def _overflow(self) -> SeriesState:
+        # Tempo's cardinality-overflow convention: one series absorbs what no longer fits.
+        return self._series.setdefault((OVERFLOW, OVERFLOW, "", "", ""), SeriesState())
 
     def observe_l4(self, samples: Sequence[L4Sample]) -> None:
         """Learn which callers reach a destination through a waypoint (pipeline L4 observer)."""
@@ -169,6 +170,9 @@ class ServiceGraphMetrics:
 
     def _resolve(self, key: SeriesKey, via: str, caller: Resolution) -> Resolution:
         """Relabel an unknown caller's calls through `via` to `caller`, for good."""
+        if len(self._resolved) >= MAX_TRACKED_DESTINATIONS:
+            # Pod IPs churn; a forgotten mapping is found again from the L4 index when needed.
+            self._resolved.clear()
         self._resolved[(key[0], key[1], key[4], via)] = caller
         counted = self._pending.pop((key, via), None)
         if counted is not None:

@@ -147,3 +147,26 @@ def test_callers_outside_the_horizon_are_not_candidates() -> None:
     metrics.observe_l4([l4(DETAILS, end_s=0.0), l4(PP, end_s=5000.0)])
     metrics.observe([unattributed()])
     assert pairs(metrics) == {("productpage", "reviews", "default"): 1}
+
+
+def test_unknown_callers_waiting_for_l4_count_against_the_series_bound() -> None:
+    metrics = ServiceGraphMetrics(max_series=3)
+    callers = [Endpoint("unknown", f"10.0.0.{i}", kind=NodeKind.UNKNOWN) for i in range(10)]
+    for caller in callers:
+        metrics.observe(
+            [
+                L7Observation(
+                    source=caller,
+                    target=REVIEWS,
+                    end_ns=0,
+                    duration_ms=1.0,
+                    trace_id=b"\x03" * 16,
+                    via=WP,
+                    provenance=Provenance.UNATTRIBUTED,
+                )
+            ]
+        )
+    snapshot = metrics.snapshot()
+    assert len(snapshot) <= 4  # three series and the overflow
+    assert snapshot[("__overflow__", "__overflow__", "", "", "")].requests == 7
+    assert sum(s.requests for s in snapshot.values()) == 10  # nothing lost
