@@ -1,7 +1,7 @@
 """The nouns every layer shares. Frozen, slotted, and importing nothing from `app`.
 
 Names say which side of the wire a value is on: transports produce `Span` and `L4Sample`,
-correlation turns them into `L7Observation`, aggregation into edge buckets keyed by `EdgeKey`.
+correlation turns them into `L7Observation`, aggregation into edge buckets (app/edge/).
 """
 
 from __future__ import annotations
@@ -158,14 +158,6 @@ class L4Sample:
     response_flags: str = "-"
     # True when one side is a waypoint: the correlator collapses A → waypoint → B.
     via_waypoint: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeKey:
-    bucket_start_s: int
-    level: Level
-    source: str  # node id
-    target: str  # node id
 
 
 # The span attributes correlation reads; the decoder keeps only these (ingest/otlp_decode.py), so

@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.api.graph import build_graph_router
 from app.api.problems import install_problem_handlers
-from app.correlate.buckets import EdgeBucket, L4Counters, NodeSeen
-from app.correlate.sketch import LatencySketch
-from app.domain import EdgeKey, Level, NodeKind
+from app.domain import Level, NodeKind
+from app.edge.batch import NodeSeen
+from app.edge.bucket import EdgeBucket, EdgeKey
+from app.edge.sketch import LatencySketch
+from app.edge.stats import L4Stats
 from app.graph.queries import GraphQueries
 from app.graph.window import Window
 from app.store.edges import EdgeRepository, window_parts
@@ -64,13 +66,11 @@ def _templates(rng: random.Random) -> tuple[list[EdgeBucket], list[EdgeBucket]]:
             l7_latency_sum_ms=2400.0,
             l7_latency=sketch,
             l7_provenance={"paired_spans": 200},
-            l4={"destination": L4Counters(10, 10, 20_000, 80_000, 10)},
+            l4={"destination": L4Stats(10, 10, 20_000, 80_000, 10)},
             l4_principals={"spiffe://cluster.local/ns/default/sa/x"},
         )
         full.append(bucket)
-        l4_only.append(
-            EdgeBucket(protocol="tcp", l4={"source": L4Counters(5, 5, 9_000, 30_000, 5)})
-        )
+        l4_only.append(EdgeBucket(protocol="tcp", l4={"source": L4Stats(5, 5, 9_000, 30_000, 5)}))
     return full, l4_only
 
 

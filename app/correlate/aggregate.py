@@ -14,7 +14,7 @@ workload level under its service node id, so no edge is missing from the workloa
   shorter than a bucket, and splitting counters across buckets would assume a uniform rate we have
   no evidence for. Each reporter keeps its own counters (`l4["source"]`, `l4["destination"]`).
 - Exemplars per edge bucket: the `EXEMPLARS_PER_KIND` slowest requests and the as many slowest
-  failed requests, one per trace, ranked exactly as the store merges them (store/exemplars.py:
+  failed requests, one per trace, ranked exactly as the store merges them (app/edge/exemplars.py:
   longer first, then the smaller trace id). The same total order on both sides is what makes the
   stored exemplars independent of how requests were split into flushes or across replicas.
 - Nodes seen: source, target and the `via` waypoint (kind WAYPOINT), per level, first/last seen
@@ -27,76 +27,33 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 
-from app.correlate.buckets import (
-    EXEMPLARS_PER_KIND,
-    AggregateBatch,
-    EdgeBucket,
-    ExemplarRow,
-    L4Counters,
-    NodeSeen,
-    TraceHop,
-)
-from app.correlate.sketch import MIN_VALUE_MS, LatencySketch
-from app.domain import EdgeKey, Endpoint, L4Sample, L7Observation, Level, NodeKind
+from app.domain import Endpoint, L4Sample, L7Observation, Level, NodeKind
+from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
+from app.edge.bucket import EdgeBucket, EdgeKey
+from app.edge.exemplars import FAILED, SLOWEST, TopExemplars
+from app.edge.sketch import MIN_VALUE_MS, LatencySketch
+from app.edge.stats import L4Stats
 
 _NS = 1_000_000_000
 _CACHE_MAX = 8192
 _ROUTES_MAX = 65536
 _SERVICE, _WORKLOAD = Level.SERVICE, Level.WORKLOAD
-# (duration_ms, end_ns, trace_id, status_code)
-_Exemplar = tuple[float, int, bytes, str]
 
 
 class _EdgeState:
-    __slots__ = ("bucket", "failed", "slow_floor_ms", "slowest")
+    __slots__ = ("bucket", "failed", "slowest")
 
     def __init__(self) -> None:
         self.bucket = EdgeBucket()
-        self.slowest: list[_Exemplar] = []
-        self.slow_floor_ms = -1.0  # shorter than this cannot become a slowest exemplar
-        self.failed: list[_Exemplar] = []
-
-    def offer_slowest(self, ex: _Exemplar) -> None:
-        if ex[0] < self.slow_floor_ms:
-            return
-        _offer(self.slowest, ex)
-        if len(self.slowest) >= EXEMPLARS_PER_KIND:
-            self.slow_floor_ms = min([e[0] for e in self.slowest])
-
-    def offer_failed(self, ex: _Exemplar) -> None:
-        _offer(self.failed, ex)
+        self.slowest = TopExemplars()
+        self.failed = TopExemplars()
 
     def finish(self) -> EdgeBucket:
-        rows = [
-            ExemplarRow(kind, ex[2].hex(), ex[0], ex[1], ex[3])
-            for kind, kept in (("slowest", self.slowest), ("failed", self.failed))
-            for ex in sorted(kept, key=lambda e: (-e[0], e[2]))
+        self.bucket.exemplars = [
+            *self.slowest.exemplars(SLOWEST),
+            *self.failed.exemplars(FAILED),
         ]
-        self.bucket.exemplars = rows
         return self.bucket
-
-
-def _better(a: _Exemplar, b: _Exemplar) -> bool:
-    """a ranks before b: longer, then (equal duration) the smaller trace id; as the store does."""
-    return a[0] > b[0] or (a[0] == b[0] and a[2] < b[2])
-
-
-def _offer(kept: list[_Exemplar], ex: _Exemplar) -> None:
-    """Keep the EXEMPLARS_PER_KIND best exemplars, one per trace (its best request)."""
-    for i, other in enumerate(kept):
-        if other[2] == ex[2]:
-            if (ex[0], ex[1]) > (other[0], other[1]):  # a trace's longest (then latest) request
-                kept[i] = ex
-            return
-    if len(kept) < EXEMPLARS_PER_KIND:
-        kept.append(ex)
-        return
-    worst = 0
-    for j in range(1, len(kept)):
-        if _better(kept[worst], kept[j]):
-            worst = j
-    if _better(ex, kept[worst]):
-        kept[worst] = ex
 
 
 class _Route:
@@ -220,8 +177,7 @@ class EdgeAggregator:
         self._bucket_s = bucket_s
         self._clock_s = clock_s
         self._closed_before_s: int | None = None  # buckets starting earlier are closed
-        # (bucket_start_s, level, source id, target id): plain tuples on the hot path, EdgeKey at drain
-        self._edges: dict[tuple[int, Level, str, str], _EdgeState] = {}
+        self._edges: dict[EdgeKey, _EdgeState] = {}
         self._nodes: dict[tuple[str, Level], NodeSeen] = {}
         # (observation, source service id, target service id): TraceHop rows are built at drain.
         self._hops: list[tuple[L7Observation, str, str]] = []
@@ -263,13 +219,13 @@ class EdgeAggregator:
     ) -> _Route:
         _, src_svc, src_wl = self._node_ids(source)
         _, tgt_svc, tgt_wl = self._node_ids(target)
-        states = [self._state((bucket, _SERVICE, src_svc, tgt_svc))]
+        states = [self._state(EdgeKey(bucket, _SERVICE, src_svc, tgt_svc))]
         nodes = [
             self._see(source, _SERVICE, src_svc, end_s),
             self._see(target, _SERVICE, tgt_svc, end_s),
         ]
         if source.workload or target.workload:
-            states.append(self._state((bucket, _WORKLOAD, src_wl, tgt_wl)))
+            states.append(self._state(EdgeKey(bucket, _WORKLOAD, src_wl, tgt_wl)))
             nodes.append(self._see(source, _WORKLOAD, src_wl, end_s))
             nodes.append(self._see(target, _WORKLOAD, tgt_wl, end_s))
         if via:
@@ -296,7 +252,7 @@ class EdgeAggregator:
             route.flush()
         self._routes.clear()
 
-    def _state(self, key: tuple[int, Level, str, str]) -> _EdgeState:
+    def _state(self, key: EdgeKey) -> _EdgeState:
         state = self._edges.get(key)
         if state is None:
             state = self._edges[key] = _EdgeState()
@@ -317,13 +273,7 @@ class EdgeAggregator:
             b.via = obs.via
         b.l7_requests += 1
         b.l7_latency_sum_ms += duration
-        sketch = b.l7_latency  # LatencySketch.add(duration), its bin key computed once per obs
-        if sketch_key is None:
-            sketch.zero_count += 1
-        else:
-            bins = sketch.bins
-            bins[sketch_key] = bins.get(sketch_key, 0) + 1
-        sketch.count += 1
+        b.l7_latency.add_key(sketch_key)  # the bin key computed once per observation
         code = obs.status_code
         if code:
             codes = b.l7_status_codes
@@ -340,15 +290,15 @@ class EdgeAggregator:
             b.l7_evicted += 1
         if late:
             b.l7_late += 1
-        if obs.trace_id and duration > state.slow_floor_ms:
-            state.offer_slowest((duration, obs.end_ns, obs.trace_id, code))
+        if obs.trace_id and duration > state.slowest.floor_ms:
+            state.slowest.offer((duration, obs.end_ns, obs.trace_id, code))
         cause = obs.error_cause
         if cause is not None:
             b.l7_errors += 1
             value = cause._value_
             b.l7_errors_by_cause[value] = b.l7_errors_by_cause.get(value, 0) + 1
             if obs.trace_id:
-                state.offer_failed((duration, obs.end_ns, obs.trace_id, code))
+                state.failed.offer((duration, obs.end_ns, obs.trace_id, code))
 
     # ---- L4 -------------------------------------------------------------------------------------
     def add_l4(self, sample: L4Sample) -> None:
@@ -357,11 +307,12 @@ class EdgeAggregator:
         source, target = sample.source, sample.target
         _, src_svc, src_wl = self._node_ids(source)
         _, tgt_svc, tgt_wl = self._node_ids(target)
-        keys = [((bucket, Level.SERVICE, src_svc, tgt_svc), Level.SERVICE, src_svc, tgt_svc)]
+        keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
         if source.workload or target.workload:
-            keys.append(((bucket, Level.WORKLOAD, src_wl, tgt_wl), Level.WORKLOAD, src_wl, tgt_wl))
-        reporter = sample.reporter.value
-        for key, level, src_id, tgt_id in keys:
+            keys.append(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl))
+        reporter = sample.reporter
+        for key in keys:
+            level, src_id, tgt_id = key.level, key.source, key.target
             state = self._edges.get(key)
             if state is None:
                 state = self._edges[key] = _EdgeState()
@@ -372,7 +323,7 @@ class EdgeAggregator:
                 b.via = sample.via_waypoint
             counters = b.l4.get(reporter)
             if counters is None:
-                counters = b.l4[reporter] = L4Counters()
+                counters = b.l4[reporter] = L4Stats()
             counters.connections_opened += sample.connections_opened
             counters.connections_closed += sample.connections_closed
             counters.bytes_sent += sample.bytes_sent
@@ -393,7 +344,7 @@ class EdgeAggregator:
         self._flush_routes()
         hop = _trace_hop
         batch = AggregateBatch(
-            edges={EdgeKey(*key): state.finish() for key, state in self._edges.items()},
+            edges={key: state.finish() for key, state in self._edges.items()},
             nodes=self._nodes,
             hops=[hop(obs, source, target) for obs, source, target in self._hops],
         )

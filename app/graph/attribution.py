@@ -19,43 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from app.domain import Provenance
-from app.graph.model import Exemplar, GraphEdge, L7Stats
+from app.edge.exemplars import top_exemplars
+from app.edge.stats import L7Stats, added, sum_l7
+from app.graph.model import GraphEdge
 
 Pair = tuple[str, str]
 # merge_l7(into, other) -> the L7 of both edges' requests (other's moved onto into)
 MergeL7 = Callable[[GraphEdge, GraphEdge], L7Stats | None]
-EXEMPLARS_PER_KIND = 3
-
-
-def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = out.get(k, 0) + v
-    return out
-
-
-def sum_l7(
-    a: L7Stats | None,
-    b: L7Stats | None,
-    percentiles: tuple[float | None, float | None, float | None],
-) -> L7Stats | None:
-    """Exact sums of two edges' L7 counters with the given (merged) percentiles."""
-    if a is None or b is None:
-        return a or b
-    p50, p95, p99 = percentiles
-    return L7Stats(
-        requests=a.requests + b.requests,
-        errors=a.errors + b.errors,
-        errors_by_cause=_add(a.errors_by_cause, b.errors_by_cause),
-        status_codes=_add(a.status_codes, b.status_codes),
-        latency_sum_ms=a.latency_sum_ms + b.latency_sum_ms,
-        p50_ms=p50,
-        p95_ms=p95,
-        p99_ms=p99,
-        unpaired=a.unpaired + b.unpaired,
-        late=a.late + b.late,
-        evicted=a.evicted + b.evicted,
-    )
+__all__ = ["Attribution", "attribute", "is_unattributed", "merge_l7_approx", "sum_l7"]
 
 
 def merge_l7_approx(into: GraphEdge, other: GraphEdge) -> L7Stats | None:
@@ -65,16 +36,6 @@ def merge_l7_approx(into: GraphEdge, other: GraphEdge) -> L7Stats | None:
         return b if a is None or not a.requests else a
     busier = a if a.requests >= b.requests else b
     return sum_l7(a, b, (busier.p50_ms, busier.p95_ms, busier.p99_ms))
-
-
-def _top_exemplars(items: Iterable[Exemplar]) -> tuple[Exemplar, ...]:
-    out: list[Exemplar] = []
-    counts: dict[str, int] = {}
-    for item in sorted(items, key=lambda e: (e.kind, -e.duration_ms, e.trace_id)):
-        if counts.get(item.kind, 0) < EXEMPLARS_PER_KIND:
-            counts[item.kind] = counts.get(item.kind, 0) + 1
-            out.append(item)
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +61,7 @@ def _candidates(unattributed: GraphEdge, into_target: list[GraphEdge]) -> dict[s
             continue
         if unattributed.via and edge.via and edge.via != unattributed.via:
             continue
-        volumes[edge.source] = (
-            edge.l4.bytes_sent + edge.l4.bytes_received,
-            edge.l4.connections_opened,
-        )
+        volumes[edge.source] = (edge.l4.bytes_total, edge.l4.connections_opened)
     total_bytes = sum(b for b, _ in volumes.values())
     total_connections = sum(c for _, c in volumes.values())
     if total_bytes:
@@ -150,10 +108,10 @@ def attribute(
                 l7=merge_l7(a, u),
                 protocol=a.protocol if a.protocol not in ("", "tcp") else u.protocol,
                 via=a.via or u.via,
-                provenance=_add(
+                provenance=added(
                     a.provenance, _moved_provenance(u.provenance, Provenance.L4_SINGLE.value)
                 ),
-                exemplars=_top_exemplars([*a.exemplars, *u.exemplars]),
+                exemplars=tuple(top_exemplars([*a.exemplars, *u.exemplars])),
             )
             del by_pair[(u.source, target)]
             moved[(u.source, target)] = (source, target)

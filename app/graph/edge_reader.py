@@ -1,6 +1,6 @@
 """One window of merged, attributed edges read on one connection (used by queries.py only).
 
-Rows are merged per (source, target) exactly (store/edge_window.py), turned into `GraphEdge`
+Rows are merged per (source, target) exactly (app/edge/merge.py), turned into `GraphEdge`
 with one L4 reporter per edge chosen over the whole window (destination if it reported any
 traffic in the window, else source: `choose_l4`), then attributed (graph/attribution.py).
 Attribution needs every edge into a target, so an outgoing fetch also reads the in-edges of
@@ -10,61 +10,39 @@ those of its targets that have an edge from an `unknown` node (an indexed probe 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from app.correlate.buckets import choose_l4
-from app.correlate.sketch import LatencySketch
 from app.domain import Level, NodeKind
-from app.graph.attribution import Pair, attribute, sum_l7
-from app.graph.model import Exemplar, GraphEdge, GraphNode, L4Stats, L7Stats, node_from_id
+from app.edge.bucket import EdgeBucket
+from app.edge.exemplars import top_exemplars
+from app.edge.merge import merge_rows, merged
+from app.edge.stats import choose_l4, l7_stats
+from app.graph.attribution import Pair, attribute
+from app.graph.model import GraphEdge, GraphNode, L7Stats, node_from_id
 from app.graph.window import Window
-from app.store.edge_window import MergedEdge, merge_rows
 from app.store.edges import EdgeRepository
-from app.store.exemplars import ExemplarRepository, top_exemplars
+from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
 
 
-def to_graph_edge(m: MergedEdge) -> GraphEdge:
-    l7 = None
-    if m.l7_requests or m.l7_unpaired or m.l7_late or m.l7_evicted:
-        p50, p95, p99 = m.quantiles((0.5, 0.95, 0.99))
-        l7 = L7Stats(
-            requests=m.l7_requests,
-            errors=m.l7_errors,
-            errors_by_cause=m.l7_errors_by_cause,
-            status_codes=m.l7_status_codes,
-            latency_sum_ms=m.l7_latency_sum_ms,
-            p50_ms=p50,
-            p95_ms=p95,
-            p99_ms=p99,
-            unpaired=m.l7_unpaired,
-            late=m.l7_late,
-            evicted=m.l7_evicted,
-        )
-    chosen = choose_l4(m.l4)
-    l4 = None
-    if chosen is not None:
-        l4 = L4Stats(
-            connections_opened=chosen.connections_opened,
-            connections_closed=chosen.connections_closed,
-            bytes_sent=chosen.bytes_sent,
-            bytes_received=chosen.bytes_received,
-            mtls_connections=chosen.mtls_connections,
-            principals=tuple(sorted(m.l4_principals)),
-        )
+def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
+    """A window's merged bucket of `source → target` as the graph shows it."""
+    chosen = choose_l4(bucket.l4)
+    l4 = None if chosen is None else replace(chosen, principals=tuple(sorted(bucket.l4_principals)))
     # Stored candidates are share sums over requests; normalised they are the window's shares.
-    total = sum(m.l7_candidates.values())
-    candidates = {k: v / total for k, v in m.l7_candidates.items()} if total else {}
+    total = sum(bucket.l7_candidates.values())
+    candidates = {k: v / total for k, v in bucket.l7_candidates.items()} if total else {}
     return GraphEdge(
-        m.source,
-        m.target,
-        protocol=m.protocol,
-        via=m.via,
-        l7=l7,
+        source,
+        target,
+        protocol=bucket.protocol,
+        via=bucket.via,
+        l7=l7_stats(bucket),
         l4=l4,
-        provenance=dict(m.l7_provenance),
+        provenance=dict(bucket.l7_provenance),
         candidates=candidates,
     )
 
@@ -75,7 +53,7 @@ class EdgeReader:
         self.bucket_s = bucket_s
         self.first_s, self.end_s = window.bucket_range(bucket_s)
         self.edge_repo, self.node_repo = EdgeRepository(), NodeRepository()
-        self.merged: dict[Pair, MergedEdge] = {}  # their sketches are merged only if attributed
+        self.merged: dict[Pair, EdgeBucket] = {}  # stored sketches decoded only if attributed
         self.moved: dict[Pair, Pair] = {}
         self._kinds: dict[str, str] = {}
         self._unknown: set[str] | None = None
@@ -109,14 +87,10 @@ class EdgeReader:
     # ---- edges ----------------------------------------------------------------------------
     def _edges(self, rows: Iterable[Row[Any]]) -> dict[Pair, GraphEdge]:
         out = {}
-        for pair, merged in merge_rows(rows).items():
-            self.merged[pair] = merged
-            out[pair] = to_graph_edge(merged)
+        for pair, bucket in merge_rows(rows).items():
+            self.merged[pair] = bucket
+            out[pair] = to_graph_edge(*pair, bucket)
         return out
-
-    def _sketch(self, pair: Pair) -> LatencySketch | None:
-        merged = self.merged.get(pair)
-        return merged.l7_latency if merged is not None else None
 
     def _rows(self, **names: set[str]) -> list[Row[Any]]:
         """The window's rows, whole coarse buckets read from the roll-ups (same merge)."""
@@ -129,17 +103,13 @@ class EdgeReader:
         unknown = self.unknown_among(e.source for e in edges)
         if not unknown:
             return edges
-        local: dict[Pair, LatencySketch] = {}  # this call's merged sketches; the base stays
+        local: dict[Pair, EdgeBucket] = {}  # this call's merged buckets; the base stays
 
         def merge_l7(into: GraphEdge, other: GraphEdge) -> L7Stats | None:
             a, b = (into.source, into.target), (other.source, other.target)
-            sketch = LatencySketch()
-            for part in (local.get(a) or self._sketch(a), self._sketch(b)):
-                if part is not None:
-                    sketch.merge(part)
-            local[a] = sketch
-            q = (sketch.quantile(0.5), sketch.quantile(0.95), sketch.quantile(0.99))
-            return sum_l7(into.l7, other.l7, q)
+            both = merged(local.get(a) or self.merged[a], self.merged[b])
+            local[a] = both
+            return l7_stats(both)
 
         result = attribute(edges, unknown, merge_l7)
         self.moved.update(result.moved)
@@ -185,20 +155,6 @@ class EdgeReader:
         for edge in edges:
             rows = [r for p in sources[(edge.source, edge.target)] for r in found.get(p, ())]
             if rows:
-                picked = tuple(
-                    Exemplar(r.kind, r.trace_id, r.duration_ms, r.end_ns, r.status_code)
-                    for r in top_exemplars(rows)
-                )
-                edge = GraphEdge(
-                    edge.source,
-                    edge.target,
-                    edge.protocol,
-                    edge.via,
-                    edge.l7,
-                    edge.l4,
-                    edge.provenance,
-                    edge.candidates,
-                    picked,
-                )
+                edge = replace(edge, exemplars=tuple(top_exemplars(rows)))
             out.append(edge)
         return out

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from app.domain import Coverage
 from app.graph.model import Graph, GraphEdge, GraphNode
 
 
@@ -90,7 +91,7 @@ def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
             into["rps_in"] = float(into["rps_in"] or 0) + graph.rps(edge.l7.requests)
             into["errors_in"] = int(into["errors_in"] or 0) + edge.l7.errors
         if edge.l4 is not None:
-            traffic = edge.l4.bytes_sent + edge.l4.bytes_received
+            traffic = edge.l4.bytes_total
             out["bytes_out"] = int(out["bytes_out"] or 0) + traffic
             into["bytes_in"] = int(into["bytes_in"] or 0) + traffic
     for values in rates.values():
@@ -99,18 +100,20 @@ def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
     return rates
 
 
+def rfc3339(seconds: float) -> str:
+    """Epoch seconds as an RFC 3339 UTC time (`…Z`)."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def window_json(start_s: float, end_s: float) -> dict[str, Any]:
+    """A window as every JSON answer shows it."""
+    return {"from": rfc3339(start_s), "to": rfc3339(end_s), "seconds": round(end_s - start_s, 3)}
+
+
 def to_json(graph: Graph) -> dict[str, Any]:
     rates = node_rates(graph)
     return {
-        "window": {
-            "from": datetime.fromtimestamp(graph.window_start_s, UTC)
-            .isoformat()
-            .replace("+00:00", "Z"),
-            "to": datetime.fromtimestamp(graph.window_end_s, UTC)
-            .isoformat()
-            .replace("+00:00", "Z"),
-            "seconds": round(graph.window_s, 3),
-        },
+        "window": window_json(graph.window_start_s, graph.window_end_s),
         "nodes": [
             {
                 "id": n.id,
@@ -149,7 +152,7 @@ def _edge_label(edge: GraphEdge, graph: Graph) -> str:
         if edge.l7.p99_ms is not None:
             parts.append(f"p99 {edge.l7.p99_ms:.0f}ms")
     if edge.l4 is not None and edge.l4.has_traffic:
-        parts.append(f"{_human_bytes(edge.l4.bytes_sent + edge.l4.bytes_received)}")
+        parts.append(_human_bytes(edge.l4.bytes_total))
     parts.append(edge.coverage.value)
     if edge.via:
         parts.append(f"via {edge.via}")
@@ -164,7 +167,7 @@ def to_dot(graph: Graph) -> str:
         )
         lines.append(f"  {_dot_quote(node.id)} [label={_dot_quote(node.id)}, shape={shape}];")
     for edge in sorted(graph.edges, key=lambda e: e.id):
-        style = "dashed" if edge.coverage.value == "l4_only" else "solid"
+        style = "dashed" if edge.coverage is Coverage.L4_ONLY else "solid"
         lines.append(
             f"  {_dot_quote(edge.source)} -> {_dot_quote(edge.target)} "
             f"[label={_dot_quote(_edge_label(edge, graph))}, style={style}];"
@@ -196,7 +199,7 @@ def to_mermaid(graph: Graph) -> str:
         )
         lines.append(f'  {_mermaid_id(node.id, ids)}{open_}"{_mermaid_text(node.id)}"{close}')
     for edge in sorted(graph.edges, key=lambda e: e.id):
-        arrow = "-.->" if edge.coverage.value == "l4_only" else "-->"
+        arrow = "-.->" if edge.coverage is Coverage.L4_ONLY else "-->"
         label = _mermaid_text(_edge_label(edge, graph))
         lines.append(
             f'  {_mermaid_id(edge.source, ids)} {arrow}|"{label}"| {_mermaid_id(edge.target, ids)}'
@@ -238,7 +241,7 @@ def to_table(graph: Graph) -> str:
                 f"{100 * l7.error_rate:.1f}" if l7 and l7.requests else "-",
                 f"{l7.p50_ms:.1f}" if l7 and l7.p50_ms is not None else "-",
                 f"{l7.p99_ms:.1f}" if l7 and l7.p99_ms is not None else "-",
-                _human_bytes(l4.bytes_sent + l4.bytes_received) if l4 and l4.has_traffic else "-",
+                _human_bytes(l4.bytes_total) if l4 and l4.has_traffic else "-",
                 f"{100 * (l4.mtls_share or 0):.0f}%" if l4 and l4.mtls_share is not None else "-",
                 edge.via or "-",
             )

@@ -1,7 +1,7 @@
 """The graph as the API shows it: nodes and one edge per pair with its L7 and L4 evidence.
 
 Built from merged edge windows (store) and consumed by queries, exports and triage; free of
-SQLAlchemy and HTTP.
+SQLAlchemy and HTTP. Its stats and exemplars are the edge's own values (app/edge/).
 """
 
 from __future__ import annotations
@@ -9,52 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.domain import Coverage, NodeKind
+from app.edge.exemplars import Exemplar
+from app.edge.stats import L4Stats, L7Stats
 
-
-@dataclass(frozen=True, slots=True)
-class Exemplar:
-    kind: str  # slowest | failed
-    trace_id: str
-    duration_ms: float
-    end_ns: int
-    status_code: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class L7Stats:
-    requests: int
-    errors: int
-    errors_by_cause: dict[str, int]
-    status_codes: dict[str, int]
-    latency_sum_ms: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    unpaired: int = 0
-    late: int = 0
-    evicted: int = 0
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class L4Stats:
-    connections_opened: int
-    connections_closed: int
-    bytes_sent: int
-    bytes_received: int
-    mtls_connections: int
-    principals: tuple[str, ...] = ()
-
-    @property
-    def mtls_share(self) -> float | None:
-        return self.mtls_connections / self.connections_opened if self.connections_opened else None
-
-    @property
-    def has_traffic(self) -> bool:
-        return bool(self.connections_opened or self.bytes_sent or self.bytes_received)
+__all__ = ["Exemplar", "Graph", "GraphEdge", "GraphNode", "L4Stats", "L7Stats", "node_from_id"]
 
 
 @dataclass(frozen=True, slots=True)

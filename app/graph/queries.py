@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from app.correlate.buckets import L4Counters
-from app.domain import Coverage, Level, NodeKind
+from app.domain import Coverage, Level, NodeKind, Reporter
+from app.edge.bucket import EdgeBucket
+from app.edge.merge import merge_rows, merge_rows_by_bucket
 from app.graph.edge_reader import EdgeReader, to_graph_edge
-from app.graph.export import edge_json, node_rates
-from app.graph.model import Graph, GraphEdge, GraphNode
+from app.graph.export import edge_json, node_rates, rfc3339, window_json
+from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats
 from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
 from app.graph.triage import triage
 from app.graph.window import Window
-from app.store.edge_window import MergedEdge, merge_rows, merge_rows_by_bucket
 from app.store.edges import EdgeRepository
 from app.store.engine import read_only
 from app.store.nodes import NodeRepository
@@ -38,20 +37,8 @@ class UnknownNode(LookupError):
         self.name, self.suggestions = name, suggestions
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-
-
-def window_json(window: Window) -> dict[str, Any]:
-    return {
-        "from": _iso(window.start_s),
-        "to": _iso(window.end_s),
-        "seconds": round(window.seconds, 3),
-    }
-
-
 def _volume(edge: GraphEdge) -> int:
-    return (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 else 0
+    return edge.l4.bytes_total if edge.l4 else 0
 
 
 def _busiest_first(edge: GraphEdge) -> tuple[int, int, str]:
@@ -202,7 +189,7 @@ class GraphQueries:
                     "coverage": classes[node.id],
                 }
             )
-        return {"window": window_json(window), "services": services}
+        return {"window": window_json(window.start_s, window.end_s), "services": services}
 
     def edges(
         self,
@@ -222,7 +209,10 @@ class GraphQueries:
             and (min_rps <= 0 or graph.rps(e.l7.requests if e.l7 else 0) >= min_rps)
         ]
         kept.sort(key=_busiest_first)
-        return {"window": window_json(window), "edges": [edge_json(e, graph) for e in kept[:limit]]}
+        return {
+            "window": window_json(window.start_s, window.end_s),
+            "edges": [edge_json(e, graph) for e in kept[:limit]],
+        }
 
     def coverage(self, window: Window, namespace: str | None, limit: int) -> dict[str, Any]:
         """L4-only traffic ranked by volume: where a waypoint would buy the most visibility."""
@@ -236,7 +226,7 @@ class GraphQueries:
         blind_bytes = sum(_volume(e) for e in blind)
         seen_bytes = sum(_volume(e) for e in edges if e.coverage is Coverage.FULL)
         return {
-            "window": window_json(window),
+            "window": window_json(window.start_s, window.end_s),
             "blind_bytes": blind_bytes,
             "total_bytes": total,
             "l7_coverage_by_bytes": round(seen_bytes / total, 6) if total else None,
@@ -280,8 +270,8 @@ class GraphQueries:
         )
         return {
             "service": center,
-            "window": window_json(window),
-            "baseline": window_json(baseline),
+            "window": window_json(window.start_s, window.end_s),
+            "baseline": window_json(baseline.start_s, baseline.end_s),
             "findings": [
                 {
                     "kind": f.kind,
@@ -319,7 +309,9 @@ class GraphQueries:
             row = rows.get((hop.end_ns // 10**9 // b * b, hop.source, hop.target))
             l4 = None
             if row is not None:
-                edge = to_graph_edge(merge_rows([row])[(hop.source, hop.target)])
+                edge = to_graph_edge(
+                    hop.source, hop.target, merge_rows([row])[(hop.source, hop.target)]
+                )
                 l4 = edge_json(edge, Graph({}, [edge], 0, 1))["l4"]
             out_hops.append(
                 {
@@ -328,7 +320,7 @@ class GraphQueries:
                     "source": hop.source,
                     "target": hop.target,
                     "via": hop.via or None,
-                    "start": _iso(hop.start_ns / 1e9),
+                    "start": rfc3339(hop.start_ns / 1e9),
                     "duration_ms": hop.duration_ms,
                     "status_code": hop.status_code,
                     "error_cause": hop.error_cause or None,
@@ -336,7 +328,7 @@ class GraphQueries:
                     "l4": l4,
                 }
             )
-        window_edges = [to_graph_edge(m) for m in merge_rows(rows.values()).values()]
+        window_edges = [to_graph_edge(*pair, m) for pair, m in merge_rows(rows.values()).items()]
         dark = [
             e
             for e in window_edges
@@ -354,7 +346,7 @@ class GraphQueries:
     # ---- Grafana series and events ----------------------------------------------------------
     def _bucketed(
         self, window: Window, level: Level, edge_ids: set[str]
-    ) -> tuple[dict[str, dict[int, MergedEdge]], list[int]]:
+    ) -> tuple[dict[str, dict[int, EdgeBucket]], list[int]]:
         """Per requested edge id, its merged buckets in the window (requests attributed to it at
         query time folded in), and the window's bucket starts."""
         pairs = {(s, t) for s, _, t in (i.partition("->") for i in edge_ids) if s and t}
@@ -390,9 +382,9 @@ class GraphQueries:
         out: dict[str, list[tuple[int, float | None]]] = {}
         for edge_id, per_bucket in series.items():
             reporter = (
-                "destination"
-                if any(not m.l4.get("destination", L4Counters()).empty for m in per_bucket.values())
-                else "source"
+                Reporter.DESTINATION
+                if any(not _l4(m, Reporter.DESTINATION).empty for m in per_bucket.values())
+                else Reporter.SOURCE
             )
             out[edge_id] = [
                 (start * 1000, _metric(metric, per_bucket.get(start), self.bucket_s, reporter))
@@ -407,6 +399,7 @@ class GraphQueries:
         events: list[dict[str, Any]] = []
         b = self.bucket_s
         for edge_id, per_bucket in sorted(series.items()):
+            source, _, target = edge_id.partition("->")
             active = [s for s in buckets if s in per_bucket]
             if active and not before.get(edge_id):
                 events.append(
@@ -416,7 +409,7 @@ class GraphQueries:
                 )
             previous: GraphEdge | None = None
             for start in active:
-                edge = to_graph_edge(per_bucket[start])
+                edge = to_graph_edge(source, target, per_bucket[start])
                 if (
                     previous is not None
                     and previous.coverage is not Coverage.L4_ONLY
@@ -428,7 +421,7 @@ class GraphQueries:
                             b,
                             f"{edge_id} turned L4-only",
                             "L7 requests stopped while L4 traffic continues",
-                            "l4_only",
+                            Coverage.L4_ONLY.value,
                         )
                     )
                 l7 = edge.l7
@@ -478,14 +471,21 @@ def _event(start_s: int, bucket_s: int, title: str, text: str, tag: str) -> dict
     }
 
 
-def _metric(metric: str, m: MergedEdge | None, bucket_s: int, reporter: str) -> float | None:
+_NO_L4 = L4Stats()
+
+
+def _l4(m: EdgeBucket, reporter: Reporter) -> L4Stats:
+    return m.l4.get(reporter) or _NO_L4
+
+
+def _metric(metric: str, m: EdgeBucket | None, bucket_s: int, reporter: Reporter) -> float | None:
     if metric == "edge_request_rate":
         return m.l7_requests / bucket_s if m is not None else 0.0
     if metric == "edge_tcp_bytes":
         counters = m.l4.get(reporter) if m is not None else None
-        return (counters.bytes_sent + counters.bytes_received) / bucket_s if counters else 0.0
+        return counters.bytes_total / bucket_s if counters else 0.0
     if m is None or not m.l7_requests:
         return None
     if metric == "edge_error_rate":
         return m.l7_errors / m.l7_requests
-    return m.quantiles((_QUANTILES[metric],))[0]
+    return m.l7_latency.quantiles((_QUANTILES[metric],))[0]

@@ -178,3 +178,8 @@ class Bulk:
         on = " AND ".join(f"{table.name}.{c} = k.{c}" for c in key_columns)
         sql = f"DELETE FROM {table.name} USING {{src}} k WHERE {on}"
         self._staged(table, key_columns, keys, sql)
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """`items` in consecutive slices of at most `size` (statements stay under driver limits)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -24,91 +24,28 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select
 
-from app.correlate.buckets import EdgeBucket, L4Counters
-from app.correlate.sketch import LatencySketch
-from app.domain import EdgeKey
-from app.store.bulk import Bulk
-from app.store.dialect import chunks
-from app.store.sketch_codec import encode_sketch, merge_encoded
+from app.codegen import compile_function
+from app.domain import Reporter
+from app.edge.bucket import EdgeBucket, EdgeKey
+from app.edge.fields import EDGE_FIELDS, STORED_SIDE, EdgeField, Merge, Stored
+from app.edge.merge import merged
+from app.edge.sketch import LatencySketch
+from app.edge.sketch_codec import encode_sketch, merge_encoded
+from app.edge.stats import L4Stats, add_counts
+from app.store.bulk import Bulk, chunks
 from app.store.tables import edge_buckets as t
 from app.store.tables import edge_rollups as r
 
-L4_FIELDS = (
-    "connections_opened",
-    "connections_closed",
-    "bytes_sent",
-    "bytes_received",
-    "mtls_connections",
-)
-REPORTER_SIDES = {"source": "src", "destination": "dst"}
-KEY_COLUMNS = ("bucket_start_s", "level", "source", "target")
-COUNTER_COLUMNS = (
-    "l7_requests",
-    "l7_errors",
-    "l7_latency_sum_ms",
-    "l7_unpaired",
-    "l7_late",
-    "l7_evicted",
-    *(f"l4_{side}_{name}" for side in ("src", "dst") for name in L4_FIELDS),
-)
+KEY_COLUMNS = EdgeKey._fields  # bucket_start_s, level, source, target
 ROLLUP_KEY_COLUMNS = ("span_s", *KEY_COLUMNS)
 _MAX_ROUNDS = 5  # rounds of "insert new keys, lock and merge the ones that raced"
 # Coarse bucket widths kept in edge_rollups (each a multiple of the fine bucket width in use;
 # readers skip one that is not). Changing them needs a migration that rebuilds edge_rollups.
 ROLLUP_SPANS_S = (600, 3600)
 
-Key = tuple[int, str, str, str]
 RollupKey = tuple[int, int, str, str, str]
 
-
-def key_tuple(key: EdgeKey) -> Key:
-    return (key.bucket_start_s, str(key.level.value), key.source, key.target)
-
-
-def _add_maps(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(old or {})
-    for k, v in new.items():
-        merged[k] = merged.get(k, 0) + v
-    return merged
-
-
 _dumps, _loads = json.dumps, json.loads  # what SQLAlchemy's JSON type used: same stored text
-
-
-def row_values(bucket: EdgeBucket) -> tuple[Any, ...]:
-    """The bucket as stored, in `VALUE_COLUMNS` order: JSON maps as text ("{}" when empty),
-    the sketch as bytes (None when empty), principals as a sorted JSON list."""
-    l4 = bucket.l4
-    src, dst = l4.get("source") or _NO_L4, l4.get("destination") or _NO_L4
-    sketch = bucket.l7_latency
-    return (
-        bucket.l7_requests,
-        bucket.l7_errors,
-        float(bucket.l7_latency_sum_ms),
-        bucket.l7_unpaired,
-        bucket.l7_late,
-        bucket.l7_evicted,
-        src.connections_opened,
-        src.connections_closed,
-        src.bytes_sent,
-        src.bytes_received,
-        src.mtls_connections,
-        dst.connections_opened,
-        dst.connections_closed,
-        dst.bytes_sent,
-        dst.bytes_received,
-        dst.mtls_connections,
-        bucket.protocol,
-        bucket.via,
-        _map_text(bucket.l7_errors_by_cause),
-        _map_text(bucket.l7_status_codes),
-        _sketch_blob(sketch) if sketch.count else None,
-        _map_text(bucket.l7_provenance),
-        _map_text(bucket.l7_candidates),
-        _dumps(sorted(bucket.l4_principals)) if bucket.l4_principals else "[]",
-    )
-
-
 _MEMO_MAX = 65536
 _map_texts: dict[tuple[Any, ...], str] = {}
 _small_sketches: dict[tuple[Any, ...], bytes] = {}
@@ -130,8 +67,11 @@ def _map_text(m: Mapping[str, Any]) -> str:
     return text
 
 
-def _sketch_blob(sketch: LatencySketch) -> bytes:
-    """The stored sketch; those of one or two bins (one or two requests) memoised."""
+def _sketch_blob(sketch: LatencySketch) -> bytes | None:
+    """The stored sketch (None when empty); those of one or two bins (one or two requests)
+    memoised."""
+    if not sketch.count:
+        return None
     bins = sketch.bins
     if len(bins) > 2:
         return encode_sketch(sketch.zero_count, bins)
@@ -144,7 +84,119 @@ def _sketch_blob(sketch: LatencySketch) -> bytes:
     return blob
 
 
-_NO_L4 = L4Counters()
+def _principals_text(principals: set[str]) -> str:
+    return _dumps(sorted(principals)) if principals else "[]"
+
+
+def merge_map_text(old: str | None, new: str) -> str | None:
+    """Stored JSON map + a batch's: per-key sums, the stored keys' order first (small pairs,
+    which repeat in key-heavy batches, memoised)."""
+    if new == "{}":
+        return old
+    small = old is not None and len(old) + len(new) < 96
+    if small:
+        found = _merged_texts.get((old or "", new))
+        if found is not None:
+            return found
+    into: dict[str, Any] = _loads(old) if old else {}
+    add_counts(into, _loads(new))
+    text = _dumps(into)
+    if small:
+        if len(_merged_texts) >= _MEMO_MAX:
+            _merged_texts.clear()
+        _merged_texts[(old or "", new)] = text
+    return text
+
+
+def merge_sketch_blob(old: bytes | None, new: bytes | None) -> bytes | None:
+    """Stored sketch + a batch's (both `LatencySketch.to_bytes`, canonical; small pairs
+    memoised)."""
+    if not new:
+        return old
+    if not old:
+        return new
+    if len(old) + len(new) > 24:
+        return merge_encoded(old, new)
+    found = _merged_sketches.get((old, new))
+    if found is None:
+        if len(_merged_sketches) >= _MEMO_MAX:
+            _merged_sketches.clear()
+        found = _merged_sketches[(old, new)] = merge_encoded(old, new)
+    return found
+
+
+def merge_principals_text(old: str | None, new: str) -> str | None:
+    """Stored principals + a batch's: the sorted union."""
+    if new == "[]":
+        return old
+    return _dumps(sorted({*(_loads(old) if old else ()), *_loads(new)}))
+
+
+class _StoredMerge:
+    """How a read-modify-write column is encoded, merged in Python and in SQLite, and what an
+    empty value looks like (its merge is then skipped)."""
+
+    def __init__(
+        self, encode: str, merge: Callable[[Any, Any], Any], sqlite_name: str, empty: str | None
+    ) -> None:
+        self.encode, self.merge, self.sqlite_name, self.empty = encode, merge, sqlite_name, empty
+
+
+_STORED_MERGES = {
+    Merge.ADD_MAP: _StoredMerge("_map_text", merge_map_text, "meshstitch_merge_map", "{}"),
+    Merge.SKETCH: _StoredMerge("_sketch_blob", merge_sketch_blob, "meshstitch_merge_sketch", None),
+    Merge.UNION: _StoredMerge(
+        "_principals_text", merge_principals_text, "meshstitch_merge_principals", "[]"
+    ),
+}
+# Counters add in SQL, strings take max() in SQL; the rest is read, merged and written back.
+_COUNTERS = [f for f in EDGE_FIELDS if f.merge is Merge.ADD]
+_STRINGS = [f for f in EDGE_FIELDS if f.merge is Merge.MAX]
+_RMW = [f for f in EDGE_FIELDS if f.merge in _STORED_MERGES]
+COUNTER_COLUMNS = tuple(f.name for f in _COUNTERS)
+STRING_COLUMNS = tuple(f.name for f in _STRINGS)
+RMW_COLUMNS = tuple(f.name for f in _RMW)
+VALUE_COLUMNS = (*COUNTER_COLUMNS, *STRING_COLUMNS, *RMW_COLUMNS)
+# The read-modify-write columns, each with its merge of (stored, batch) and its empty value.
+RMW_MERGES = {f.name: _STORED_MERGES[f.merge] for f in _RMW}
+_RMW_EMPTY = tuple(m.empty for m in RMW_MERGES.values())
+_N_RMW = len(RMW_COLUMNS)
+
+
+def _value_expression(f: EdgeField) -> str:
+    """The stored value of one field of bucket `b` (L4 fields of the reporter's counters)."""
+    if f.reporter is not None:
+        return f"{STORED_SIDE[f.reporter]}.{f.attr}"
+    value = f"b.{f.attr}"
+    if f.merge in _STORED_MERGES:
+        return f"{_STORED_MERGES[f.merge].encode}({value})"
+    return f"float({value})" if f.stored is Stored.FLOAT else value
+
+
+_row_values_body = [
+    f"{side} = b.l4.get(Reporter.{reporter.name}) or _NO_L4"
+    for reporter, side in STORED_SIDE.items()
+]
+_row_values_body.append(
+    "return (" + ", ".join(_value_expression(f) for f in (*_COUNTERS, *_STRINGS, *_RMW)) + ",)"
+)
+row_values: Callable[[EdgeBucket], tuple[Any, ...]] = compile_function(
+    "row_values",
+    "b",
+    _row_values_body,
+    {
+        "Reporter": Reporter,
+        "_NO_L4": L4Stats(),
+        "_map_text": _map_text,
+        "_sketch_blob": _sketch_blob,
+        "_principals_text": _principals_text,
+    },
+)
+row_values.__doc__ = (
+    'The bucket as stored, in `VALUE_COLUMNS` order: JSON maps as text ("{}" when empty), the '
+    "sketch as bytes (None when empty), principals as a sorted JSON list.\n\n"
+    + (row_values.__doc__ or "")
+)
 
 
 class RowValues:
@@ -163,108 +215,14 @@ class RowValues:
         return values
 
 
-def merge_map_text(old: str | None, new: str) -> str | None:
-    """Stored JSON map + a batch's: per-key sums, the stored keys' order first (small pairs,
-    which repeat in key-heavy batches, memoised)."""
-    if new == "{}":
-        return old
-    small = old is not None and len(old) + len(new) < 96
-    if small:
-        merged = _merged_texts.get((old or "", new))
-        if merged is not None:
-            return merged
-    merged = _dumps(_add_maps(_loads(old) if old else None, _loads(new)))
-    if small:
-        if len(_merged_texts) >= _MEMO_MAX:
-            _merged_texts.clear()
-        _merged_texts[(old or "", new)] = merged
-    return merged
-
-
-def merge_sketch_blob(old: bytes | None, new: bytes | None) -> bytes | None:
-    """Stored sketch + a batch's (both `LatencySketch.to_bytes`, canonical; small pairs
-    memoised)."""
-    if not new:
-        return old
-    if not old:
-        return new
-    if len(old) + len(new) > 24:
-        return merge_encoded(old, new)
-    merged = _merged_sketches.get((old, new))
-    if merged is None:
-        if len(_merged_sketches) >= _MEMO_MAX:
-            _merged_sketches.clear()
-        merged = _merged_sketches[(old, new)] = merge_encoded(old, new)
-    return merged
-
-
-def merge_principals_text(old: str | None, new: str) -> str | None:
-    """Stored principals + a batch's: the sorted union."""
-    if new == "[]":
-        return old
-    return _dumps(sorted({*(_loads(old) if old else ()), *_loads(new)}))
-
-
-# The read-modify-write columns, each with its merge of (stored, batch) and its empty value.
-RMW_MERGES: dict[str, tuple[Callable[[Any, Any], Any], str | None]] = {
-    "l7_errors_by_cause": (merge_map_text, "{}"),
-    "l7_status_codes": (merge_map_text, "{}"),
-    "l7_latency_sketch": (merge_sketch_blob, None),
-    "l7_provenance": (merge_map_text, "{}"),
-    "l7_candidates": (merge_map_text, "{}"),
-    "l4_principals": (merge_principals_text, "[]"),
-}
-RMW_COLUMNS = tuple(RMW_MERGES)
-STRING_COLUMNS = ("protocol", "via")  # merged with max(), in SQL
-VALUE_COLUMNS = (*COUNTER_COLUMNS, *STRING_COLUMNS, *RMW_COLUMNS)
-_RMW_EMPTY = tuple(empty for _, empty in RMW_MERGES.values())
-_N_RMW = len(RMW_COLUMNS)
-_SQLITE_MERGE_FUNCTIONS = {
-    "l7_errors_by_cause": "meshstitch_merge_map",
-    "l7_status_codes": "meshstitch_merge_map",
-    "l7_latency_sketch": "meshstitch_merge_sketch",
-    "l7_provenance": "meshstitch_merge_map",
-    "l7_candidates": "meshstitch_merge_map",
-    "l4_principals": "meshstitch_merge_principals",
-}
-
-
-def merge_buckets(a: EdgeBucket, b: EdgeBucket) -> EdgeBucket:
-    """A new bucket holding both (exemplars left out: roll-ups keep none)."""
-    sketch = LatencySketch()
-    sketch.merge(a.l7_latency)
-    sketch.merge(b.l7_latency)
-    l4: dict[str, L4Counters] = {}
-    for part in (a.l4, b.l4):
-        for reporter, counters in part.items():
-            l4.setdefault(reporter, L4Counters()).merge(counters)
-    return EdgeBucket(
-        protocol=max(a.protocol, b.protocol),
-        via=max(a.via, b.via),
-        l7_requests=a.l7_requests + b.l7_requests,
-        l7_errors=a.l7_errors + b.l7_errors,
-        l7_errors_by_cause=_add_maps(a.l7_errors_by_cause, b.l7_errors_by_cause),
-        l7_status_codes=_add_maps(a.l7_status_codes, b.l7_status_codes),
-        l7_latency_sum_ms=a.l7_latency_sum_ms + b.l7_latency_sum_ms,
-        l7_latency=sketch,
-        l7_provenance=_add_maps(a.l7_provenance, b.l7_provenance),
-        l7_candidates=_add_maps(a.l7_candidates, b.l7_candidates),
-        l7_unpaired=a.l7_unpaired + b.l7_unpaired,
-        l7_late=a.l7_late + b.l7_late,
-        l7_evicted=a.l7_evicted + b.l7_evicted,
-        l4=l4,
-        l4_principals=a.l4_principals | b.l4_principals,
-    )
-
-
-def rollup_keys(by_key: Mapping[Key, EdgeBucket]) -> dict[RollupKey, EdgeBucket]:
+def rollup_keys(by_key: Mapping[EdgeKey, EdgeBucket]) -> dict[RollupKey, EdgeBucket]:
     """The batch coarsened to every roll-up span, keys falling in one coarse bucket merged."""
     out: dict[RollupKey, EdgeBucket] = {}
     for span in ROLLUP_SPANS_S:
         for (start, level, source, target), bucket in by_key.items():
             key = (span, start // span * span, level, source, target)
             seen = out.get(key)
-            out[key] = bucket if seen is None else merge_buckets(seen, bucket)
+            out[key] = bucket if seen is None else merged(seen, bucket)
     return out
 
 
@@ -294,17 +252,13 @@ class _Upserter:
         """One upsert: SQLite's write lock (BEGIN IMMEDIATE) is held, so the merges run in the
         statement, by functions registered on the connection, and only for non-empty parts."""
         table = self.table
-        for name, fn in (
-            ("meshstitch_merge_map", merge_map_text),
-            ("meshstitch_merge_sketch", merge_sketch_blob),
-            ("meshstitch_merge_principals", merge_principals_text),
-        ):
-            bulk.dbapi.create_function(name, 2, fn, deterministic=True)
+        for m in _STORED_MERGES.values():
+            bulk.dbapi.create_function(m.sqlite_name, 2, m.merge, deterministic=True)
         sets = [bulk.assignment(table, c, how, f"excluded.{c}") for c, how in self._additive]
-        for c, (_, empty) in RMW_MERGES.items():
+        for c, m in RMW_MERGES.items():
             stored, new = f"{table.name}.{c}", f"excluded.{c}"
-            skip = f"{new} IS NULL" if empty is None else f"{new} = '{empty}'"
-            merge = f"{_SQLITE_MERGE_FUNCTIONS[c]}({stored}, {new})"
+            skip = f"{new} IS NULL" if m.empty is None else f"{new} = '{m.empty}'"
+            merge = f"{m.sqlite_name}({stored}, {new})"
             sets.append(f"{c} = CASE WHEN {skip} THEN {stored} ELSE {merge} END")
         for part in chunks(rows, self.chunk_size):
             bulk.insert(
@@ -342,7 +296,7 @@ class _Upserter:
             found[:n]: found[n:]
             for found in bulk.select_by_keys(table, self.key_columns, RMW_COLUMNS, keys, lock=True)
         }
-        merges = [merge for merge, _ in RMW_MERGES.values()]
+        merges = [m.merge for m in RMW_MERGES.values()]
         updates, inserts = [], []
         for key, row in zip(keys, rows, strict=True):
             old = existing.get(key)
@@ -399,19 +353,18 @@ class EdgeRepository:
 
     def add(self, conn: Connection, buckets: Mapping[EdgeKey, EdgeBucket]) -> None:
         """Add the buckets to what is stored, and to their roll-ups (module docstring)."""
-        by_key = {key_tuple(k): b for k, b in buckets.items()}
         values = RowValues()
-        self.add_fine(conn, by_key, values)
-        self.add_rollups(conn, by_key, values)
+        self.add_fine(conn, buckets, values)
+        self.add_rollups(conn, buckets, values)
 
     def add_fine(
-        self, conn: Connection, by_key: Mapping[Key, EdgeBucket], values: RowValues
+        self, conn: Connection, by_key: Mapping[EdgeKey, EdgeBucket], values: RowValues
     ) -> None:
         """The fine rows of `add` (`values`: shared with `add_rollups`)."""
         self._fine.add_rows(conn, [(*k, *values.of(by_key[k])) for k in sorted(by_key)])
 
     def add_rollups(
-        self, conn: Connection, by_key: Mapping[Key, EdgeBucket], values: RowValues
+        self, conn: Connection, by_key: Mapping[EdgeKey, EdgeBucket], values: RowValues
     ) -> None:
         """The roll-up rows of `add`, after the fine ones (one lock order for every writer)."""
         rolled = rollup_keys(by_key)

@@ -1,8 +1,9 @@
 """Exemplar trace ids per edge bucket: the top `EXEMPLARS_PER_KIND` of each kind.
 
-Top-N by (duration desc, trace id) is commutative and associative, so merging stored exemplars
-with a batch's gives the same rows in any order. The merge is read-modify-write: it must run in
-the transaction that upserted (and so locked) the same keys in `edge_buckets`.
+Top-N by one total order (`rank` in app/edge/exemplars.py) is commutative and associative, so
+merging stored exemplars with a batch's gives the same rows in any order. The merge is
+read-modify-write: it must run in the transaction that upserted (and so locked) the same keys in
+`edge_buckets`.
 """
 
 from __future__ import annotations
@@ -12,39 +13,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, tuple_
 
-from app.correlate.buckets import EXEMPLARS_PER_KIND, ExemplarRow
-from app.domain import EdgeKey
-from app.store.bulk import Bulk
-from app.store.dialect import chunks
-from app.store.edges import KEY_COLUMNS, Key, key_tuple
+from app.edge.bucket import EdgeKey
+from app.edge.exemplars import Exemplar, top_exemplars
+from app.store.bulk import Bulk, chunks
+from app.store.edges import KEY_COLUMNS
 from app.store.tables import exemplars as t
 
 
-def top_exemplars(
-    items: Iterable[ExemplarRow], per_kind: int = EXEMPLARS_PER_KIND
-) -> list[ExemplarRow]:
-    """The slowest `per_kind` distinct traces of each kind, in a total (order-free) order."""
-    best: dict[tuple[str, str], ExemplarRow] = {}
-    for item in items:
-        key = (item.kind, item.trace_id)
-        seen = best.get(key)
-        if seen is None or (item.duration_ms, item.end_ns) > (seen.duration_ms, seen.end_ns):
-            best[key] = item
-    ranked = sorted(best.values(), key=lambda e: (e.kind, -e.duration_ms, e.trace_id))
-    out: list[ExemplarRow] = []
-    counts: dict[str, int] = {}
-    for item in ranked:
-        if counts.get(item.kind, 0) < per_kind:
-            counts[item.kind] = counts.get(item.kind, 0) + 1
-            out.append(item)
-    return out
+def _row_to_exemplar(row: Row[Any]) -> Exemplar:
+    return Exemplar(row.kind, row.trace_id, row.duration_ms, row.end_ns, row.status_code)
 
 
-def _row_to_exemplar(row: Row[Any]) -> ExemplarRow:
-    return ExemplarRow(row.kind, row.trace_id, row.duration_ms, row.end_ns, row.status_code)
-
-
-_VALUE_COLUMNS = ("kind", "trace_id", "duration_ms", "end_ns", "status_code")  # ExemplarRow's
+_VALUE_COLUMNS = ("kind", "trace_id", "duration_ms", "end_ns", "status_code")  # Exemplar's
 _COLUMNS = (*KEY_COLUMNS, "kind", "rank", "trace_id", "duration_ms", "end_ns", "status_code")
 
 
@@ -52,15 +32,15 @@ class ExemplarRepository:
     def __init__(self, chunk_size: int = 20_000) -> None:
         self.chunk_size = chunk_size
 
-    def add(self, conn: Connection, items: Mapping[EdgeKey, Sequence[ExemplarRow]]) -> None:
-        by_key = {key_tuple(k): v for k, v in items.items() if v}
+    def add(self, conn: Connection, items: Mapping[EdgeKey, Sequence[Exemplar]]) -> None:
+        by_key = {k: v for k, v in items.items() if v}
         if not by_key:
             return
         keys = sorted(by_key)
         bulk = Bulk(conn)
-        stored: dict[Key, list[ExemplarRow]] = {}
+        stored: dict[tuple[Any, ...], list[Exemplar]] = {}
         for row in bulk.select_by_keys(t, KEY_COLUMNS, _VALUE_COLUMNS, keys):
-            stored.setdefault(row[:4], []).append(ExemplarRow(*row[4:]))
+            stored.setdefault(row[:4], []).append(Exemplar(*row[4:]))
         bulk.delete_by_keys(t, KEY_COLUMNS, list(stored))
         rows = []
         for key in keys:
@@ -89,7 +69,7 @@ class ExemplarRepository:
         first_bucket_s: int,
         end_s: int,
         pairs: Iterable[tuple[str, str]] | None = None,
-    ) -> dict[tuple[str, str], list[ExemplarRow]]:
+    ) -> dict[tuple[str, str], list[Exemplar]]:
         """Exemplars of the window for these (source, target) pairs (all when None), not yet
         reduced to top-N."""
         base = select(t).where(
@@ -103,7 +83,7 @@ class ExemplarRepository:
                 for part in chunks(sorted(set(pairs)), 500)
             ]
         )
-        out: dict[tuple[str, str], list[ExemplarRow]] = {}
+        out: dict[tuple[str, str], list[Exemplar]] = {}
         for stmt in statements:
             for row in conn.execute(stmt):
                 out.setdefault((row.source, row.target), []).append(_row_to_exemplar(row))

@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select
 
-from app.correlate.buckets import NodeSeen
-from app.store.bulk import Bulk
-from app.store.dialect import chunks
+from app.edge.batch import NodeSeen
+from app.store.bulk import Bulk, chunks
 from app.store.tables import nodes as t
 
 _COLUMNS = tuple(c.name for c in t.columns)

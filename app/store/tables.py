@@ -17,6 +17,8 @@ from sqlalchemy import (
     Table,
 )
 
+from app.edge.fields import EDGE_FIELDS, EdgeField, Stored
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -42,39 +44,29 @@ nodes = Table(
 )
 
 
+def _edge_column(f: EdgeField) -> Column[Any]:
+    match f.stored:
+        case Stored.SHORT_TEXT:
+            return Column(f.name, String(16), nullable=False, default="")
+        case Stored.NODE_ID:
+            return Column(f.name, String(512), nullable=False, default="")
+        case Stored.INT:
+            return Column(f.name, BigInteger, nullable=False, default=0)
+        case Stored.FLOAT:
+            return Column(f.name, Float, nullable=False, default=0.0)
+        case Stored.JSON_MAP:
+            return Column(f.name, JSON, nullable=False, default=dict)
+        case Stored.JSON_LIST:
+            return Column(f.name, JSON, nullable=False, default=list)
+        case Stored.BLOB:
+            return Column(f.name, LargeBinary, nullable=True)
+
+
 def _edge_columns() -> list[Column[Any]]:
-    """The two evidence layers of DESIGN.md: columns shared by `edge_buckets` and `edge_rollups`.
-    Counters are additive; JSON maps and the sketch are merged read-modify-write under a row lock."""
-    return [
-        Column("protocol", String(16), nullable=False, default=""),
-        Column("via", String(512), nullable=False, default=""),
-        # L7
-        Column("l7_requests", BigInteger, nullable=False, default=0),
-        Column("l7_errors", BigInteger, nullable=False, default=0),
-        Column("l7_errors_by_cause", JSON, nullable=False, default=dict),
-        Column("l7_status_codes", JSON, nullable=False, default=dict),
-        Column("l7_latency_sum_ms", Float, nullable=False, default=0.0),
-        Column("l7_latency_sketch", LargeBinary, nullable=True),
-        Column("l7_provenance", JSON, nullable=False, default=dict),  # provenance -> requests
-        Column("l7_candidates", JSON, nullable=False, default=dict),  # ambiguous source -> shares
-        Column("l7_unpaired", BigInteger, nullable=False, default=0),
-        Column("l7_late", BigInteger, nullable=False, default=0),
-        Column("l7_evicted", BigInteger, nullable=False, default=0),
-        # L4 per reporter: src_ from the client's ztunnel, dst_ from the server's (see
-        # correlate/buckets.py: readers use one reporter, never the sum of both).
-        *(
-            Column(f"l4_{side}_{name}", BigInteger, nullable=False, default=0)
-            for side in ("src", "dst")
-            for name in (
-                "connections_opened",
-                "connections_closed",
-                "bytes_sent",
-                "bytes_received",
-                "mtls_connections",
-            )
-        ),
-        Column("l4_principals", JSON, nullable=False, default=list),
-    ]
+    """The two evidence layers of DESIGN.md: columns shared by `edge_buckets` and `edge_rollups`,
+    one per declared edge field (app/edge/fields.py), in its order. Counters are additive; JSON
+    maps and the sketch are merged read-modify-write under a row lock."""
+    return [_edge_column(f) for f in EDGE_FIELDS]
 
 
 # One row per (bucket, level, source, target).

@@ -8,9 +8,8 @@ from operator import attrgetter
 
 from sqlalchemy import Connection, delete, select
 
-from app.correlate.buckets import TraceHop
-from app.store.bulk import Bulk
-from app.store.dialect import chunks
+from app.edge.batch import TraceHop
+from app.store.bulk import Bulk, chunks
 from app.store.tables import trace_hops as t
 
 HOP_COLUMNS = tuple(f.name for f in dataclasses.fields(TraceHop))  # the table's, in order

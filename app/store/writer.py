@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from app.correlate.buckets import AggregateBatch
+from app.edge.batch import AggregateBatch
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from app.correlate.aggregate import EdgeAggregator
 from app.domain import (
-    EdgeKey,
     Endpoint,
     ErrorCause,
     L4Sample,
@@ -14,6 +13,7 @@ from app.domain import (
     Provenance,
     Reporter,
 )
+from app.edge.bucket import EdgeKey
 
 S = 1_000_000_000
 A = Endpoint("default", "productpage", "productpage-v1", principal="spiffe://td/ns/default/sa/pp")

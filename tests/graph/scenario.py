@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from app.correlate.buckets import AggregateBatch, EdgeBucket, ExemplarRow, L4Counters, TraceHop
 from app.domain import NodeKind
+from app.edge.batch import AggregateBatch, TraceHop
+from app.edge.bucket import EdgeBucket
+from app.edge.exemplars import Exemplar
+from app.edge.stats import L4Stats
 from app.store.writer import write_batch
 from tests.store.batches import batch, l4_bucket, l7_bucket
 
@@ -22,7 +25,7 @@ TRACE = "ab" * 16
 
 def _full(latencies: list[float], errors: int = 0) -> EdgeBucket:
     bucket = l7_bucket(latencies, errors=errors)
-    bucket.l4 = {"destination": L4Counters(2, 2, 500, 1500, 2)}
+    bucket.l4 = {"destination": L4Stats(2, 2, 500, 1500, 2)}
     return bucket
 
 
@@ -52,7 +55,7 @@ def window_batch() -> AggregateBatch:
     edges[(T0, "default/ratings", "default/cache")] = l4_bucket(3, nbytes=5, reporter="source")
     out = batch(edges, KINDS)
     key = next(k for k in out.edges if k.target == "default/reviews")
-    out.edges[key].exemplars = [ExemplarRow("failed", TRACE, 50.0, int(T0 * 1e9), "503")]
+    out.edges[key].exemplars = [Exemplar("failed", TRACE, 50.0, int(T0 * 1e9), "503")]
     out.hops = [
         TraceHop(
             TRACE,

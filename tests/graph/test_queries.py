@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import Engine
 
 from app.api.schemas import CoverageOut, EdgesOut, ServicesOut, TraceOut, TriageOut
-from app.correlate.sketch import LatencySketch
 from app.domain import Coverage, Level, NodeKind
+from app.edge.sketch import LatencySketch
 from app.graph.neighbourhood import Direction
 from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from app.correlate.buckets import (
-    AggregateBatch,
-    EdgeBucket,
-    ExemplarRow,
-    L4Counters,
-    NodeSeen,
-)
-from app.correlate.sketch import LatencySketch
-from app.domain import EdgeKey, Level, NodeKind
+from app.domain import Level, NodeKind
+from app.edge.batch import AggregateBatch, NodeSeen
+from app.edge.bucket import EdgeBucket, EdgeKey
+from app.edge.exemplars import Exemplar
+from app.edge.sketch import LatencySketch
+from app.edge.stats import L4Stats
 
 
 def l7_bucket(
@@ -18,7 +15,7 @@ def l7_bucket(
     errors: int = 0,
     provenance: str = "paired_spans",
     via: str = "",
-    exemplars: tuple[ExemplarRow, ...] = (),
+    exemplars: tuple[Exemplar, ...] = (),
     principals: tuple[str, ...] = (),
 ) -> EdgeBucket:
     sketch = LatencySketch()
@@ -48,7 +45,7 @@ def l4_bucket(
     via: str = "",
     principals: tuple[str, ...] = (),
 ) -> EdgeBucket:
-    counters = L4Counters(
+    counters = L4Stats(
         connections_opened=opened,
         connections_closed=opened,
         bytes_sent=nbytes,

@@ -5,10 +5,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from app.correlate.buckets import EdgeBucket, ExemplarRow, L4Counters, TraceHop
-from app.correlate.sketch import LatencySketch
-from app.domain import EdgeKey, Level, NodeKind
-from app.store.edge_window import merge_rows
+from app.domain import Level, NodeKind
+from app.edge.batch import TraceHop
+from app.edge.bucket import EdgeBucket, EdgeKey
+from app.edge.exemplars import Exemplar
+from app.edge.merge import merge_rows
+from app.edge.sketch import LatencySketch
+from app.edge.stats import L4Stats
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -33,15 +36,15 @@ def _stored(engine: Engine, target: str) -> dict[str, Any]:
 
 def _first() -> EdgeBucket:
     bucket = l7_bucket([1.0, 2.0, 300.0], errors=1, principals=("spiffe://td/ns/x/sa/a",))
-    bucket.l4 = {"source": L4Counters(2, 1, 100, 200, 2)}
+    bucket.l4 = {"source": L4Stats(2, 1, 100, 200, 2)}
     bucket.l7_candidates = {"default/c": 0.5}
-    bucket.exemplars = [ExemplarRow("slowest", "1" * 32, 300.0, 5)]
+    bucket.exemplars = [Exemplar("slowest", "1" * 32, 300.0, 5)]
     return bucket
 
 
 def _second() -> EdgeBucket:
     bucket = l7_bucket([5.0, 7.0], provenance="parent_span", via="default/waypoint")
-    bucket.l4 = {"destination": L4Counters(3, 3, 10, 20, 1)}
+    bucket.l4 = {"destination": L4Stats(3, 3, 10, 20, 1)}
     bucket.l4_principals = {"spiffe://td/ns/x/sa/b"}
     bucket.l7_candidates = {"default/c": 0.25, "default/d": 0.75}
     return bucket
@@ -134,7 +137,7 @@ def test_exemplars_keep_the_slowest_per_kind(engine: Engine) -> None:
     def with_exemplars(*durations: float) -> EdgeBucket:
         bucket = l7_bucket([1.0])
         bucket.exemplars = [
-            ExemplarRow(kind, f"{int(d):032x}", d, 1, "")
+            Exemplar(kind, f"{int(d):032x}", d, 1, "")
             for d in durations
             for kind in ("slowest", "failed")
         ]
@@ -187,7 +190,7 @@ def test_trace_hops_ignore_duplicates_and_come_back_in_order(engine: Engine) -> 
 
 def test_retention_deletes_what_is_older_than_the_cutoff(engine: Engine) -> None:
     b = batch({(0, A, B): l7_bucket([1.0]), (7200, A, B): l7_bucket([1.0])})
-    b.edges[EdgeKey(0, Level.SERVICE, A, B)].exemplars = [ExemplarRow("slowest", "1" * 32, 1.0, 0)]
+    b.edges[EdgeKey(0, Level.SERVICE, A, B)].exemplars = [Exemplar("slowest", "1" * 32, 1.0, 0)]
     b.hops = [_hop("1" * 16, 10), _hop("2" * 16, 7300)]
     write_batch(engine, b)
     deleted = delete_expired(engine, now_s=7200 + 1800, retention_h=1.0)
@@ -205,13 +208,11 @@ def test_an_empty_batch_touches_nothing(engine: Engine) -> None:
 
 
 def test_sketch_bytes_merge_like_decoded_sketches() -> None:
-    from app.store.edge_window import merge_sketch_bytes
-
     for values in ([1.0, 2.0, 300.0], [5.0] * 300 + [0.0, 1e6], [], [0.0]):
         sketch = LatencySketch()
         sketch.add_all(values)
         expected, merged = LatencySketch(), LatencySketch()
         expected.add_all([3.0, *values])
         merged.add(3.0)
-        merge_sketch_bytes(merged, sketch.to_bytes())
+        merged.merge_encoded(sketch.to_bytes())
         assert merged == expected and merged.count == expected.count

@@ -9,14 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from app.correlate.buckets import L4Counters
-from app.correlate.sketch import LatencySketch, SketchDecodeError
-from app.store.edge_window import (
-    MergedEdge,
-    decode_sketch,
-    merge_rows,
-    sketch_quantiles,
-)
+from app.edge.bucket import EdgeBucket
+from app.edge.merge import merge_rows
+from app.edge.sketch import LatencySketch, SketchDecodeError
+from app.edge.sketch_codec import decode_sketch, sketch_quantiles
+from app.edge.stats import L4Stats
 from app.store.edges import ROLLUP_SPANS_S, EdgeRepository, window_parts
 from app.store.engine import create_store_engine
 from app.store.schema import downgrade, upgrade
@@ -28,7 +25,7 @@ A, B, C = "default/a", "default/b", "default/c"
 H = 3600
 
 
-def _summary(m: MergedEdge) -> dict[str, Any]:
+def _summary(m: EdgeBucket) -> dict[str, Any]:
     return {
         "protocol": m.protocol,
         "via": m.via,
@@ -38,7 +35,7 @@ def _summary(m: MergedEdge) -> dict[str, Any]:
         "codes": m.l7_status_codes,
         "sum": round(m.l7_latency_sum_ms, 6),
         "sketch": (m.l7_latency.bins, m.l7_latency.zero_count, m.l7_latency.count),
-        "quantiles": m.quantiles(),
+        "quantiles": m.l7_latency.quantiles(),
         "provenance": m.l7_provenance,
         "candidates": m.l7_candidates,
         "counters": (m.l7_unpaired, m.l7_late, m.l7_evicted),
@@ -56,7 +53,7 @@ def _write_mesh(engine: Engine, seed: int = 1) -> None:
             t = H + 60 * minute
             values = [rng.lognormvariate(2, 1) for _ in range(rng.randint(1, 300))]
             bucket = l7_bucket(values, errors=rng.randint(0, 2), principals=(f"p{minute % 3}",))
-            bucket.l4 = {"destination": L4Counters(1, 1, minute, 2 * minute, 1)}
+            bucket.l4 = {"destination": L4Stats(1, 1, minute, 2 * minute, 1)}
             edges[(t, A, B)] = bucket
             edges[(t, B, C)] = l4_bucket(minute + 1, reporter="source")
             edges[(t, A, C)] = l7_bucket([0.0, 5.0], provenance="unattributed", via="w")

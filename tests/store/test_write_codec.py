@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import random
 
-from app.correlate.sketch import LatencySketch
+from app.edge.sketch import LatencySketch
+from app.edge.sketch_codec import decode_sketch, encode_sketch, merge_encoded
 from app.store.edges import _map_text, merge_map_text, merge_principals_text, merge_sketch_blob
-from app.store.sketch_codec import decode_sketch, encode_sketch, merge_encoded
 
 
 def _random_sketch(rng: random.Random) -> LatencySketch:

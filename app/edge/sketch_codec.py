@@ -1,6 +1,14 @@
-"""Stored latency sketches (app/correlate/sketch.py serialised form, version 1) read at C speed:
-decoding, merging and quantiles with the per-value work in slices, `map` and `accumulate`
-instead of a Python varint loop. Results equal `LatencySketch.from_bytes(...)`'s exactly."""
+"""The latency sketch's stored form and its codec, at C speed.
+
+Format (version 1, stored in `l7_latency_sketch`): version byte, varint zero count, varint bin
+count, then (zigzag key delta, count) varint pairs in key order. A typical edge bucket holds a few
+dozen bins: ~100 bytes. Bins are DDSketch bins (app/edge/sketch.py): key k covers
+(GAMMA^(k-1), GAMMA^k] ms and is represented by `bin_value(k)`.
+
+Decoding, encoding, merging and quantiles do the per-value work in slices, `map` and
+`accumulate` instead of a Python varint loop. `LatencySketch.to_bytes`/`from_bytes` are the plain
+reference implementation these are tested against (tests/edge/test_sketch_codec.py).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +19,49 @@ from collections.abc import Iterable
 from itertools import accumulate, repeat
 from operator import add, and_, lt, rshift, sub
 
-from app.correlate.sketch import LatencySketch, SketchDecodeError, read_varint
+ALPHA = 0.005
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+VERSION = 1
+
+
+class SketchDecodeError(ValueError):
+    """Stored sketch bytes cannot be read."""
+
+
+def bin_value(key: int) -> float:
+    """The value a bin stands for: the point of least relative error in (GAMMA^(k-1), GAMMA^k]."""
+    return 2 * GAMMA**key / (GAMMA + 1)
+
+
+def zigzag(n: int) -> int:
+    return (n << 1) if n >= 0 else ((-n << 1) - 1)
+
+
+def unzigzag(n: int) -> int:
+    return (n >> 1) if not n & 1 else -((n + 1) >> 1)
+
+
+def put_varint(out: bytearray, n: int) -> None:
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned LEB128 varint at `pos`, and the position after it."""
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
 
 # zigzag-encoded one-byte key deltas -> delta
-_UNZIGZAG = tuple((d >> 1) if not d & 1 else -((d + 1) >> 1) for d in range(128))
+_UNZIGZAG = tuple(map(unzigzag, range(128)))
 _VARINT = re.compile(rb"[\x80-\xff]*[\x00-\x7f]")
 
 
@@ -34,7 +81,7 @@ _VARINTS = _VarintValues()
 def decode_sketch(data: bytes) -> tuple[int, list[int], list[int]]:
     """(zero count, keys ascending, counts) of a stored sketch; the per-value work runs in C
     (slices, `map`, `accumulate`) instead of a Python varint loop."""
-    if not data or data[0] != 1:
+    if not data or data[0] != VERSION:
         raise SketchDecodeError("unknown latency sketch version")
     try:
         zero, pos = read_varint(data, 1)
@@ -58,13 +105,9 @@ def decode_sketch(data: bytes) -> tuple[int, list[int], list[int]]:
         zigzags = values[1::2]
         # ascending keys (as to_bytes writes them): every delta positive, its zigzag even
         even = not any(map(and_, zigzags, repeat(1)))
-        deltas = map(rshift, zigzags, repeat(1)) if even else map(_unzigzag, zigzags)
-    keys = list(accumulate(deltas, initial=_unzigzag(first)))
+        deltas = map(rshift, zigzags, repeat(1)) if even else map(unzigzag, zigzags)
+    keys = list(accumulate(deltas, initial=unzigzag(first)))
     return zero, keys, counts
-
-
-def _unzigzag(d: int) -> int:
-    return (d >> 1) if not d & 1 else -((d + 1) >> 1)
 
 
 def merged_bins(parts: Iterable[bytes]) -> tuple[int, dict[int, int]]:
@@ -80,15 +123,6 @@ def merged_bins(parts: Iterable[bytes]) -> tuple[int, dict[int, int]]:
     return zero, bins
 
 
-def merge_sketch_bytes(into: LatencySketch, data: bytes) -> None:
-    """`into.merge(LatencySketch.from_bytes(data))`, decoding at C speed."""
-    zero, keys, counts = decode_sketch(data)
-    bins = into.bins
-    bins.update(zip(keys, map(add, map(bins.get, keys, repeat(0)), counts), strict=True))
-    into.zero_count += zero
-    into.count += zero + sum(counts)
-
-
 _ODD = bytes(range(1, 256, 2))
 
 
@@ -96,7 +130,7 @@ def _one_quantiles(data: bytes, qs: tuple[float, ...]) -> tuple[float | None, ..
     """Quantiles of one stored sketch whose counts and key deltas are one byte each, without
     decoding its keys: the cumulative counts find each rank's bin, and that bin's key is the
     first key plus the sum of the deltas before it. None when the sketch is not of that form."""
-    if len(data) < 4 or data[0] != 1 or not data[-1:].isascii():
+    if len(data) < 4 or data[0] != VERSION or not data[-1:].isascii():
         return None
     try:
         zero, pos = read_varint(data, 1)
@@ -113,7 +147,7 @@ def _one_quantiles(data: bytes, qs: tuple[float, ...]) -> tuple[float | None, ..
         return None
     cumulative = list(accumulate(body[0::2]))
     total = zero + cumulative[-1]
-    first_key = _unzigzag(first)
+    first_key = unzigzag(first)
     out: list[float | None] = []
     for q in qs:
         rank = math.floor(min(max(q, 0.0), 1.0) * (total - 1))
@@ -121,7 +155,7 @@ def _one_quantiles(data: bytes, qs: tuple[float, ...]) -> tuple[float | None, ..
             out.append(0.0)
             continue
         i = bisect_right(cumulative, rank - zero)
-        out.append(LatencySketch.value(first_key + (sum(deltas[:i]) >> 1)))
+        out.append(bin_value(first_key + (sum(deltas[:i]) >> 1)))
     return tuple(out)
 
 
@@ -149,7 +183,7 @@ def sketch_quantiles(parts: list[bytes], qs: tuple[float, ...]) -> tuple[float |
         if rank < zero:
             out.append(0.0)
         else:
-            out.append(LatencySketch.value(keys[bisect_right(cumulative, rank - zero)]))
+            out.append(bin_value(keys[bisect_right(cumulative, rank - zero)]))
     return tuple(out)
 
 
@@ -157,11 +191,8 @@ class _VarintBytes(dict[int, bytes]):
     """Memo: value → its varint encoding (bounded; a miss encodes it in Python)."""
 
     def __missing__(self, value: int) -> bytes:
-        out, n = bytearray(), value
-        while n > 0x7F:
-            out.append((n & 0x7F) | 0x80)
-            n >>= 7
-        out.append(n)
+        out = bytearray()
+        put_varint(out, value)
         encoded = bytes(out)
         if len(self) < 100_000:
             self[value] = encoded
@@ -169,7 +200,7 @@ class _VarintBytes(dict[int, bytes]):
 
 
 _VARINT_BYTES = _VarintBytes()
-_HEADER = b"\x01"  # version 1
+_HEADER = bytes([VERSION])
 
 
 def encode_sketch(zero: int, bins: dict[int, int]) -> bytes:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.correlate.sketch import LatencySketch, merge_all
+from app.edge.sketch import LatencySketch, merge_all
 
 QUANTILES = (0.5, 0.95, 0.99)
 

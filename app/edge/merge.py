@@ -1,0 +1,111 @@
+"""The one merge of edge buckets, generated from the field declaration (app/edge/fields.py).
+
+- `merged(a, b)`: a new bucket holding both (exemplars left out: they have their own top-N).
+  The store's roll-ups and query-time attribution use it.
+- `add_stored(bucket, row)`: adds one stored row (any object with the stored columns as
+  attributes, as the store reads them: JSON maps as dicts, principals as a list, the sketch as
+  bytes) to a bucket; the window reader merges a window's rows with it (`merge_rows`). Stored
+  sketches are merged without decoding (`LatencySketch.merge_encoded`).
+Both give the same bucket whatever the order of their inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from app.codegen import compile_function
+from app.domain import Reporter
+from app.edge.bucket import EdgeBucket
+from app.edge.fields import EDGE_FIELDS, L4_COUNTERS, STORED_SIDE, Merge
+from app.edge.sketch import LatencySketch
+from app.edge.stats import L4Stats, add_counts, added
+
+Pair = tuple[str, str]
+_BUCKET_FIELDS = [f for f in EDGE_FIELDS if f.reporter is None]
+_ENV: dict[str, Any] = {"EdgeBucket": EdgeBucket, "L4Stats": L4Stats, "LatencySketch": LatencySketch}
+_ENV |= {"add_counts": add_counts, "added": added, "Reporter": Reporter}
+
+
+def _merged_lines() -> list[str]:
+    lines = ["out = EdgeBucket()"]
+    for f in _BUCKET_FIELDS:
+        a, b, out = f"a.{f.attr}", f"b.{f.attr}", f"out.{f.attr}"
+        match f.merge:
+            case Merge.ADD:
+                lines.append(f"{out} = {a} + {b}")
+            case Merge.MAX:
+                lines.append(f"{out} = max({a}, {b})")
+            case Merge.ADD_MAP:
+                lines.append(f"{out} = added({a}, {b})")
+            case Merge.SKETCH:
+                lines += [f"{out}.merge({a})", f"{out}.merge({b})"]
+            case Merge.UNION:
+                lines.append(f"{out} = {a} | {b}")
+    lines += [
+        "l4 = out.l4",
+        "for part in (a.l4, b.l4):",
+        "    for reporter, counters in part.items():",
+        "        mine = l4.get(reporter)",
+        "        if mine is None:",
+        "            mine = l4[reporter] = L4Stats()",
+        "        mine.merge(counters)",
+        "return out",
+    ]
+    return lines
+
+
+def _add_stored_lines() -> list[str]:
+    lines = []
+    for f in _BUCKET_FIELDS:
+        into, stored = f"into.{f.attr}", f"row.{f.name}"
+        match f.merge:
+            case Merge.ADD:
+                lines.append(f"{into} += {stored}")
+            case Merge.MAX:
+                lines.append(f"{into} = max({into}, {stored})")
+            case Merge.ADD_MAP:
+                lines.append(f"add_counts({into}, {stored})")
+            case Merge.SKETCH:
+                lines.append(f"{into}.merge_encoded({stored})")
+            case Merge.UNION:
+                lines += [f"if {stored}:", f"    {into}.update({stored})"]
+    for reporter, side in STORED_SIDE.items():
+        values = ", ".join(f"row.l4_{side}_{c}" for c in L4_COUNTERS)
+        lines += [
+            f"v = ({values},)",
+            "if any(v):",
+            f"    c = into.l4.get(Reporter.{reporter.name})",
+            "    if c is None:",
+            f"        c = into.l4[Reporter.{reporter.name}] = L4Stats()",
+            *(f"    c.{name} += v[{i}]" for i, name in enumerate(L4_COUNTERS)),
+        ]
+    return lines
+
+
+merged = compile_function("merged", "a, b", _merged_lines(), _ENV)
+add_stored = compile_function("add_stored", "into, row", _add_stored_lines(), _ENV)
+
+
+def merge_rows(rows: Iterable[Any]) -> dict[Pair, EdgeBucket]:
+    """A window's stored rows merged per (source, target)."""
+    out: dict[Pair, EdgeBucket] = {}
+    for row in rows:
+        key = (row.source, row.target)
+        bucket = out.get(key)
+        if bucket is None:
+            bucket = out[key] = EdgeBucket()
+        add_stored(bucket, row)
+    return out
+
+
+def merge_rows_by_bucket(rows: Iterable[Any]) -> dict[Pair, dict[int, EdgeBucket]]:
+    """Per edge, per bucket start: a window's rows kept apart for time series."""
+    out: dict[Pair, dict[int, EdgeBucket]] = {}
+    for row in rows:
+        per_bucket = out.setdefault((row.source, row.target), {})
+        bucket = per_bucket.get(row.bucket_start_s)
+        if bucket is None:
+            bucket = per_bucket[row.bucket_start_s] = EdgeBucket()
+        add_stored(bucket, row)
+    return out
