@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain import Coverage
+
 TIME_SERIES_TARGETS = {
     "edge_request_rate": "L7 requests per second per edge",
     "edge_error_rate": "L7 error ratio per edge",
@@ -42,9 +44,9 @@ _COMMON_PAYLOADS: list[dict[str, Any]] = [
         "type": "select",
         "options": [
             {"label": "any", "value": ""},
-            {"label": "full", "value": "full"},
-            {"label": "L4 only", "value": "l4_only"},
-            {"label": "L7 only", "value": "l7_only"},
+            {"label": "full", "value": Coverage.FULL.value},
+            {"label": "L4 only", "value": Coverage.L4_ONLY.value},
+            {"label": "L7 only", "value": Coverage.L7_ONLY.value},
         ],
     },
     {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.domain import Coverage
 from app.graph.export import node_rates
 from app.graph.model import Graph, GraphEdge
 
@@ -51,7 +52,7 @@ def _edge_mainstat(edge: GraphEdge, graph: Graph) -> str:
     if edge.l7 is not None and edge.l7.requests:
         return _rate_text(graph.rps(edge.l7.requests))
     if edge.l4 is not None:
-        return _bytes_rate_text((edge.l4.bytes_sent + edge.l4.bytes_received) / graph.window_s)
+        return _bytes_rate_text(edge.l4.bytes_total / graph.window_s)
     return ""
 
 
@@ -159,7 +160,7 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
             ),
             field(
                 "detail__tcp_bytes",
-                [(e.l4.bytes_sent + e.l4.bytes_received) if e.l4 else None for e in edges],
+                [e.l4.bytes_total if e.l4 else None for e in edges],
                 "number",
                 displayName="L4 bytes",
             ),
@@ -173,7 +174,7 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
             field("thickness", [_thickness(e, graph) for e in edges], "number"),
             field("color", [_color(e) for e in edges]),
             field(
-                "strokedasharray", ["4 4" if e.coverage.value == "l4_only" else "" for e in edges]
+                "strokedasharray", ["4 4" if e.coverage is Coverage.L4_ONLY else "" for e in edges]
             ),
         ],
         NODE_GRAPH_META,
@@ -198,6 +199,6 @@ def _color(edge: GraphEdge) -> str:
         return RED
     if edge.plaintext:
         return ORANGE
-    if edge.coverage.value == "l4_only":
+    if edge.coverage is Coverage.L4_ONLY:
         return GREY
     return GREEN

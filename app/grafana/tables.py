@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain import Coverage
 from app.grafana.frames import field, frame
 from app.grafana.requests import Selection
 from app.graph.model import Graph, GraphEdge
@@ -81,7 +82,7 @@ def edges_table(
             field("p99_ms", [e.l7.p99_ms if e.l7 else None for e in rows], "number", unit="ms"),
             field(
                 "tcp_bytes",
-                [(e.l4.bytes_sent + e.l4.bytes_received) if e.l4 else None for e in rows],
+                [e.l4.bytes_total if e.l4 else None for e in rows],
                 "number",
                 unit="bytes",
             ),
@@ -96,8 +97,8 @@ def edges_table(
 
 
 def blind_spots_table(edges: list[GraphEdge], ref_id: str) -> dict[str, Any]:
-    blind = [e for e in edges if e.coverage.value == "l4_only" and e.l4 is not None]
-    blind.sort(key=lambda e: (-(e.l4.bytes_sent + e.l4.bytes_received) if e.l4 else 0, e.id))
+    blind = [e for e in edges if e.coverage is Coverage.L4_ONLY and e.l4 is not None]
+    blind.sort(key=lambda e: (-e.l4.bytes_total if e.l4 else 0, e.id))
     return frame(
         "blind_spots",
         ref_id,
@@ -107,7 +108,7 @@ def blind_spots_table(edges: list[GraphEdge], ref_id: str) -> dict[str, Any]:
             field("target", [e.target for e in blind]),
             field(
                 "bytes",
-                [e.l4.bytes_sent + e.l4.bytes_received if e.l4 else 0 for e in blind],
+                [e.l4.bytes_total if e.l4 else 0 for e in blind],
                 "number",
                 unit="bytes",
             ),

@@ -84,7 +84,7 @@ def blast_radius(service: str, upstream_edges: Iterable[GraphEdge]) -> list[Depe
         for _, _, data in graph.out_edges(node, data=True):
             edge: GraphEdge = data["edge"]
             requests += edge.l7.requests if edge.l7 else 0
-            bytes_ += (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 else 0
+            bytes_ += edge.l4.bytes_total if edge.l4 else 0
         dependents.append(Dependent(node, distance, requests, bytes_))
     return sorted(dependents, key=lambda d: (d.distance, -d.requests, -d.bytes, d.node))
 
