@@ -53,13 +53,7 @@ def _window(
 
 
 def _unknown(exc: UnknownNode) -> Problem:
-    hint = f"; did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
-    return Problem(
-        404,
-        "Unknown service",
-        f"no node named {exc.name!r} in this window{hint}",
-        suggestions=exc.suggestions,
-    )
+    return Problem(404, "Unknown service", exc.describe("this window"), suggestions=exc.suggestions)
 
 
 def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.time) -> APIRouter:

@@ -12,7 +12,8 @@ workload level under its service node id, so no edge is missing from the workloa
   a closed bucket is still added (buckets are additive) and counted in `l7_late`.
 - L4 samples go to the bucket of their interval's END (`end_s`), whole: a poll interval is much
   shorter than a bucket, and splitting counters across buckets would assume a uniform rate we have
-  no evidence for. Each reporter keeps its own counters (`l4["source"]`, `l4["destination"]`).
+  no evidence for. Each reporter keeps its own counters (`l4[Reporter.SOURCE]`,
+  `l4[Reporter.DESTINATION]`).
 - Exemplars per edge bucket: the `EXEMPLARS_PER_KIND` slowest requests and the as many slowest
   failed requests, one per trace, ranked exactly as the store merges them (app/edge/exemplars.py:
   longer first, then the smaller trace id). The same total order on both sides is what makes the

@@ -36,6 +36,11 @@ class UnknownNode(LookupError):
         super().__init__(name)
         self.name, self.suggestions = name, suggestions
 
+    def describe(self, where: str) -> str:
+        """What REST and Grafana say: the name, `where` it was looked for, the closest names."""
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        return f"no node named {self.name!r} in {where}{hint}"
+
 
 def _volume(edge: GraphEdge) -> int:
     return edge.l4.bytes_total if edge.l4 else 0
