@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import uvicorn
 import yaml
 
+from app.gc_tuning import tune_gc
 from app.settings import Settings
 
 
@@ -43,19 +43,6 @@ def _serve(settings: Settings) -> int:
     server.run()
     # uvicorn swallows a failed lifespan startup (e.g. schema behind) and just returns.
     return 0 if server.started else 2
-
-
-def tune_gc() -> None:
-    """Fewer full collections for a process holding large, long-lived state.
-
-    The pairing store, the aggregates and their caches are many small long-lived objects; with
-    CPython's default thresholds, full collections rescan them all every few thousand spans and
-    were the largest single cost of correlation (bench/correlate.py). Everything built so far
-    (modules, the app) is frozen out of the scans; young collections run less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
 
 
 def _migrate(settings: Settings, revision: str) -> int:

@@ -14,6 +14,7 @@ from types import FrameType
 
 import httpx
 
+from app.gc_tuning import tune_gc
 from app.settings import Settings
 
 TICK_S = 5.0
@@ -59,8 +60,6 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
             "flush_interval_s": min(settings.flush_interval_s, TICK_S),
         }
     )
-    from app.cli import tune_gc
-
     tune_gc()
     signal.signal(signal.SIGTERM, _terminate)
     interactive = sys.stdout.isatty()

@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from app.api.auth import BearerTokenMiddleware
 from app.api.graph import build_graph_router
 from app.api.health import PartState, Readiness, build_health_router
-from app.api.metrics import MetricsRegistry, build_metrics_router
+from app.api.metric_collectors import pipeline_families, service_graph_collector
+from app.api.metrics_route import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
-from app.api.self_metrics import pipeline_families, service_graph_collector
 from app.correlate.aggregate import EdgeAggregator
 from app.correlate.correlator import SpanCorrelator
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.telemetry import PartState
+from app.self_report import PartState
 
 __all__ = ["PartState", "Readiness", "build_health_router"]
 

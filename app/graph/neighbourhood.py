@@ -1,4 +1,4 @@
-"""Neighbourhood, paths and blast radius: breadth-first over edges fetched hop by hop.
+"""Neighbourhood and blast radius: breadth-first over edges fetched hop by hop.
 
 The fetcher reads only the edges touching the frontier (an indexed query in the store), so a
 depth-2 query on a 50,000-edge mesh touches a few hundred rows; networkx does the graph work on
@@ -87,12 +87,3 @@ def blast_radius(service: str, upstream_edges: Iterable[GraphEdge]) -> list[Depe
             bytes_ += edge.l4.bytes_total if edge.l4 else 0
         dependents.append(Dependent(node, distance, requests, bytes_))
     return sorted(dependents, key=lambda d: (d.distance, -d.requests, -d.bytes, d.node))
-
-
-def paths_between(
-    edges: Iterable[GraphEdge], source: str, target: str, cutoff: int = 6
-) -> list[list[str]]:
-    graph = to_digraph(edges)
-    if source not in graph or target not in graph:
-        return []
-    return [list(p) for p in nx.all_simple_paths(graph, source, target, cutoff=cutoff)]

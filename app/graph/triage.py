@@ -104,6 +104,94 @@ def _latency_regression(
     )
 
 
+def _new_edge(service: str, now: GraphEdge, before: GraphEdge | None, w_s: float) -> Finding | None:
+    if before is not None:
+        return None
+    return Finding(
+        kind="new_edge",
+        severity=Severity.WARNING if service in (now.source, now.target) else Severity.INFO,
+        score=5 + _rate(now, w_s),
+        summary=f"{now.id}: new in this window ({now.coverage.value})",
+        edge=now.id,
+        evidence={
+            "coverage": now.coverage.value,
+            "rps": round(_rate(now, w_s), 4),
+        },
+    )
+
+
+def _blind_spot(now: GraphEdge) -> Finding | None:
+    if now.coverage.value != "l4_only":
+        return None
+    volume = (now.l4.bytes_sent + now.l4.bytes_received) if now.l4 else 0
+    return Finding(
+        kind="blind_spot",
+        severity=Severity.INFO,
+        score=3 + min(volume / 1e6, 50),
+        summary=f"{now.id}: L4 only, no waypoint spans (a waypoint here would show requests and errors)",
+        edge=now.id,
+        evidence={
+            "bytes": volume,
+            "connections": now.l4.connections_opened if now.l4 else 0,
+        },
+    )
+
+
+def _plaintext_link(now: GraphEdge) -> Finding | None:
+    if not now.plaintext or now.l4 is None:
+        return None
+    return Finding(
+        kind="plaintext_link",
+        severity=Severity.WARNING,
+        score=20 + now.l4.connections_opened / 100,
+        summary=f"{now.id}: {now.l4.connections_opened - now.l4.mtls_connections} of "
+        f"{now.l4.connections_opened} connections without mutual TLS",
+        edge=now.id,
+        evidence={
+            "mtls_share": now.l4.mtls_share,
+            "connections": now.l4.connections_opened,
+        },
+    )
+
+
+def _vanished_edge(
+    service: str, before: GraphEdge, now: GraphEdge | None, b_s: float
+) -> Finding | None:
+    if now is not None:
+        return None
+    return Finding(
+        kind="vanished_edge",
+        severity=Severity.WARNING if service in (before.source, before.target) else Severity.INFO,
+        score=6 + _rate(before, b_s),
+        summary=f"{before.id}: seen in the baseline, silent now",
+        edge=before.id,
+        evidence={"baseline_rps": round(_rate(before, b_s), 4)},
+    )
+
+
+def _blast_radius(service: str, dependents: list[Dependent]) -> Finding | None:
+    if not dependents:
+        return None
+    return Finding(
+        kind="blast_radius",
+        severity=Severity.INFO,
+        score=1 + len(dependents),
+        summary=f"{len(dependents)} upstream dependents of {service}; nearest: "
+        + ", ".join(d.node for d in dependents[:3]),
+        evidence={
+            "dependents": [
+                {
+                    "node": d.node,
+                    "distance": d.distance,
+                    "requests": d.requests,
+                    "bytes": d.bytes,
+                }
+                for d in dependents
+            ]
+        },
+    )
+
+
 def triage(
     service: str,
     window_edges: list[GraphEdge],
@@ -123,85 +211,18 @@ def triage(
         for finding in (
             _error_regression(edge, previous, window_s, baseline_s, t),
             _latency_regression(edge, previous, window_s, t),
+            _new_edge(service, edge, previous, window_s),
+            _blind_spot(edge),
+            _plaintext_link(edge),
         ):
             if finding is not None:
                 findings.append(finding)
-        if previous is None:
-            findings.append(
-                Finding(
-                    kind="new_edge",
-                    severity=Severity.WARNING if service in key else Severity.INFO,
-                    score=5 + _rate(edge, window_s),
-                    summary=f"{edge.id}: new in this window ({edge.coverage.value})",
-                    edge=edge.id,
-                    evidence={
-                        "coverage": edge.coverage.value,
-                        "rps": round(_rate(edge, window_s), 4),
-                    },
-                )
-            )
-        if edge.coverage.value == "l4_only":
-            volume = (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 else 0
-            findings.append(
-                Finding(
-                    kind="blind_spot",
-                    severity=Severity.INFO,
-                    score=3 + min(volume / 1e6, 50),
-                    summary=f"{edge.id}: L4 only, no waypoint spans (a waypoint here would show requests and errors)",
-                    edge=edge.id,
-                    evidence={
-                        "bytes": volume,
-                        "connections": edge.l4.connections_opened if edge.l4 else 0,
-                    },
-                )
-            )
-        if edge.plaintext and edge.l4 is not None:
-            findings.append(
-                Finding(
-                    kind="plaintext_link",
-                    severity=Severity.WARNING,
-                    score=20 + edge.l4.connections_opened / 100,
-                    summary=f"{edge.id}: {edge.l4.connections_opened - edge.l4.mtls_connections} of "
-                    f"{edge.l4.connections_opened} connections without mutual TLS",
-                    edge=edge.id,
-                    evidence={
-                        "mtls_share": edge.l4.mtls_share,
-                        "connections": edge.l4.connections_opened,
-                    },
-                )
-            )
     for key, edge in before.items():
-        if key not in now:
-            findings.append(
-                Finding(
-                    kind="vanished_edge",
-                    severity=Severity.WARNING if service in key else Severity.INFO,
-                    score=6 + _rate(edge, baseline_s),
-                    summary=f"{edge.id}: seen in the baseline, silent now",
-                    edge=edge.id,
-                    evidence={"baseline_rps": round(_rate(edge, baseline_s), 4)},
-                )
-            )
-    if dependents:
-        findings.append(
-            Finding(
-                kind="blast_radius",
-                severity=Severity.INFO,
-                score=1 + len(dependents),
-                summary=f"{len(dependents)} upstream dependents of {service}; nearest: "
-                + ", ".join(d.node for d in dependents[:3]),
-                evidence={
-                    "dependents": [
-                        {
-                            "node": d.node,
-                            "distance": d.distance,
-                            "requests": d.requests,
-                            "bytes": d.bytes,
-                        }
-                        for d in dependents
-                    ]
-                },
-            )
-        )
+        vanished = _vanished_edge(service, edge, now.get(key), baseline_s)
+        if vanished is not None:
+            findings.append(vanished)
+    blast = _blast_radius(service, dependents)
+    if blast is not None:
+        findings.append(blast)
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return sorted(findings, key=lambda f: (order[f.severity], -f.score, f.kind, f.edge))

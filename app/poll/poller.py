@@ -23,8 +23,8 @@ from app.poll.scrape import DirectScrape, Target, static_targets
 from app.poll.target_state import TargetState
 from app.poll.workloads import PodDirectory
 from app.poll.ztunnel_labels import WaypointMatcher
+from app.self_report import MetricFamily, PartState
 from app.settings import Settings
-from app.telemetry import MetricFamily, PartState
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.metrics import render, service_graph_families
+from app.api.metrics_route import render, service_graph_families
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
 from app.domain import Endpoint, ErrorCause, L7Observation, NodeKind
 

@@ -4,7 +4,7 @@ import pytest
 
 from app.domain import Coverage
 from app.graph.model import GraphEdge
-from app.graph.neighbourhood import Direction, blast_radius, neighbourhood, paths_between
+from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
 from tests.graph.fixtures import bookinfo, l4, l7
 
 EDGES = bookinfo().edges
@@ -100,13 +100,6 @@ def test_blast_radius_ranks_nearest_then_busiest() -> None:
 
 def test_blast_radius_of_an_isolated_service_is_empty() -> None:
     assert blast_radius("ns/nobody", EDGES) == []
-
-
-def test_paths_between() -> None:
-    paths = paths_between(EDGES, "istio-system/ingress", "default/ratings")
-    assert paths == [
-        ["istio-system/ingress", "default/productpage", "default/reviews", "default/ratings"]
-    ]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from app.telemetry import Collector, Labels, MetricFamily, Sample
+from app.self_report import Collector, Labels, MetricFamily, Sample
 
 __all__ = ["Collector", "Labels", "MetricFamily", "Sample", "build_metrics_router", "render"]
 

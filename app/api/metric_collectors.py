@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.api.metrics import Collector, MetricFamily, service_graph_families
+from app.api.metrics_route import Collector, MetricFamily, service_graph_families
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
 from app.pipeline import IngestPipeline
 

@@ -1,7 +1,8 @@
 """How a part reports on itself: readiness (`PartState`) and self-metrics (`MetricFamily`).
 
 Plain values shared by the parts that report (pipeline, poller, …) and the routes that serve
-them (app/api/health.py → /readyz, app/api/metrics.py → /metrics), so no part imports a route.
+them (app/api/health.py → /readyz, app/api/metrics_route.py → /metrics), so no part imports a
+route.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.metrics import MetricFamily, MetricsRegistry, build_metrics_router, render
+from app.api.metrics_route import MetricFamily, MetricsRegistry, build_metrics_router, render
 
 
 def test_render_parses_with_prometheus_client_including_escapes_and_specials() -> None:
