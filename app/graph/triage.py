@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.domain import Coverage
 from app.graph.model import GraphEdge
 from app.graph.neighbourhood import Dependent
 
@@ -121,9 +122,9 @@ def _new_edge(service: str, now: GraphEdge, before: GraphEdge | None, w_s: float
 
 
 def _blind_spot(now: GraphEdge) -> Finding | None:
-    if now.coverage.value != "l4_only":
+    if now.coverage is not Coverage.L4_ONLY:
         return None
-    volume = (now.l4.bytes_sent + now.l4.bytes_received) if now.l4 else 0
+    volume = now.l4.bytes_total if now.l4 else 0
     return Finding(
         kind="blind_spot",
         severity=Severity.INFO,
