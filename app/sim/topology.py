@@ -21,19 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Literal
+
+from app.domain import Coverage  # the product's vocabulary; the sim decides each edge's on its own
 
 TRUST_DOMAIN = "cluster.local"
 CLUSTER_ID = "Kubernetes"
 # Edge source for callers outside the mesh (ztunnel knows no workload for their IP).
 OUTSIDE = "outside"
-
-
-class Coverage(StrEnum):
-    FULL = "full"
-    L4_ONLY = "l4_only"
-    L7_ONLY = "l7_only"
 
 
 def spiffe(namespace: str, service_account: str) -> str:
