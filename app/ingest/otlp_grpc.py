@@ -10,7 +10,6 @@ in `grpc-status-details-bin`, which the OTel exporters read to back off.
 
 from __future__ import annotations
 
-import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from app.bearer import WRONG_TOKEN, bearer_matches
 from app.ingest.otlp_decode import OtlpDecodeError, decode_protobuf
 from app.ingest.sink import Admission, SpanSink
 from app.settings import Settings
@@ -33,12 +33,12 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, sink: SpanSink, settings: Settings) -> None:
         self.sink = sink
-        self.token = settings.otlp_token.get_secret_value().encode()
+        self.token = settings.otlp_token.get_secret_value()
         self.max_attributes = settings.max_attributes_per_span
 
     def Export(self, request: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        if self.token and not self._authorized(context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if self.token and not bearer_matches(_authorization(context), self.token):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, WRONG_TOKEN)
         try:
             result = decode_protobuf(request, self.max_attributes)
         except OtlpDecodeError as exc:
@@ -65,14 +65,12 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             response.partial_success.error_message = result.error_message
         return response
 
-    def _authorized(self, context: grpc.ServicerContext) -> bool:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                scheme, _, presented = value.partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(
-                    presented.strip().encode(), self.token
-                )
-        return False
+
+def _authorization(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            return value
+    return None
 
 
 def _abort_with_retry(

@@ -8,7 +8,6 @@ in the request's encoding. The raw body is read here with a cap, never parsed by
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -20,6 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.bearer import WRONG_TOKEN, bearer_matches
 from app.ingest.decompress import BadEncoding, TooLarge, UnsupportedEncoding, decompress
 from app.ingest.otlp_decode import DecodeResult, OtlpDecodeError, decode_protobuf
 from app.ingest.otlp_json import decode_json
@@ -77,7 +77,7 @@ class Refusal(Exception):
 
 def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
     router = APIRouter(tags=["otlp"])
-    token = settings.otlp_token.get_secret_value().encode()
+    token = settings.otlp_token.get_secret_value()
     max_body, max_payload = settings.max_body_bytes, settings.max_decompressed_bytes
     max_attributes = settings.max_attributes_per_span
 
@@ -92,8 +92,8 @@ def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = media_type != PROTOBUF  # unknown media types get readable JSON errors
         try:
-            if token and not _authorized(request.headers.get("authorization", ""), token):
-                raise Refusal(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token")
+            if token and not bearer_matches(request.headers.get("authorization"), token):
+                raise Refusal(401, code_pb2.UNAUTHENTICATED, WRONG_TOKEN)
             if media_type not in (PROTOBUF, JSON):
                 raise Refusal(
                     415, code_pb2.INVALID_ARGUMENT, f"unsupported media type {media_type[:60]!r}"
@@ -121,11 +121,6 @@ def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
         return _export_response(result, as_json)
 
     return router
-
-
-def _authorized(header: str, token: bytes) -> bool:
-    scheme, _, presented = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token)
 
 
 async def _read_body(request: Request, max_body: int) -> bytes:
