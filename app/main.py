@@ -33,8 +33,8 @@ from app.graph.queries import GraphQueries
 from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
 from app.ingest.otlp_http import build_otlp_http_router
 from app.pipeline import IngestPipeline
+from app.poll.pod_directory import PodDirectory, build_pod_directory
 from app.poll.poller import L4Poller, build_poller
-from app.poll.workloads import PodDirectory, build_pod_directory
 from app.settings import Settings
 from app.store.engine import create_store_engine, read_only
 from app.store.leader import PollLeadership

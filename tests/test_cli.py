@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import inspect
 
 from app.store.engine import create_store_engine
-from tests.postgres_cluster import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

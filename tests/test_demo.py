@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from tests.postgres_cluster import free_port
+from tests.ports import free_port
 from tests.test_cli import ROOT, cli_env
 
 

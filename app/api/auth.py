@@ -3,26 +3,19 @@
 A plain ASGI middleware rather than a dependency so no route can forget it. OTLP ingest has its
 own token (MESHSTITCH_OTLP_TOKEN, checked by the transports), so `/v1/traces` is left to them.
 Probes and `/metrics` stay open: kubelet and Prometheus must reach them, and they name no secret.
-Tokens are compared in constant time and never logged.
+The comparison is app/bearer.py's, shared with the OTLP transports.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.problems import PROBLEM_JSON
+from app.bearer import WRONG_TOKEN, bearer_matches
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/traces"})
-
-
-def bearer_matches(header_value: str | None, token: str) -> bool:
-    scheme, _, presented = (header_value or "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
 class BearerTokenMiddleware:
@@ -46,14 +39,14 @@ async def _refuse(scope: Scope, send: Send) -> None:
     path = scope["path"]
     if path == "/grafana" or path.startswith("/grafana/"):
         # The simpod JSON datasource shows `message` of a non-2xx answer.
-        body: dict[str, object] = {"message": "missing or wrong bearer token"}
+        body: dict[str, object] = {"message": WRONG_TOKEN}
         media_type = "application/json"
     else:
         body = {
             "type": "about:blank",
             "title": "Unauthorized",
             "status": 401,
-            "detail": "missing or wrong bearer token (Authorization: Bearer <MESHSTITCH_API_TOKEN>)",
+            "detail": f"{WRONG_TOKEN} (Authorization: Bearer <MESHSTITCH_API_TOKEN>)",
             "instance": path,
         }
         media_type = PROBLEM_JSON

@@ -1,6 +1,6 @@
 """The simpod-json-datasource API under /grafana (plugin ≥ 0.6; README, openapi.yaml, src/types.d.ts).
 
-Errors are non-2xx `{"message": ...}`: the plugin shows `err.data.message` in the panel.
+Routes raise their errors; `GrafanaRoute` (app/grafana/errors.py) answers `{"message": ...}`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.grafana.catalog import TARGETS, TIME_SERIES_TARGETS, metric_configs
+from app.grafana.errors import ERROR_RESPONSES, GrafanaRoute
 from app.grafana.frames import node_graph_frames
 from app.grafana.requests import (
     GrafanaRequestError,
@@ -33,7 +34,7 @@ from app.grafana.tables import (
 )
 from app.graph.model import Graph, GraphEdge
 from app.graph.neighbourhood import Direction
-from app.graph.queries import GraphQueries, UnknownNode
+from app.graph.queries import GraphQueries
 from app.graph.window import Window
 
 MAX_BODY_BYTES = 1 << 20
@@ -44,20 +45,6 @@ _ARRAY: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"schema": {"type": "array", "items": {}}}},
     }
 }
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {
-        "description": "Bad request; the plugin shows `message`",
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "properties": {"message": {"type": "string"}}}
-            }
-        },
-    }
-}
-
-
-def _error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -78,7 +65,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 def build_grafana_router(
     queries: GraphQueries, clock: Callable[[], float] = time.time
 ) -> APIRouter:
-    router = APIRouter(prefix="/grafana", tags=["grafana"])
+    router = APIRouter(prefix="/grafana", tags=["grafana"], route_class=GrafanaRoute)
 
     @router.get("", summary="Save & test: the datasource is reachable")
     @router.get("/", include_in_schema=False)
@@ -89,26 +76,20 @@ def build_grafana_router(
         "/metrics",
         summary="Targets and their payload options",
         openapi_extra={"requestBody": _BODY},
-        responses={**_ARRAY, **_ERRORS},
+        responses={**_ARRAY, **ERROR_RESPONSES},
     )
     async def metrics(request: Request) -> JSONResponse:
-        try:
-            await _json_body(request)
-        except GrafanaRequestError as exc:
-            return _error(str(exc))
+        await _json_body(request)
         return JSONResponse(metric_configs())
 
     @router.post(
         "/metric-payload-options",
         summary="Options of a select payload",
         openapi_extra={"requestBody": _BODY},
-        responses={**_ARRAY, **_ERRORS},
+        responses={**_ARRAY, **ERROR_RESPONSES},
     )
     async def payload_options(request: Request) -> JSONResponse:
-        try:
-            body = await _json_body(request)
-        except GrafanaRequestError as exc:
-            return _error(str(exc))
+        body = await _json_body(request)
         name = body.get("name")
         window = Window(clock() - 3600, clock())
         nodes = await run_in_threadpool(queries.node_list, window, None)
@@ -124,15 +105,12 @@ def build_grafana_router(
         "/variable",
         summary="Values of a dashboard variable",
         openapi_extra={"requestBody": _BODY},
-        responses={**_ARRAY, **_ERRORS},
+        responses={**_ARRAY, **ERROR_RESPONSES},
     )
     async def variable(request: Request) -> JSONResponse:
-        try:
-            body = await _json_body(request)
-            payload = parse_payload(body.get("payload"))
-            window = request_window(body, clock(), default_s=86400)
-        except GrafanaRequestError as exc:
-            return _error(str(exc))
+        body = await _json_body(request)
+        payload = parse_payload(body.get("payload"))
+        window = request_window(body, clock(), default_s=86400)
         target = str(payload.get("target", "")).strip()
         kinds = {
             "namespaces": None,
@@ -141,7 +119,9 @@ def build_grafana_router(
             "waypoints": "waypoint",
         }
         if target not in kinds:
-            return _error(f"unknown variable query {target!r}; use one of {', '.join(kinds)}")
+            raise GrafanaRequestError(
+                f"unknown variable query {target!r}; use one of {', '.join(kinds)}"
+            )
         nodes = await run_in_threadpool(queries.node_list, window, kinds[target])
         namespaces = set(as_filter(payload.get("namespace")))
         if target == "namespaces":
@@ -154,7 +134,7 @@ def build_grafana_router(
         "/tag-keys",
         summary="Ad hoc filter keys",
         openapi_extra={"requestBody": _BODY},
-        responses={**_ARRAY, **_ERRORS},
+        responses={**_ARRAY, **ERROR_RESPONSES},
     )
     async def tag_keys() -> JSONResponse:
         return JSONResponse(
@@ -165,13 +145,10 @@ def build_grafana_router(
         "/tag-values",
         summary="Ad hoc filter values for a key",
         openapi_extra={"requestBody": _BODY},
-        responses={**_ARRAY, **_ERRORS},
+        responses={**_ARRAY, **ERROR_RESPONSES},
     )
     async def tag_values(request: Request) -> JSONResponse:
-        try:
-            body = await _json_body(request)
-        except GrafanaRequestError as exc:
-            return _error(str(exc))
+        body = await _json_body(request)
         key = body.get("key")
         if key == "coverage":
             return JSONResponse([{"text": c} for c in ("full", "l4_only", "l7_only")])
@@ -180,39 +157,31 @@ def build_grafana_router(
             return JSONResponse([{"text": v} for v in sorted({n.namespace for n in nodes})])
         if key == "service":
             return JSONResponse([{"text": v} for v in sorted(n.id for n in nodes)])
-        return _error(f"unknown tag key {key!r}; use namespace, service or coverage")
+        raise GrafanaRequestError(f"unknown tag key {key!r}; use namespace, service or coverage")
 
     @router.post(
         "/query",
         summary="Data frames for every target (panels and annotations)",
         openapi_extra={"requestBody": _BODY},
-        responses={**_ARRAY, **_ERRORS},
+        responses={**_ARRAY, **ERROR_RESPONSES},
     )
     async def query(request: Request) -> JSONResponse:
-        try:
-            body = await _json_body(request)
-            window = request_window(body, clock())
-            targets = body.get("targets") or []
-            if not isinstance(targets, list):
-                raise GrafanaRequestError("targets must be a list")
-            frames: list[dict[str, Any]] = []
-            for target in targets:
-                if (
-                    not isinstance(target, dict)
-                    or target.get("hide") is True
-                    or not target.get("target")
-                ):
-                    continue
-                frames.extend(
-                    await run_in_threadpool(
-                        _answer, queries, target, body.get("filters") or [], window
-                    )
-                )
-        except GrafanaRequestError as exc:
-            return _error(str(exc))
-        except UnknownNode as exc:
-            hint = f"; did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
-            return _error(f"no node named {exc.name!r} in this time range{hint}", 404)
+        body = await _json_body(request)
+        window = request_window(body, clock())
+        targets = body.get("targets") or []
+        if not isinstance(targets, list):
+            raise GrafanaRequestError("targets must be a list")
+        frames: list[dict[str, Any]] = []
+        for target in targets:
+            if (
+                not isinstance(target, dict)
+                or target.get("hide") is True
+                or not target.get("target")
+            ):
+                continue
+            frames.extend(
+                await run_in_threadpool(_answer, queries, target, body.get("filters") or [], window)
+            )
         return JSONResponse(frames)
 
     return router

@@ -10,21 +10,25 @@ in `grpc-status-details-bin`, which the OTel exporters read to back off.
 
 from __future__ import annotations
 
-import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.any_pb2 import Any as PbAny
-from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from app.ingest.otlp_answers import (
+    Refusal,
+    Refused,
+    check_bearer,
+    export_response,
+    offer,
+    refusal_status,
+)
 from app.ingest.otlp_decode import OtlpDecodeError, decode_protobuf
-from app.ingest.sink import Admission, SpanSink
+from app.ingest.sink import SpanSink
 from app.settings import Settings
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -33,57 +37,39 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, sink: SpanSink, settings: Settings) -> None:
         self.sink = sink
-        self.token = settings.otlp_token.get_secret_value().encode()
+        self.token = settings.otlp_token.get_secret_value()
         self.max_attributes = settings.max_attributes_per_span
 
     def Export(self, request: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        if self.token and not self._authorized(context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            result = decode_protobuf(request, self.max_attributes)
-        except OtlpDecodeError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if result.spans:
-            verdict = self.sink.offer(result.spans)
-            if verdict.admission is Admission.OVERLOADED:
-                _abort_with_retry(
-                    context,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    verdict.reason or "ingest queue full",
-                    verdict.retry_after_s,
-                )
-            if verdict.admission is Admission.UNAVAILABLE:
-                _abort_with_retry(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    verdict.reason or "store unavailable",
-                    verdict.retry_after_s,
-                )
-        response = ExportTraceServiceResponse()
-        if result.rejected:
-            response.partial_success.rejected_spans = result.rejected
-            response.partial_success.error_message = result.error_message
-        return response
-
-    def _authorized(self, context: grpc.ServicerContext) -> bool:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                scheme, _, presented = value.partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(
-                    presented.strip().encode(), self.token
-                )
-        return False
+            check_bearer(_authorization(context), self.token)
+            try:
+                result = decode_protobuf(request, self.max_attributes)
+            except OtlpDecodeError as exc:
+                raise Refusal(Refused.BAD_DATA, str(exc)) from exc
+            offer(self.sink, result)
+        except Refusal as refusal:
+            _abort(context, refusal)
+        return export_response(result)
 
 
-def _abort_with_retry(
-    context: grpc.ServicerContext, code: grpc.StatusCode, message: str, retry_after_s: int
-) -> None:
-    retry = PbAny()
-    retry.Pack(error_details_pb2.RetryInfo(retry_delay=Duration(seconds=max(1, retry_after_s))))
-    # google.rpc.Status carries the numeric code: grpc.StatusCode values are (number, name).
-    pb_status = status_pb2.Status(code=code.value[0], message=message, details=[retry])
-    context.set_trailing_metadata((("grpc-status-details-bin", pb_status.SerializeToString()),))
-    context.abort(code, message)
+def _authorization(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            return value
+    return None
+
+
+# google.rpc.Status carries the numeric code: grpc.StatusCode values are (number, name).
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _abort(context: grpc.ServicerContext, refusal: Refusal) -> None:
+    """Ends the call: `context.abort` raises."""
+    if refusal.retry_after_s:
+        details = refusal_status(refusal).SerializeToString()
+        context.set_trailing_metadata((("grpc-status-details-bin", details),))
+    context.abort(_STATUS_CODES[refusal.kind.code], refusal.message)
 
 
 @dataclass

@@ -8,22 +8,27 @@ in the request's encoding. The raw body is read here with a cap, never parsed by
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from google.protobuf import json_format
-from google.protobuf.any_pb2 import Any as PbAny
-from google.protobuf.duration_pb2 import Duration
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.ingest.decompress import BadEncoding, TooLarge, UnsupportedEncoding, decompress
+from app.ingest.otlp_answers import (
+    Refusal,
+    Refused,
+    check_bearer,
+    export_response,
+    export_response_json,
+    offer,
+    refusal_headers,
+    refusal_status,
+)
 from app.ingest.otlp_decode import DecodeResult, OtlpDecodeError, decode_protobuf
 from app.ingest.otlp_json import decode_json
-from app.ingest.sink import Admission, SpanSink
+from app.ingest.sink import SpanSink
 from app.settings import Settings
 
 PROTOBUF = "application/x-protobuf"
@@ -68,16 +73,9 @@ OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class Refusal(Exception):
-    def __init__(self, http_status: int, code: int, message: str, retry_after_s: int = 0) -> None:
-        super().__init__(message)
-        self.http_status, self.code, self.message = http_status, code, message
-        self.retry_after_s = retry_after_s
-
-
 def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
     router = APIRouter(tags=["otlp"])
-    token = settings.otlp_token.get_secret_value().encode()
+    token = settings.otlp_token.get_secret_value()
     max_body, max_payload = settings.max_body_bytes, settings.max_decompressed_bytes
     max_attributes = settings.max_attributes_per_span
 
@@ -92,21 +90,18 @@ def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = media_type != PROTOBUF  # unknown media types get readable JSON errors
         try:
-            if token and not _authorized(request.headers.get("authorization", ""), token):
-                raise Refusal(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token")
+            check_bearer(request.headers.get("authorization"), token)
             if media_type not in (PROTOBUF, JSON):
-                raise Refusal(
-                    415, code_pb2.INVALID_ARGUMENT, f"unsupported media type {media_type[:60]!r}"
-                )
+                raise Refusal(Refused.UNSUPPORTED, f"unsupported media type {media_type[:60]!r}")
             body = await _read_body(request, max_body)
             try:
                 payload = decompress(body, request.headers.get("content-encoding", ""), max_payload)
             except TooLarge as exc:
-                raise Refusal(413, code_pb2.RESOURCE_EXHAUSTED, str(exc)) from exc
+                raise Refusal(Refused.TOO_LARGE, str(exc)) from exc
             except BadEncoding as exc:
-                raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+                raise Refusal(Refused.BAD_DATA, str(exc)) from exc
             except UnsupportedEncoding as exc:
-                raise Refusal(415, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+                raise Refusal(Refused.UNSUPPORTED, str(exc)) from exc
             decode = decode_json if as_json else decode_protobuf
             try:
                 if len(payload) <= INLINE_DECODE_BYTES:
@@ -114,8 +109,8 @@ def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
                 else:
                     result = await run_in_threadpool(decode, payload, max_attributes)
             except OtlpDecodeError as exc:
-                raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
-            _offer(sink, result)
+                raise Refusal(Refused.BAD_DATA, str(exc)) from exc
+            offer(sink, result)
         except Refusal as refusal:
             return _status_response(refusal, as_json)
         return _export_response(result, as_json)
@@ -123,83 +118,33 @@ def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
     return router
 
 
-def _authorized(header: str, token: bytes) -> bool:
-    scheme, _, presented = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token)
-
-
 async def _read_body(request: Request, max_body: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body:
-        raise Refusal(413, code_pb2.RESOURCE_EXHAUSTED, f"body over {max_body} bytes")
+        raise Refusal(Refused.TOO_LARGE, f"body over {max_body} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_body:  # stop reading: a chunked upload has no Content-Length to check
-            raise Refusal(413, code_pb2.RESOURCE_EXHAUSTED, f"body over {max_body} bytes")
+            raise Refusal(Refused.TOO_LARGE, f"body over {max_body} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _offer(sink: SpanSink, result: DecodeResult) -> None:
-    if not result.spans:
-        return
-    verdict = sink.offer(result.spans)
-    if verdict.admission is Admission.OVERLOADED:
-        raise Refusal(
-            429,
-            code_pb2.RESOURCE_EXHAUSTED,
-            verdict.reason or "ingest queue full",
-            max(1, verdict.retry_after_s),
-        )
-    if verdict.admission is Admission.UNAVAILABLE:
-        raise Refusal(
-            503,
-            code_pb2.UNAVAILABLE,
-            verdict.reason or "store unavailable",
-            max(1, verdict.retry_after_s),
-        )
-
-
 def _export_response(result: DecodeResult, as_json: bool) -> Response:
     if as_json:
-        body: dict[str, Any] = {}
-        if result.rejected:
-            body["partialSuccess"] = {
-                "rejectedSpans": str(result.rejected),  # int64 is a string in OTLP/JSON
-                "errorMessage": result.error_message,
-            }
-        return Response(json.dumps(body, separators=(",", ":")), media_type=JSON)
-    pb_response = ExportTraceServiceResponse()
-    if result.rejected:
-        pb_response.partial_success.rejected_spans = result.rejected
-        pb_response.partial_success.error_message = result.error_message
-    return Response(pb_response.SerializeToString(), media_type=PROTOBUF)
+        body = json.dumps(export_response_json(result), separators=(",", ":"))
+        return Response(body, media_type=JSON)
+    return Response(export_response(result).SerializeToString(), media_type=PROTOBUF)
 
 
 def _status_response(refusal: Refusal, as_json: bool) -> Response:
-    pb_status = status_pb2.Status(code=refusal.code, message=refusal.message)
-    headers: dict[str, str] = {}
-    if refusal.http_status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    if refusal.retry_after_s:
-        headers["Retry-After"] = str(refusal.retry_after_s)
-        detail = PbAny()
-        detail.Pack(
-            error_details_pb2.RetryInfo(retry_delay=Duration(seconds=refusal.retry_after_s))
-        )
-        pb_status.details.append(detail)
+    pb_status = refusal_status(refusal)
+    status, headers = refusal.kind.http_status, refusal_headers(refusal)
     if as_json:
-        return Response(
-            json_format.MessageToJson(pb_status, indent=None),
-            status_code=refusal.http_status,
-            media_type=JSON,
-            headers=headers,
-        )
+        body = json_format.MessageToJson(pb_status, indent=None)
+        return Response(body, status_code=status, media_type=JSON, headers=headers)
     return Response(
-        pb_status.SerializeToString(),
-        status_code=refusal.http_status,
-        media_type=PROTOBUF,
-        headers=headers,
+        pb_status.SerializeToString(), status_code=status, media_type=PROTOBUF, headers=headers
     )

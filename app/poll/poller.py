@@ -17,11 +17,12 @@ from typing import Protocol
 import httpx
 
 from app.domain import L4Sample
-from app.poll.discovery import KubernetesDiscovery, in_cluster_access, kubeconfig_access
+from app.poll.discovery import KubernetesDiscovery
+from app.poll.kube_access import access_from_settings
+from app.poll.pod_directory import PodDirectory
 from app.poll.promql import PromQLSource
 from app.poll.scrape import DirectScrape, Target, static_targets
 from app.poll.target_state import TargetState
-from app.poll.workloads import PodDirectory
 from app.poll.ztunnel_labels import WaypointMatcher
 from app.self_report import MetricFamily, PartState
 from app.settings import Settings
@@ -246,11 +247,8 @@ def build_poller(
         )
     discovery = None
     if settings.ztunnel_discovery == "kubernetes":
-        access = (
-            kubeconfig_access(settings.kubeconfig) if settings.kubeconfig else in_cluster_access()
-        )
         discovery = KubernetesDiscovery(
-            access,
+            access_from_settings(settings),
             namespace=settings.ztunnel_namespace,
             port=settings.ztunnel_port,
             interval_s=interval,

@@ -23,7 +23,8 @@ import pytest
 
 from app.settings import Settings
 from app.sim import Coverage, Topology, Truth, bookinfo
-from app.sim.harness import SimulatedRun, aligned_start, free_port, serve_meshstitch
+from app.sim.harness import SimulatedRun, aligned_start, serve_meshstitch
+from tests.ports import free_port
 
 BUCKET_S = 60
 TICKS = 4

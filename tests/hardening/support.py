@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -29,18 +28,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from app.main import create_app
 from app.settings import Settings
+from tests.ports import listening_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOBUF = {"content-type": "application/x-protobuf"}
 SERVICES = ("reviews", "ratings", "details", "productpage")
 PEERS = ("10.42.0.11", "10.42.0.12", "10.42.1.13")
 STARTUP_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -59,10 +53,7 @@ def serve_app(settings: Settings, app: FastAPI | None = None) -> Iterator[Served
     """Serve `create_app(settings)` with its lifespan until the block ends (then a clean
     shutdown: the pipeline writes everything it accepted)."""
     app = app or create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
+    sock = listening_socket(512)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, lifespan="on", ws="none", log_level="warning", access_log=False, backlog=512

@@ -16,11 +16,11 @@ from app.settings import Settings
 from tests.hardening.support import (
     PROTOBUF,
     cli_env,
-    free_port,
     serve_app,
     serve_process,
     waypoint_request,
 )
+from tests.ports import free_port
 
 API_TOKEN = "api-7c1e0b6f-rest-secret"
 OTLP_TOKEN = "otlp-93d2a4e8-ingest-secret"

@@ -14,12 +14,12 @@ from app.settings import Settings
 from tests.hardening.support import (
     PROTOBUF,
     edges,
-    free_port,
     requests_in_store,
     serve_app,
     waypoint_request,
 )
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
+from tests.ports import free_port
 
 POLL_INTERVAL_S = 0.1
 WAIT_S = 30.0

@@ -15,11 +15,11 @@ import httpx
 from tests.hardening.support import (
     PROTOBUF,
     cli_env,
-    free_port,
     requests_in_store,
     serve_process,
     waypoint_request,
 )
+from tests.ports import free_port
 
 BATCH, CLIENTS, MAX_POSTS, ACKS_BEFORE_SIGTERM = 100, 4, 400, 40
 

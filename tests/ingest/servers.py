@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,15 +9,14 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from tests.ports import listening_socket
+
 
 @contextmanager
 def serve_in_thread(app: FastAPI) -> Iterator[str]:
     """Serve `app`, yield its base URL. The socket listens before uvicorn starts, so clients
     connect at once and wait in the backlog: nothing polls or sleeps for readiness."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock = listening_socket(128)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="off", ws="none", log_level="warning", access_log=False)
     server = uvicorn.Server(config)

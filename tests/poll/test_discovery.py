@@ -115,17 +115,3 @@ async def test_discovers_running_ztunnel_pods_and_scrapes_them(
         assert not detail["targets"]["kubernetes:istio-system/app=ztunnel"]["healthy"]
         assert detail["targets"][url]["healthy"]
         await poller.aclose()
-
-
-def test_in_cluster_credentials(tmp_path: Path) -> None:
-    from app.poll.discovery import KubeConfigError, in_cluster_access
-
-    (tmp_path / "token").write_text("tok\n")
-    access = in_cluster_access(
-        {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}, tmp_path
-    )
-    assert access.server == "https://10.0.0.1:443" and access.headers() == {
-        "Authorization": "Bearer tok"
-    }
-    with pytest.raises(KubeConfigError):
-        in_cluster_access({}, tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,12 +17,7 @@ from app.poll.promql import PromQLError, PromQLSource, parse_vector
 from app.poll.ztunnel_labels import WaypointMatcher
 from tests.conftest import skip_or_fail
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 @pytest.fixture

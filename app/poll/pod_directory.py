@@ -16,11 +16,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import httpx
-
 from app.domain import Endpoint
-from app.poll.discovery import KubeAccess, in_cluster_access, kubeconfig_access
-from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
+from app.poll.kube_access import KubeAccess, access_from_settings
+from app.poll.pod_list import PodListClient
+from app.poll.target_state import TargetState
 from app.settings import Settings
 
 WAYPOINT_LABEL = "gateway.istio.io/managed"
@@ -76,23 +75,15 @@ class PodDirectory:
     """
 
     def __init__(self, access: KubeAccess, *, interval_s: float, timeout_s: float) -> None:
-        self._access = access
-        self._url = f"{access.server}/api/v1/pods"
-        self._timeout_s = timeout_s
+        self._pods = PodListClient(
+            access, "/api/v1/pods", {"fieldSelector": "status.phase=Running"}, timeout_s=timeout_s
+        )
         self._by_ip: dict[str, Endpoint] = {}
         self._lock = threading.Lock()
-        self._client: httpx.AsyncClient | None = None
         self.state = TargetState("kubernetes:pods", interval_s)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:  # the API server's CA and client certificate, not the scrapes'
-            self._client = httpx.AsyncClient(verify=self._access.verify, timeout=self._timeout_s)
-        return self._client
-
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._pods.aclose()
 
     def lookup(self, ip: str) -> Endpoint | None:
         return self._by_ip.get(ip)
@@ -101,47 +92,44 @@ class PodDirectory:
         return len(self._by_ip)
 
     def replace(self, pods: list[dict[str, Any]]) -> None:
-        by_ip: dict[str, Endpoint] = {}
-        for pod in pods[:MAX_PODS]:
-            found = pod_endpoint(pod)
-            if found is not None:
-                by_ip[found[0]] = found[1]
+        self._swap(_by_ip(pods))
+
+    def _swap(self, by_ip: dict[str, Endpoint]) -> None:
         with self._lock:
             self._by_ip = by_ip
 
     async def refresh(self, now_s: float) -> None:
         if not self.state.due(now_s):
             return
-        try:
-            response = await self._http().get(
-                self._url,
-                params={"fieldSelector": "status.phase=Running"},
-                headers=self._access.headers(),
-            )
-            response.raise_for_status()
-            items = response.json().get("items")
-            if not isinstance(items, list):
-                raise ValueError("no items in the pod list")
-            self.replace(items)
-        except httpx.TimeoutException:
-            self.state.failed(now_s, TIMEOUT, f"timed out after {self._timeout_s}s")
+        by_ip = await self._pods.read(now_s, self.state, _listed_by_ip)
+        if by_ip is None:
             return
-        except httpx.HTTPError as exc:
-            self.state.failed(now_s, ERROR, f"{type(exc).__name__}: {exc}")
-            return
-        except (ValueError, AttributeError, TypeError) as exc:
-            self.state.failed(now_s, INVALID, f"unexpected pod list: {exc}")
-            return
-        self.state.succeeded(now_s)
+        self._swap(by_ip)
         # Listing every pod is heavier than a scrape, and pod IPs change slowly.
         self.state.next_attempt_s = now_s + max(self.state.interval_s, MIN_REFRESH_S)
+
+
+def _by_ip(pods: list[dict[str, Any]]) -> dict[str, Endpoint]:
+    by_ip: dict[str, Endpoint] = {}
+    for pod in pods[:MAX_PODS]:
+        found = pod_endpoint(pod)
+        if found is not None:
+            by_ip[found[0]] = found[1]
+    return by_ip
+
+
+def _listed_by_ip(items: Any) -> dict[str, Endpoint]:
+    if not isinstance(items, list):
+        raise ValueError("no items in the pod list")
+    return _by_ip(items)
 
 
 def build_pod_directory(settings: Settings) -> PodDirectory | None:
     """With Kubernetes discovery, the pod list also names callers by pod IP."""
     if settings.ztunnel_discovery != "kubernetes" or settings.prometheus_url:
         return None
-    access = kubeconfig_access(settings.kubeconfig) if settings.kubeconfig else in_cluster_access()
     return PodDirectory(
-        access, interval_s=settings.poll_interval_s, timeout_s=settings.poll_timeout_s
+        access_from_settings(settings),
+        interval_s=settings.poll_interval_s,
+        timeout_s=settings.poll_timeout_s,
     )
