@@ -92,4 +92,3 @@ EDGE_FIELDS: tuple[EdgeField, ...] = (
     *_l4(Reporter.DESTINATION),
     EdgeField("l4_principals", Merge.UNION, Stored.JSON_LIST),
 )
-

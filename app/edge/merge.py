@@ -23,7 +23,11 @@ from app.edge.stats import L4Stats, add_counts, added
 
 Pair = tuple[str, str]
 _BUCKET_FIELDS = [f for f in EDGE_FIELDS if f.reporter is None]
-_ENV: dict[str, Any] = {"EdgeBucket": EdgeBucket, "L4Stats": L4Stats, "LatencySketch": LatencySketch}
+_ENV: dict[str, Any] = {
+    "EdgeBucket": EdgeBucket,
+    "L4Stats": L4Stats,
+    "LatencySketch": LatencySketch,
+}
 _ENV |= {"add_counts": add_counts, "added": added, "Reporter": Reporter}
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.sim.topology import Coverage
+from app.domain import Coverage
 
 _FORMAT = 1
 

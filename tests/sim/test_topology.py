@@ -4,10 +4,11 @@ import dataclasses
 
 import pytest
 
+from app.domain import Coverage
 from app.sim.bookinfo import bookinfo
 from app.sim.generate import generate_mesh
 from app.sim.invariants import TopologyError, validate, violations
-from app.sim.topology import OUTSIDE, Coverage, Edge, Topology
+from app.sim.topology import OUTSIDE, Edge, Topology
 
 
 def test_bookinfo_has_a_blind_spot_a_plaintext_link_and_both_waypoint_paths() -> None:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from app.domain import Coverage
 from app.sim.bookinfo import bookinfo
 from app.sim.generate import generate_mesh
 from app.sim.runner import MeshSimulator
-from app.sim.topology import Coverage
 from app.sim.truth import Truth, lower_nearest_rank
 
 T0 = 1_748_779_200
