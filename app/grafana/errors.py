@@ -44,7 +44,6 @@ class GrafanaRoute(APIRoute):
             except GrafanaRequestError as exc:
                 return grafana_error(str(exc))
             except UnknownNode as exc:
-                hint = f"; did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
-                return grafana_error(f"no node named {exc.name!r} in this time range{hint}", 404)
+                return grafana_error(exc.describe("this time range"), 404)
 
         return answer

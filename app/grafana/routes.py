@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from app.domain import Coverage
 from app.grafana.catalog import TARGETS, TIME_SERIES_TARGETS, metric_configs
 from app.grafana.errors import ERROR_RESPONSES, GrafanaRoute
 from app.grafana.frames import node_graph_frames
@@ -151,7 +152,7 @@ def build_grafana_router(
         body = await _json_body(request)
         key = body.get("key")
         if key == "coverage":
-            return JSONResponse([{"text": c} for c in ("full", "l4_only", "l7_only")])
+            return JSONResponse([{"text": c.value} for c in Coverage])
         nodes = await run_in_threadpool(queries.node_list, Window(clock() - 86400, clock()), None)
         if key == "namespace":
             return JSONResponse([{"text": v} for v in sorted({n.namespace for n in nodes})])
@@ -232,7 +233,7 @@ def _answer(
 
 
 def _l4_volume(edge: GraphEdge) -> int:
-    return (edge.l4.bytes_sent + edge.l4.bytes_received) if edge.l4 is not None else 0
+    return edge.l4.bytes_total if edge.l4 is not None else 0
 
 
 def _graph(queries: GraphQueries, sel: Selection, window: Window) -> Any:
