@@ -160,8 +160,9 @@ class SpanNormalizer:
     ) -> None:
         self._names = waypoint_names
         self._directory = directory
-        # id(resource) → (resource, service.name, endpoint): the decoder shares one resource dict
-        # among a batch's spans; holding the dict keeps its id from being reused while cached.
+        # resource (by identity) → (service.name, endpoint): the decoder shares one resource dict
+        # among a batch's spans, and one endpoint object lets the aggregator's per-object caches
+        # hit (bench/correlate, mix at 50k spans: aggregate 1.3x slower without this memo).
         self._app_cache: IdentityMemo[dict[str, AttrValue], tuple[str, Endpoint]] = IdentityMemo(
             _CACHE_MAX
         )
