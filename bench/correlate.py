@@ -11,7 +11,9 @@ in 10 namespaces, one waypoint per namespace, each service calling 3-5 others.
 Mixes:
 - `root`: 100% root waypoint spans (uninstrumented apps: the common ambient case);
 - `mix`: 70% root waypoint spans, 30% instrumented requests as client + waypoint + server triples
-  (arrival order shuffled locally, as batches from several senders interleave).
+  (arrival order shuffled locally, as batches from several senders interleave);
+- `tags`: `root` with the `istio.source_*` tags Istio >= 1.29 waypoints write (the caller is
+  named by the tags, not left unknown).
 
 Phases (medians of `--repeat` runs, fresh correlator/aggregator each run):
 - `correlate`: `SpanCorrelator.add` per 512-span batch, then `drain()`;
@@ -104,6 +106,7 @@ class Generator:
         parent: bytes,
         end_ns: int,
         ms: float,
+        peer_tags: bool = False,
     ) -> tuple[Span, str]:
         rng, ns = self.rng, callee.namespace
         code, flags, error = self._status()
@@ -129,6 +132,10 @@ class Generator:
             "istio.namespace": ns,
             "istio.mesh_id": "cluster.local",
         }
+        if peer_tags:
+            attrs["istio.source_namespace"] = caller.namespace
+            attrs["istio.source_workload"] = f"{caller.name}-v1"
+            attrs["istio.source_canonical_service"] = caller.name
         span = Span(
             trace_id=trace,
             span_id=span_id,
@@ -180,7 +187,7 @@ class Generator:
         )
         return span, f"app/{svc.name}/{svc.pods[0][0]}"
 
-    def stream(self, n: int, instrumented: float) -> list[tuple[Span, str]]:
+    def stream(self, n: int, instrumented: float, peer_tags: bool) -> list[tuple[Span, str]]:
         rng = self.rng
         out: list[tuple[Span, str]] = []
         step_ns = 300 * 10**9 // n  # n spans over 5 minutes of end times
@@ -190,7 +197,9 @@ class Generator:
             ms = rng.lognormvariate(1.5, 0.8)
             trace, sid = self._ids()
             if rng.random() >= instrumented:
-                out.append(self.waypoint_span(caller, callee, trace, sid, b"", self.t_ns, ms))
+                out.append(
+                    self.waypoint_span(caller, callee, trace, sid, b"", self.t_ns, ms, peer_tags)
+                )
                 continue
             client_id, server_id = rng.randbytes(8), rng.randbytes(8)
             triple = [
@@ -255,9 +264,11 @@ def batches(stream: list[tuple[Span, str]]) -> list[list[Span]]:
     return out
 
 
-def build(n: int, instrumented: float, services: int, seed: int) -> list[list[Span]]:
+def build(
+    n: int, instrumented: float, services: int, seed: int, peer_tags: bool = False
+) -> list[list[Span]]:
     rng = random.Random(seed)
-    return batches(Generator(Mesh(services, rng), rng).stream(n, instrumented))
+    return batches(Generator(Mesh(services, rng), rng).stream(n, instrumented, peer_tags))
 
 
 # ---- timing -------------------------------------------------------------------------------------
@@ -339,16 +350,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--mix", choices=("root", "mix", "all"), default="all")
+    parser.add_argument("--mix", choices=("root", "mix", "tags", "all"), default="all")
     parser.add_argument("--profile", action="store_true", help="cProfile one `both` run per mix")
     args = parser.parse_args()
 
-    mixes = {"root": 0.0, "mix": 0.3}
+    # name → (share of instrumented requests, waypoint spans carry istio.source_* tags)
+    mixes = {"root": (0.0, False), "mix": (0.3, False), "tags": (0.0, True)}
     chosen = mixes if args.mix == "all" else {args.mix: mixes[args.mix]}
     print(f"{args.spans} spans per mix, {args.services} services, median of {args.repeat} runs")
     print(f"{'mix':<6}{'phase':<11}{'items':>9}{'ms':>10}{'items/s':>12}")
-    for name, instrumented in chosen.items():
-        data = build(args.spans, instrumented, args.services, args.seed)
+    for name, (instrumented, peer_tags) in chosen.items():
+        data = build(args.spans, instrumented, args.services, args.seed, peer_tags)
         gc.freeze()  # the input spans are a bench artifact: keep them out of the GC's scans
         if args.profile:
             profiler = cProfile.Profile()

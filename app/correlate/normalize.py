@@ -39,6 +39,7 @@ from app.correlate.upstream_cluster import (
     parse_upstream_cluster,
 )
 from app.domain import AttrValue, Endpoint, NodeKind, Provenance, Span, SpanKind
+from app.hot_path import BoundedMemo, IdentityMemo
 
 DEFAULT_NAMESPACE = "default"
 _CACHE_MAX = 4096
@@ -123,19 +124,18 @@ def host_endpoint(host: str, namespace: str, directory: WorkloadDirectory | None
     return fqdn_endpoint(host)
 
 
-_unknown_callers: dict[tuple[str, str, str], Endpoint] = {}
+_unknown_callers: BoundedMemo[tuple[str, str, str], Endpoint] = BoundedMemo(_CACHE_MAX)
 
 
 def unknown_caller(address: str, target: Endpoint) -> Endpoint:
-    # Cached (bounded) so repeated callers reuse one Endpoint: the aggregator caches ids per object.
+    # Memoised so repeated callers reuse one Endpoint: the aggregator caches ids per object.
     key = (address, target.service, target.namespace)
     endpoint = _unknown_callers.get(key)
     if endpoint is None:
         name = address or f"caller-of-{target.service}.{target.namespace}"
-        endpoint = Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
-        if len(_unknown_callers) >= _CACHE_MAX:
-            _unknown_callers.clear()
-        _unknown_callers[key] = endpoint
+        endpoint = _unknown_callers.set(
+            key, Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
+        )
     return endpoint
 
 
@@ -160,13 +160,18 @@ class SpanNormalizer:
     ) -> None:
         self._names = waypoint_names
         self._directory = directory
-        # id(resource) → (resource, service.name, endpoint): the decoder shares one resource dict
-        # among a batch's spans; holding the dict keeps its id from being reused while cached.
-        self._app_cache: dict[int, tuple[object, str, Endpoint]] = {}
-        self._peer_tag_cache: dict[tuple[str, str, str], Endpoint] = {}
-        self._waypoint_cache: dict[
+        # resource (by identity) → (service.name, endpoint): the decoder shares one resource dict
+        # among a batch's spans, and one endpoint object lets the aggregator's per-object caches
+        # hit (bench/correlate, mix at 50k spans: aggregate 1.3x slower without this memo).
+        self._app_cache: IdentityMemo[dict[str, AttrValue], tuple[str, Endpoint]] = IdentityMemo(
+            _CACHE_MAX
+        )
+        self._peer_tag_cache: BoundedMemo[tuple[str, str, str], Endpoint] = BoundedMemo(
+            _PEER_TAG_CACHE_MAX
+        )
+        self._waypoint_cache: BoundedMemo[
             tuple[str, str, str, str, str, str, str], tuple[Endpoint, str]
-        ] = {}
+        ] = BoundedMemo(_CACHE_MAX)
 
     # ---- roles ------------------------------------------------------------------------------
     def role(self, span: Span) -> SpanRole:
@@ -203,9 +208,9 @@ class SpanNormalizer:
     # ---- application spans ------------------------------------------------------------------
     def app_endpoint(self, span: Span) -> Endpoint:
         resource = span.resource
-        cached = self._app_cache.get(id(resource))
-        if cached is not None and cached[0] is resource and cached[1] == span.service:
-            return cached[2]
+        cached = self._app_cache.get(resource)
+        if cached is not None and cached[0] == span.service:
+            return cached[1]
         namespace = (
             _str(resource.get("k8s.namespace.name"))
             or _str(resource.get("istio.namespace"))
@@ -223,9 +228,7 @@ class SpanNormalizer:
             _str(resource.get("k8s.pod.name"))
         )
         endpoint = Endpoint(namespace=namespace, service=service, workload=workload)
-        if len(self._app_cache) >= _CACHE_MAX:
-            self._app_cache.clear()
-        self._app_cache[id(resource)] = (resource, span.service, endpoint)
+        self._app_cache.set(resource, (span.service, endpoint))
         return endpoint
 
     def client_peer(self, span: Span, source: Endpoint) -> Endpoint:
@@ -297,9 +300,7 @@ class SpanNormalizer:
         key = (namespace, service, workload if isinstance(workload, str) else "")
         found = self._peer_tag_cache.get(key)
         if found is None:
-            if len(self._peer_tag_cache) >= _PEER_TAG_CACHE_MAX:
-                self._peer_tag_cache.clear()
-            found = self._peer_tag_cache[key] = Endpoint(key[0], key[1], workload=key[2])
+            found = self._peer_tag_cache.set(key, Endpoint(key[0], key[1], workload=key[2]))
         return found
 
     def caller_by_address(self, address: str) -> Endpoint | None:
@@ -432,7 +433,4 @@ class SpanNormalizer:
             workload=workload or name or "waypoint",
             kind=NodeKind.WAYPOINT,
         )
-        if len(self._waypoint_cache) >= _CACHE_MAX:
-            self._waypoint_cache.clear()
-        entry = self._waypoint_cache[key] = (endpoint, endpoint.node_id())
-        return entry
+        return self._waypoint_cache.set(key, (endpoint, endpoint.node_id()))

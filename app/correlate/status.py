@@ -16,13 +16,16 @@ A request is an error when any of these holds; `ErrorCause` is the FIRST that ap
 from __future__ import annotations
 
 from app.domain import AttrValue, ErrorCause
+from app.hot_path import BoundedMemo
 
 _HARMLESS_FLAGS = frozenset({"", "-", "DI"})
 _CACHE_MAX = 4096
 # (http status attribute, response_flags, status_error) → result, for spans without a gRPC status
 # whose values are str/int/None (Envoy writes strings): a handful of distinct keys per mesh.
 # Exact types only, so True/1/1.0 (equal as dict keys) never share an entry.
-_cache: dict[tuple[AttrValue | None, AttrValue | None, bool], tuple[str, ErrorCause | None]] = {}
+_cache: BoundedMemo[
+    tuple[AttrValue | None, AttrValue | None, bool], tuple[str, ErrorCause | None]
+] = BoundedMemo(_CACHE_MAX)
 _CACHEABLE = (str, int, type(None))
 
 
@@ -49,10 +52,7 @@ def span_status(
             key = (http_raw, flags_raw, status_error)
             cached = _cache.get(key)
             if cached is None:
-                cached = _span_status(attributes, status_error)
-                if len(_cache) >= _CACHE_MAX:
-                    _cache.clear()
-                _cache[key] = cached
+                cached = _cache.set(key, _span_status(attributes, status_error))
             return cached
     return _span_status(attributes, status_error)
 

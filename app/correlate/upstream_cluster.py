@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from app.domain import Endpoint, NodeKind
+from app.hot_path import BoundedMemo
 
 EXTERNAL_NAMESPACE = "external"
 UNKNOWN_NAMESPACE = "unknown"
@@ -60,7 +61,8 @@ _PASSTHROUGH = frozenset(
         "InboundPassthroughClusterIpv6",
     }
 )
-_cache: dict[str, UpstreamCluster] = {}
+# Distinct values are few; bounded so that a flood of junk costs misses, not memory.
+_cache: BoundedMemo[str, UpstreamCluster] = BoundedMemo(_CACHE_MAX)
 
 
 def fqdn_endpoint(host: str) -> Endpoint:
@@ -76,11 +78,7 @@ def parse_upstream_cluster(raw: str) -> UpstreamCluster:
     cached = _cache.get(raw)
     if cached is not None:
         return cached
-    parsed = _parse(raw)
-    if len(_cache) >= _CACHE_MAX:
-        _cache.clear()  # distinct values are few; a flood of junk must not grow memory
-    _cache[raw] = parsed
-    return parsed
+    return _cache.set(raw, _parse(raw))
 
 
 def _parse(raw: str) -> UpstreamCluster:

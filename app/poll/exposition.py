@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
+from app.hot_path import BoundedMemo
+
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _ESCAPES = {"\\": "\\", "n": "\n", '"': '"'}
 
@@ -140,8 +142,7 @@ class ExpositionParser:
         self, keep: Callable[[str], bool] | None = None, max_series: int = 200_000
     ) -> None:
         self._keep = keep
-        self._cache: dict[str, _Series] = {}
-        self._max = max_series
+        self._cache: BoundedMemo[str, _Series] = BoundedMemo(max_series)
         self._template: list[_Entry] = []
 
     def __len__(self) -> int:
@@ -227,13 +228,13 @@ class ExpositionParser:
                 series = _parse_series(series_text)
             except ValueError as exc:
                 raise ExpositionError(line_no, str(exc)) from None
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-            self._cache[series_text] = series
+            self._cache.set(series_text, series)
         kept = self._keep is None or self._keep(series.name)
         return key, series.name, series.labels, kept, key[-1] == "}"
 
 
+# `Sample(...)` without the generated `__new__`'s Python frame: `_new_sample(Sample, values)`
+# (steady parse 20% faster, bench/poll.py).
 _new_sample = tuple.__new__
 
 

@@ -16,7 +16,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
 from app.domain import KEPT_SPAN_ATTRIBUTES, Span, SpanKind
-from app.ingest import otlp_decode
 from app.ingest.otlp_decode import (
     SPAN_ATTRIBUTE_CACHE,
     SPAN_KEY_PREFIXES,
@@ -96,7 +95,7 @@ def test_memoised_attributes_equal_the_plain_reader_cold_and_warm(
 
 
 def test_attribute_cache_stays_bounded(monkeypatch: Any) -> None:
-    monkeypatch.setattr(otlp_decode, "ATTRIBUTE_CACHE_ENTRIES", 8)
+    monkeypatch.setattr(SPAN_ATTRIBUTE_CACHE, "max_entries", 8)
     SPAN_ATTRIBUTE_CACHE.clear()
     for i in range(100):
         raws = [encode("http.method", f"M{i}"), encode("custom", str(i))]
