@@ -21,6 +21,8 @@ from collections.abc import Callable
 from types import MemberDescriptorType
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from app.codegen import compile_function
+
 K = TypeVar("K")
 V = TypeVar("V")
 O = TypeVar("O")  # noqa: E741
@@ -125,10 +127,9 @@ def fast_constructor(cls: Callable[P, T]) -> Callable[P, T]:
         (keyword if f.kw_only else positional).append(param)
         body.append(f"_fc_set{i}(_fc_obj, {f.name})")
     params = ", ".join([*positional, *(["*", *keyword] if keyword else [])])
-    name = f"new_{cls.__name__}"
-    namespace: dict[str, Any] = {}
-    exec("\n    ".join([f"def {name}({params}):", *body, "return _fc_obj"]), env, namespace)
-    made: Callable[P, T] = namespace[name]
+    made: Callable[P, T] = compile_function(
+        f"new_{cls.__name__}", params, [*body, "return _fc_obj"], env
+    )
     made.__doc__ = f"`{cls.__name__}(...)` without `__init__` (app.hot_path.fast_constructor)."
     return made
 

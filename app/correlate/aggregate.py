@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import fields
 
 from app.domain import Endpoint, L4Sample, L7Observation, Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
@@ -34,6 +33,7 @@ from app.edge.bucket import EdgeBucket, EdgeKey
 from app.edge.exemplars import FAILED, SLOWEST, TopExemplars
 from app.edge.sketch import MIN_VALUE_MS, LatencySketch
 from app.edge.stats import L4Stats
+from app.hot_path import IdentityMemo, fast_constructor
 
 _NS = 1_000_000_000
 _CACHE_MAX = 8192
@@ -106,71 +106,26 @@ class _Route:
                 seen.last_seen_s = last
 
 
-_HOP_FIELDS = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "source",
-    "target",
-    "via",
-    "start_ns",
-    "end_ns",
-    "duration_ms",
-    "status_code",
-    "error_cause",
-    "provenance",
-)
+_new_hop = fast_constructor(TraceHop)
 
 
-def _hop_factory() -> Callable[[L7Observation, str, str], TraceHop]:
-    """The `TraceHop` of an observation; sets the frozen slots through their descriptors (the
-    dataclass `__init__` goes through `object.__setattr__` per field, ~3x slower)."""
-
-    def slow(obs: L7Observation, source: str, target: str) -> TraceHop:
-        cause = obs.error_cause
-        return TraceHop(
-            trace_id=obs.trace_id.hex(),
-            span_id=obs.span_id.hex(),
-            parent_span_id=obs.parent_span_id.hex(),
-            source=source,
-            target=target,
-            via=obs.via,
-            start_ns=obs.end_ns - int(obs.duration_ms * 1e6),
-            end_ns=obs.end_ns,
-            duration_ms=obs.duration_ms,
-            status_code=obs.status_code,
-            error_cause=cause.value if cause is not None else "",
-            provenance=obs.provenance.value,
-        )
-
-    if tuple(f.name for f in fields(TraceHop)) != _HOP_FIELDS:  # pragma: no cover
-        return slow
-    slot = TraceHop.__dict__
-    (s_trace, s_span, s_parent, s_source, s_target, s_via, s_start, s_end, s_duration, s_code,
-     s_cause, s_provenance) = (slot[name].__set__ for name in _HOP_FIELDS)  # fmt: skip
-    new = object.__new__
-
-    def fast(obs: L7Observation, source: str, target: str) -> TraceHop:
-        hop = new(TraceHop)
-        end_ns, duration_ms, cause = obs.end_ns, obs.duration_ms, obs.error_cause
-        s_trace(hop, obs.trace_id.hex())
-        s_span(hop, obs.span_id.hex())
-        s_parent(hop, obs.parent_span_id.hex())
-        s_source(hop, source)
-        s_target(hop, target)
-        s_via(hop, obs.via)
-        s_start(hop, end_ns - int(duration_ms * 1e6))
-        s_end(hop, end_ns)
-        s_duration(hop, duration_ms)
-        s_code(hop, obs.status_code)
-        s_cause(hop, cause._value_ if cause is not None else "")
-        s_provenance(hop, obs.provenance._value_)
-        return hop
-
-    return fast
-
-
-_trace_hop = _hop_factory()
+def _trace_hop(obs: L7Observation, source: str, target: str) -> TraceHop:
+    """The `TraceHop` of an observation (built without the frozen dataclass's `__init__`)."""
+    end_ns, duration_ms, cause = obs.end_ns, obs.duration_ms, obs.error_cause
+    return _new_hop(
+        obs.trace_id.hex(),
+        obs.span_id.hex(),
+        obs.parent_span_id.hex(),
+        source,
+        target,
+        obs.via,
+        end_ns - int(duration_ms * 1e6),
+        end_ns,
+        duration_ms,
+        obs.status_code,
+        cause._value_ if cause is not None else "",
+        obs.provenance._value_,
+    )
 
 
 class EdgeAggregator:
@@ -182,9 +137,9 @@ class EdgeAggregator:
         self._nodes: dict[tuple[str, Level], NodeSeen] = {}
         # (observation, source service id, target service id): TraceHop rows are built at drain.
         self._hops: list[tuple[L7Observation, str, str]] = []
-        # id(endpoint) → (endpoint, service node id, workload node id); holding the endpoint keeps
-        # its id from being reused while cached. The correlator reuses cached endpoints.
-        self._ids: dict[int, tuple[Endpoint, str, str]] = {}
+        # endpoint → (service node id, workload node id), by identity: the correlator reuses
+        # cached endpoints.
+        self._ids: IdentityMemo[Endpoint, tuple[str, str]] = IdentityMemo(_CACHE_MAX)
         # (bucket_start_s, id(source), id(target), via) → _Route; flushed and cleared at drain.
         self._routes: dict[tuple[int, int, int, str], _Route] = {}
 
@@ -218,8 +173,8 @@ class EdgeAggregator:
     def _route(
         self, bucket: int, source: Endpoint, target: Endpoint, via: str, end_s: int
     ) -> _Route:
-        _, src_svc, src_wl = self._node_ids(source)
-        _, tgt_svc, tgt_wl = self._node_ids(target)
+        src_svc, src_wl = self._node_ids(source)
+        tgt_svc, tgt_wl = self._node_ids(target)
         states = [self._state(EdgeKey(bucket, _SERVICE, src_svc, tgt_svc))]
         nodes = [
             self._see(source, _SERVICE, src_svc, end_s),
@@ -306,8 +261,8 @@ class EdgeAggregator:
         end_s = int(sample.end_s)
         bucket = self.bucket_start(end_s)
         source, target = sample.source, sample.target
-        _, src_svc, src_wl = self._node_ids(source)
-        _, tgt_svc, tgt_wl = self._node_ids(target)
+        src_svc, src_wl = self._node_ids(source)
+        tgt_svc, tgt_wl = self._node_ids(target)
         keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
         if source.workload or target.workload:
             keys.append(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl))
@@ -356,15 +311,12 @@ class EdgeAggregator:
         return batch
 
     # ---- nodes ----------------------------------------------------------------------------------
-    def _node_ids(self, endpoint: Endpoint) -> tuple[Endpoint, str, str]:
-        cached = self._ids.get(id(endpoint))
-        if cached is not None and cached[0] is endpoint:
+    def _node_ids(self, endpoint: Endpoint) -> tuple[str, str]:
+        cached = self._ids.get(endpoint)
+        if cached is not None:
             return cached
-        entry = (endpoint, endpoint.node_id(Level.SERVICE), endpoint.node_id(Level.WORKLOAD))
-        if len(self._ids) >= _CACHE_MAX:
-            self._ids.clear()
-        self._ids[id(endpoint)] = entry
-        return entry
+        ids = (endpoint.node_id(Level.SERVICE), endpoint.node_id(Level.WORKLOAD))
+        return self._ids.set(endpoint, ids)
 
     def _see(self, endpoint: Endpoint, level: Level, node_id: str, t: int) -> NodeSeen:
         seen = self._nodes.get((node_id, level))

@@ -32,6 +32,7 @@ from app.edge.merge import merged
 from app.edge.sketch import LatencySketch
 from app.edge.sketch_codec import encode_sketch, merge_encoded
 from app.edge.stats import L4Stats, add_counts
+from app.hot_path import BoundedMemo, IdentityMemo
 from app.store.bulk import Bulk, chunks
 from app.store.tables import edge_buckets as t
 from app.store.tables import edge_rollups as r
@@ -47,10 +48,10 @@ RollupKey = tuple[int, int, str, str, str]
 
 _dumps, _loads = json.dumps, json.loads  # what SQLAlchemy's JSON type used: same stored text
 _MEMO_MAX = 65536
-_map_texts: dict[tuple[Any, ...], str] = {}
-_small_sketches: dict[tuple[Any, ...], bytes] = {}
-_merged_texts: dict[tuple[str, str], str] = {}
-_merged_sketches: dict[tuple[bytes, bytes], bytes] = {}
+_map_texts: BoundedMemo[tuple[Any, ...], str] = BoundedMemo(_MEMO_MAX)
+_small_sketches: BoundedMemo[tuple[Any, ...], bytes] = BoundedMemo(_MEMO_MAX)
+_merged_texts: BoundedMemo[tuple[str, str], str] = BoundedMemo(_MEMO_MAX)
+_merged_sketches: BoundedMemo[tuple[bytes, bytes], bytes] = BoundedMemo(_MEMO_MAX)
 
 
 def _map_text(m: Mapping[str, Any]) -> str:
@@ -60,11 +61,7 @@ def _map_text(m: Mapping[str, Any]) -> str:
         return "{}"
     items = (*m.items(), *map(type, m.values()))
     text = _map_texts.get(items)
-    if text is None:
-        if len(_map_texts) >= _MEMO_MAX:
-            _map_texts.clear()
-        text = _map_texts[items] = _dumps(m)
-    return text
+    return text if text is not None else _map_texts.set(items, _dumps(m))
 
 
 def _sketch_blob(sketch: LatencySketch) -> bytes | None:
@@ -77,11 +74,11 @@ def _sketch_blob(sketch: LatencySketch) -> bytes | None:
         return encode_sketch(sketch.zero_count, bins)
     key = (sketch.zero_count, *bins.items())
     blob = _small_sketches.get(key)
-    if blob is None:
-        if len(_small_sketches) >= _MEMO_MAX:
-            _small_sketches.clear()
-        blob = _small_sketches[key] = encode_sketch(sketch.zero_count, bins)
-    return blob
+    return (
+        blob
+        if blob is not None
+        else _small_sketches.set(key, encode_sketch(sketch.zero_count, bins))
+    )
 
 
 def _principals_text(principals: set[str]) -> str:
@@ -102,9 +99,7 @@ def merge_map_text(old: str | None, new: str) -> str | None:
     add_counts(into, _loads(new))
     text = _dumps(into)
     if small:
-        if len(_merged_texts) >= _MEMO_MAX:
-            _merged_texts.clear()
-        _merged_texts[(old or "", new)] = text
+        _merged_texts.set((old or "", new), text)
     return text
 
 
@@ -118,11 +113,7 @@ def merge_sketch_blob(old: bytes | None, new: bytes | None) -> bytes | None:
     if len(old) + len(new) > 24:
         return merge_encoded(old, new)
     found = _merged_sketches.get((old, new))
-    if found is None:
-        if len(_merged_sketches) >= _MEMO_MAX:
-            _merged_sketches.clear()
-        found = _merged_sketches[(old, new)] = merge_encoded(old, new)
-    return found
+    return found if found is not None else _merged_sketches.set((old, new), merge_encoded(old, new))
 
 
 def merge_principals_text(old: str | None, new: str) -> str | None:
@@ -204,15 +195,11 @@ class RowValues:
     batch within one coarse bucket) reuses the fine row's values."""
 
     def __init__(self) -> None:
-        self._by_id: dict[int, tuple[EdgeBucket, tuple[Any, ...]]] = {}
+        self._by_bucket: IdentityMemo[EdgeBucket, tuple[Any, ...]] = IdentityMemo(1 << 20)
 
     def of(self, bucket: EdgeBucket) -> tuple[Any, ...]:
-        found = self._by_id.get(id(bucket))
-        if found is not None and found[0] is bucket:
-            return found[1]
-        values = row_values(bucket)
-        self._by_id[id(bucket)] = (bucket, values)  # holding the bucket keeps its id unique
-        return values
+        found = self._by_bucket.get(bucket)
+        return found if found is not None else self._by_bucket.set(bucket, row_values(bucket))
 
 
 def rollup_keys(by_key: Mapping[EdgeKey, EdgeBucket]) -> dict[RollupKey, EdgeBucket]:
