@@ -44,7 +44,7 @@ from sqlalchemy import Engine, text  # noqa: E402
 from app.correlate.aggregate import EdgeAggregator  # noqa: E402
 from app.domain import Endpoint, L7Observation, Provenance  # noqa: E402
 from app.edge.batch import AggregateBatch  # noqa: E402
-from app.store.edges import EdgeRepository, RowValues  # noqa: E402
+from app.store.edges import EdgeRepository, RowValues, bound_key  # noqa: E402
 from app.store.engine import create_store_engine  # noqa: E402
 from app.store.exemplars import ExemplarRepository  # noqa: E402
 from app.store.nodes import NodeRepository  # noqa: E402
@@ -128,7 +128,7 @@ def timed_write(engine: Engine, batch: AggregateBatch) -> dict[str, float]:
     conn = conn_cm.__enter__()
     try:
         t0 = time.perf_counter()
-        by_key = batch.edges
+        by_key = {bound_key(k): b for k, b in batch.edges.items()}
         values = RowValues()
         edges.add_fine(conn, by_key, values)
         t1 = time.perf_counter()

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from app.domain import Endpoint, L4Sample, L7Observation, Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
 from app.edge.bucket import EdgeBucket, EdgeKey
-from app.edge.exemplars import FAILED, SLOWEST, TopExemplars
+from app.edge.exemplars import FAILED, SLOWEST, Offer, keep_best, kept_exemplars
 from app.edge.sketch import MIN_VALUE_MS, LatencySketch
 from app.edge.stats import L4Stats
 from app.hot_path import IdentityMemo, fast_constructor
@@ -42,17 +42,18 @@ _SERVICE, _WORKLOAD = Level.SERVICE, Level.WORKLOAD
 
 
 class _EdgeState:
-    __slots__ = ("bucket", "failed", "slowest")
+    __slots__ = ("bucket", "failed", "slow_floor_ms", "slowest")
 
     def __init__(self) -> None:
         self.bucket = EdgeBucket()
-        self.slowest = TopExemplars()
-        self.failed = TopExemplars()
+        self.slowest: list[Offer] = []  # app/edge/exemplars.py keep_best
+        self.slow_floor_ms = -1.0  # shorter than this cannot become a slowest exemplar
+        self.failed: list[Offer] = []
 
     def finish(self) -> EdgeBucket:
         self.bucket.exemplars = [
-            *self.slowest.exemplars(SLOWEST),
-            *self.failed.exemplars(FAILED),
+            *kept_exemplars(SLOWEST, self.slowest),
+            *kept_exemplars(FAILED, self.failed),
         ]
         return self.bucket
 
@@ -246,15 +247,17 @@ class EdgeAggregator:
             b.l7_evicted += 1
         if late:
             b.l7_late += 1
-        if obs.trace_id and duration > state.slowest.floor_ms:
-            state.slowest.offer((duration, obs.end_ns, obs.trace_id, code))
+        if obs.trace_id and duration > state.slow_floor_ms:
+            state.slow_floor_ms = keep_best(
+                state.slowest, (-duration, obs.trace_id, obs.end_ns, code)
+            )
         cause = obs.error_cause
         if cause is not None:
             b.l7_errors += 1
             value = cause._value_
             b.l7_errors_by_cause[value] = b.l7_errors_by_cause.get(value, 0) + 1
             if obs.trace_id:
-                state.failed.offer((duration, obs.end_ns, obs.trace_id, code))
+                keep_best(state.failed, (-duration, obs.trace_id, obs.end_ns, code))
 
     # ---- L4 -------------------------------------------------------------------------------------
     def add_l4(self, sample: L4Sample) -> None:

@@ -2,7 +2,7 @@
 failed ones, one per trace.
 
 One total order ranks them everywhere (`rank`: longer first, then the smaller trace id), in the
-aggregator as requests stream in (`TopExemplars`) and wherever stored exemplars are merged
+aggregator as requests stream in (`keep_best`) and wherever stored exemplars are merged
 (`top_exemplars`: the store, roll-up reads, attribution). Top-N by a total order is commutative
 and associative, so the exemplars kept do not depend on how requests were split into flushes or
 across replicas.
@@ -49,41 +49,38 @@ def top_exemplars(items: Iterable[Exemplar], per_kind: int = EXEMPLARS_PER_KIND)
     return out
 
 
-# (duration_ms, end_ns, trace_id, status_code): the aggregator's streaming form
-Offer = tuple[float, int, bytes, str]
+# The aggregator's streaming form of one request: (-duration_ms, trace_id, end_ns, status_code).
+# Ascending tuple order is `rank` order (trace ids kept are distinct, so the first two decide).
+Offer = tuple[float, bytes, int, str]
 
 
-class TopExemplars:
-    """`top_exemplars` of one kind as requests stream in, without keeping them all."""
+def keep_best(kept: list[Offer], offer: Offer) -> float:
+    """Keep in `kept` the `EXEMPLARS_PER_KIND` best offers by `rank`, one per trace (a trace's
+    longest, then latest, request): `top_exemplars` as requests stream in, without keeping them
+    all. Lists, not objects: the aggregator keeps two per edge bucket on its hot path.
 
-    __slots__ = ("floor_ms", "kept")
+    Returns `floor_ms(kept)`: once full, a request shorter than that cannot enter."""
+    trace_id = offer[1]
+    for i, other in enumerate(kept):
+        if other[1] == trace_id:
+            if offer[0] < other[0] or (offer[0] == other[0] and offer[2] > other[2]):
+                kept[i] = offer
+            return floor_ms(kept)
+    if len(kept) < EXEMPLARS_PER_KIND:
+        kept.append(offer)
+        return floor_ms(kept)
+    worst = max(kept)
+    if offer < worst:
+        kept[kept.index(worst)] = offer
+        worst = max(kept)
+    return -worst[0]
 
-    def __init__(self) -> None:
-        self.kept: list[Offer] = []
-        self.floor_ms = -1.0  # shorter than this cannot be kept (set once full)
 
-    def offer(self, ex: Offer) -> None:
-        if ex[0] < self.floor_ms:
-            return
-        kept = self.kept
-        self._place(kept, ex)
-        if len(kept) >= EXEMPLARS_PER_KIND:
-            self.floor_ms = min([e[0] for e in kept])
+def floor_ms(kept: list[Offer]) -> float:
+    """Once `kept` is full, a request shorter than this cannot enter it (-1 before)."""
+    return -max(kept)[0] if len(kept) >= EXEMPLARS_PER_KIND else -1.0
 
-    @staticmethod
-    def _place(kept: list[Offer], ex: Offer) -> None:
-        for i, other in enumerate(kept):
-            if other[2] == ex[2]:
-                if (ex[0], ex[1]) > (other[0], other[1]):  # a trace's longest (then latest)
-                    kept[i] = ex
-                return
-        if len(kept) < EXEMPLARS_PER_KIND:
-            kept.append(ex)
-            return
-        worst = max(range(len(kept)), key=lambda j: rank(kept[j][0], kept[j][2]))
-        if rank(ex[0], ex[2]) < rank(kept[worst][0], kept[worst][2]):
-            kept[worst] = ex
 
-    def exemplars(self, kind: str) -> list[Exemplar]:
-        ordered = sorted(self.kept, key=lambda e: rank(e[0], e[2]))
-        return [Exemplar(kind, e[2].hex(), e[0], e[1], e[3]) for e in ordered]
+def kept_exemplars(kind: str, kept: list[Offer]) -> list[Exemplar]:
+    """The kept offers as exemplars of `kind`, best first."""
+    return [Exemplar(kind, o[1].hex(), -o[0], o[2], o[3]) for o in sorted(kept)]

@@ -32,30 +32,33 @@ _ENV |= {"add_counts": add_counts, "added": added, "Reporter": Reporter}
 
 
 def _merged_lines() -> list[str]:
-    lines = ["out = EdgeBucket()"]
-    for f in _BUCKET_FIELDS:
-        a, b, out = f"a.{f.attr}", f"b.{f.attr}", f"out.{f.attr}"
-        match f.merge:
-            case Merge.ADD:
-                lines.append(f"{out} = {a} + {b}")
-            case Merge.MAX:
-                lines.append(f"{out} = max({a}, {b})")
-            case Merge.ADD_MAP:
-                lines.append(f"{out} = added({a}, {b})")
-            case Merge.SKETCH:
-                lines += [f"{out}.merge({a})", f"{out}.merge({b})"]
-            case Merge.UNION:
-                lines.append(f"{out} = {a} | {b}")
-    lines += [
-        "l4 = out.l4",
+    lines = [
+        "l4 = {}",
         "for part in (a.l4, b.l4):",
         "    for reporter, counters in part.items():",
         "        mine = l4.get(reporter)",
         "        if mine is None:",
         "            mine = l4[reporter] = L4Stats()",
         "        mine.merge(counters)",
-        "return out",
     ]
+    values = []
+    for f in _BUCKET_FIELDS:
+        a, b = f"a.{f.attr}", f"b.{f.attr}"
+        match f.merge:
+            case Merge.ADD:
+                values.append(f"{a} + {b}")
+            case Merge.MAX:
+                values.append(f"max({a}, {b})")
+            case Merge.ADD_MAP:
+                values.append(f"added({a}, {b})")
+            case Merge.SKETCH:
+                lines += [f"s_{f.attr} = LatencySketch()", f"s_{f.attr}.merge({a})"]
+                lines.append(f"s_{f.attr}.merge({b})")
+                values.append(f"s_{f.attr}")
+            case Merge.UNION:
+                values.append(f"{a} | {b}")
+    named = [f"{f.attr}={v}" for f, v in zip(_BUCKET_FIELDS, values, strict=True)]
+    lines.append(f"return EdgeBucket({', '.join(named)}, l4=l4)")
     return lines
 
 

@@ -44,7 +44,18 @@ _MAX_ROUNDS = 5  # rounds of "insert new keys, lock and merge the ones that race
 # readers skip one that is not). Changing them needs a migration that rebuilds edge_rollups.
 ROLLUP_SPANS_S = (600, 3600)
 
+BoundKey = tuple[int, str, str, str]
 RollupKey = tuple[int, int, str, str, str]
+
+
+def bound_key(key: EdgeKey) -> BoundKey:
+    """`key` as rows hold it: the level as its plain string (`str` of the `Level` member). A row
+    tuple of atoms only is dropped from the cycle collector's tracking; one holding an enum member
+    stays tracked, which made roll-ups and exemplars ~1.5x slower in bench/write.py's key-heavy
+    batch (every full collection walks every row)."""
+    start, level, source, target = key
+    return (start, str(level), source, target)
+
 
 _dumps, _loads = json.dumps, json.loads  # what SQLAlchemy's JSON type used: same stored text
 _MEMO_MAX = 65536
@@ -202,7 +213,7 @@ class RowValues:
         return found if found is not None else self._by_bucket.set(bucket, row_values(bucket))
 
 
-def rollup_keys(by_key: Mapping[EdgeKey, EdgeBucket]) -> dict[RollupKey, EdgeBucket]:
+def rollup_keys(by_key: Mapping[BoundKey, EdgeBucket]) -> dict[RollupKey, EdgeBucket]:
     """The batch coarsened to every roll-up span, keys falling in one coarse bucket merged."""
     out: dict[RollupKey, EdgeBucket] = {}
     for span in ROLLUP_SPANS_S:
@@ -340,18 +351,19 @@ class EdgeRepository:
 
     def add(self, conn: Connection, buckets: Mapping[EdgeKey, EdgeBucket]) -> None:
         """Add the buckets to what is stored, and to their roll-ups (module docstring)."""
+        by_key = {bound_key(k): b for k, b in buckets.items()}
         values = RowValues()
-        self.add_fine(conn, buckets, values)
-        self.add_rollups(conn, buckets, values)
+        self.add_fine(conn, by_key, values)
+        self.add_rollups(conn, by_key, values)
 
     def add_fine(
-        self, conn: Connection, by_key: Mapping[EdgeKey, EdgeBucket], values: RowValues
+        self, conn: Connection, by_key: Mapping[BoundKey, EdgeBucket], values: RowValues
     ) -> None:
         """The fine rows of `add` (`values`: shared with `add_rollups`)."""
         self._fine.add_rows(conn, [(*k, *values.of(by_key[k])) for k in sorted(by_key)])
 
     def add_rollups(
-        self, conn: Connection, by_key: Mapping[EdgeKey, EdgeBucket], values: RowValues
+        self, conn: Connection, by_key: Mapping[BoundKey, EdgeBucket], values: RowValues
     ) -> None:
         """The roll-up rows of `add`, after the fine ones (one lock order for every writer)."""
         rolled = rollup_keys(by_key)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, delete, select, tuple_
 from app.edge.bucket import EdgeKey
 from app.edge.exemplars import Exemplar, top_exemplars
 from app.store.bulk import Bulk, chunks
-from app.store.edges import KEY_COLUMNS
+from app.store.edges import KEY_COLUMNS, bound_key
 from app.store.tables import exemplars as t
 
 
@@ -33,7 +33,7 @@ class ExemplarRepository:
         self.chunk_size = chunk_size
 
     def add(self, conn: Connection, items: Mapping[EdgeKey, Sequence[Exemplar]]) -> None:
-        by_key = {k: v for k, v in items.items() if v}
+        by_key = {bound_key(k): v for k, v in items.items() if v}
         if not by_key:
             return
         keys = sorted(by_key)
