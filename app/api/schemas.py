@@ -6,69 +6,43 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.graph.edge_json import (  # the edge's JSON is declared there, with its builder
+    CandidateOut,
+    EdgeOut,
+    ExemplarOut,
+    L4Out,
+    L7Out,
+    LatencyOut,
+    ProvenanceOut,
+)
+
+__all__ = [
+    "CandidateOut",
+    "CoverageItemOut",
+    "CoverageOut",
+    "EdgeOut",
+    "EdgesOut",
+    "ExemplarOut",
+    "FindingOut",
+    "GraphOut",
+    "HopOut",
+    "L4Out",
+    "L7Out",
+    "LatencyOut",
+    "NodeOut",
+    "ProvenanceOut",
+    "ServiceOut",
+    "ServicesOut",
+    "TraceOut",
+    "TriageOut",
+    "WindowOut",
+]
+
 
 class WindowOut(BaseModel):
     from_: str = Field(alias="from", description="RFC 3339 start of the window")
     to: str = Field(description="RFC 3339 end of the window")
     seconds: float
-
-
-class LatencyOut(BaseModel):
-    p50: float | None
-    p95: float | None
-    p99: float | None
-
-
-class L7Out(BaseModel):
-    requests: int
-    rps: float | None
-    errors: int
-    error_rate: float | None
-    errors_by_cause: dict[str, int]
-    latency_ms: LatencyOut
-    status_codes: dict[str, int]
-
-
-class L4Out(BaseModel):
-    connections_opened: int
-    connections_closed: int
-    bytes_sent: int = Field(description="client to server")
-    bytes_received: int = Field(description="server to client")
-    mtls_share: float | None
-    principals: list[str]
-
-
-class ExemplarOut(BaseModel):
-    kind: str = Field(description="slowest | failed")
-    trace_id: str
-    duration_ms: float | None
-    status_code: str
-
-
-class CandidateOut(BaseModel):
-    source: str
-    share: float | None
-
-
-class ProvenanceOut(BaseModel):
-    evidence: dict[str, int] = Field(description="evidence kind -> requests it explains")
-    candidates: list[CandidateOut] = Field(description="ambiguous L4 candidates and their shares")
-
-
-class EdgeOut(BaseModel):
-    id: str
-    source: str
-    target: str
-    protocol: str
-    coverage: str = Field(description="full | l4_only | l7_only")
-    via: str | None = Field(description="waypoint collapsed into this edge")
-    l7: L7Out | None
-    l4: L4Out | None
-    exemplars: list[ExemplarOut]
-    provenance: ProvenanceOut
-    unpaired: int
-    late: int
-    evicted: int
 
 
 class NodeOut(BaseModel):

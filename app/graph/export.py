@@ -2,76 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 from app.domain import Coverage
+from app.graph.edge_json import edge_json, finite
 from app.graph.model import Graph, GraphEdge, GraphNode
-
-
-def _finite(value: float | None, digits: int = 3) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, digits)
-
-
-def edge_json(edge: GraphEdge, graph: Graph) -> dict[str, Any]:
-    l7 = None
-    if edge.l7 is not None and edge.l7.requests:
-        l7 = {
-            "requests": edge.l7.requests,
-            "rps": _finite(graph.rps(edge.l7.requests), 4),
-            "errors": edge.l7.errors,
-            "error_rate": _finite(edge.l7.error_rate, 6),
-            "errors_by_cause": dict(edge.l7.errors_by_cause),
-            "latency_ms": {
-                "p50": _finite(edge.l7.p50_ms),
-                "p95": _finite(edge.l7.p95_ms),
-                "p99": _finite(edge.l7.p99_ms),
-            },
-            "status_codes": dict(edge.l7.status_codes),
-        }
-    l4 = None
-    if edge.l4 is not None and edge.l4.has_traffic:
-        l4 = {
-            "connections_opened": edge.l4.connections_opened,
-            "connections_closed": edge.l4.connections_closed,
-            "bytes_sent": edge.l4.bytes_sent,
-            "bytes_received": edge.l4.bytes_received,
-            "mtls_share": _finite(edge.l4.mtls_share, 6),
-            "principals": list(edge.l4.principals),
-        }
-    return {
-        "id": edge.id,
-        "source": edge.source,
-        "target": edge.target,
-        "protocol": edge.protocol or ("tcp" if l7 is None else "http"),
-        "coverage": edge.coverage.value,
-        "via": edge.via or None,
-        "l7": l7,
-        "l4": l4,
-        "exemplars": [
-            {
-                "kind": e.kind,
-                "trace_id": e.trace_id,
-                "duration_ms": _finite(e.duration_ms),
-                "status_code": e.status_code,
-            }
-            for e in edge.exemplars
-        ],
-        "provenance": {
-            "evidence": dict(edge.provenance),
-            "candidates": [
-                {"source": source, "share": _finite(share, 6)}
-                for source, share in sorted(edge.candidates.items())
-            ],
-        },
-        "unpaired": edge.l7.unpaired if edge.l7 else 0,
-        "late": edge.l7.late if edge.l7 else 0,
-        "evicted": edge.l7.evicted if edge.l7 else 0,
-    }
 
 
 def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
@@ -95,8 +32,8 @@ def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
             out["bytes_out"] = int(out["bytes_out"] or 0) + traffic
             into["bytes_in"] = int(into["bytes_in"] or 0) + traffic
     for values in rates.values():
-        values["rps_in"] = _finite(float(values["rps_in"] or 0), 4)
-        values["rps_out"] = _finite(float(values["rps_out"] or 0), 4)
+        values["rps_in"] = finite(float(values["rps_in"] or 0), 4)
+        values["rps_out"] = finite(float(values["rps_out"] or 0), 4)
     return rates
 
 
@@ -256,4 +193,4 @@ def to_table(graph: Graph) -> str:
     )
 
 
-__all__ = ["GraphNode", "to_cytoscape", "to_dot", "to_json", "to_mermaid", "to_table"]
+__all__ = ["GraphNode", "edge_json", "to_cytoscape", "to_dot", "to_json", "to_mermaid", "to_table"]

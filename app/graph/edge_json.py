@@ -1,0 +1,157 @@
+"""The edge's JSON, declared once: each key of the response models below carries, beside its type
+and description, where its value comes from (`From`, an expression over `edge`, `graph`, `l7`,
+`l4`). The API documents the models (api/schemas.py uses them as they are, so openapi.yaml follows
+them) and `edge_json`, the builder, is generated from the same models: a key is added, renamed or
+documented in one place, and the builder runs as fast as one written by hand.
+
+Nested models are built in place: an optional one only `When` its condition holds, a list one
+`Each` item of an iterable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from app.codegen import compile_function
+
+
+class From:
+    """The builder's expression for a key."""
+
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+
+
+class When:
+    """An optional nested model: built when `condition` holds, else null."""
+
+    def __init__(self, condition: str) -> None:
+        self.condition = condition
+
+
+class Each:
+    """A list of nested models: one per `target` in `iterable`."""
+
+    def __init__(self, target: str, iterable: str) -> None:
+        self.target, self.iterable = target, iterable
+
+
+def finite(value: float | None, digits: int = 3) -> float | None:
+    """`value` rounded, or None when missing or not finite (JSON has no NaN)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+_HAS_L7 = "l7 is not None and l7.requests"
+
+
+class LatencyOut(BaseModel):
+    p50: Annotated[float | None, From("finite(l7.p50_ms)")]
+    p95: Annotated[float | None, From("finite(l7.p95_ms)")]
+    p99: Annotated[float | None, From("finite(l7.p99_ms)")]
+
+
+class L7Out(BaseModel):
+    requests: Annotated[int, From("l7.requests")]
+    rps: Annotated[float | None, From("finite(graph.rps(l7.requests), 4)")]
+    errors: Annotated[int, From("l7.errors")]
+    error_rate: Annotated[float | None, From("finite(l7.error_rate, 6)")]
+    errors_by_cause: Annotated[dict[str, int], From("dict(l7.errors_by_cause)")]
+    latency_ms: LatencyOut
+    status_codes: Annotated[dict[str, int], From("dict(l7.status_codes)")]
+
+
+class L4Out(BaseModel):
+    connections_opened: Annotated[int, From("l4.connections_opened")]
+    connections_closed: Annotated[int, From("l4.connections_closed")]
+    bytes_sent: Annotated[int, From("l4.bytes_sent"), Field(description="client to server")]
+    bytes_received: Annotated[int, From("l4.bytes_received"), Field(description="server to client")]
+    mtls_share: Annotated[float | None, From("finite(l4.mtls_share, 6)")]
+    principals: Annotated[list[str], From("list(l4.principals)")]
+
+
+class ExemplarOut(BaseModel):
+    kind: Annotated[str, From("e.kind"), Field(description="slowest | failed")]
+    trace_id: Annotated[str, From("e.trace_id")]
+    duration_ms: Annotated[float | None, From("finite(e.duration_ms)")]
+    status_code: Annotated[str, From("e.status_code")]
+
+
+class CandidateOut(BaseModel):
+    source: Annotated[str, From("source")]
+    share: Annotated[float | None, From("finite(share, 6)")]
+
+
+class ProvenanceOut(BaseModel):
+    evidence: Annotated[
+        dict[str, int],
+        From("dict(edge.provenance)"),
+        Field(description="evidence kind -> requests it explains"),
+    ]
+    candidates: Annotated[
+        list[CandidateOut],
+        Each("(source, share)", "sorted(edge.candidates.items())"),
+        Field(description="ambiguous L4 candidates and their shares"),
+    ]
+
+
+class EdgeOut(BaseModel):
+    id: Annotated[str, From("edge.id")]
+    source: Annotated[str, From("edge.source")]
+    target: Annotated[str, From("edge.target")]
+    protocol: Annotated[str, From(f'edge.protocol or ("http" if {_HAS_L7} else "tcp")')]
+    coverage: Annotated[
+        str, From("edge.coverage.value"), Field(description="full | l4_only | l7_only")
+    ]
+    via: Annotated[
+        str | None, From("edge.via or None"), Field(description="waypoint collapsed into this edge")
+    ]
+    l7: Annotated[L7Out | None, When(_HAS_L7)]
+    l4: Annotated[L4Out | None, When("l4 is not None and l4.has_traffic")]
+    exemplars: Annotated[list[ExemplarOut], Each("e", "edge.exemplars")]
+    provenance: ProvenanceOut
+    unpaired: Annotated[int, From("l7.unpaired if l7 else 0")]
+    late: Annotated[int, From("l7.late if l7 else 0")]
+    evicted: Annotated[int, From("l7.evicted if l7 else 0")]
+
+
+def _nested(annotation: Any) -> type[BaseModel] | None:
+    """The model inside `M`, `M | None` or `list[M]`, if any."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def builder_expression(model: type[BaseModel]) -> str:
+    """The dict display that builds `model`'s JSON, from each key's `From`/`When`/`Each`."""
+    parts = []
+    for name, info in model.model_fields.items():
+        meta = {type(m): m for m in info.metadata}
+        nested = _nested(info.annotation)
+        if From in meta:
+            value = meta[From].expr
+        elif nested is None:
+            raise TypeError(f"{model.__name__}.{name} says nowhere where its value comes from")
+        elif Each in meta:
+            each = meta[Each]
+            value = f"[{builder_expression(nested)} for {each.target} in {each.iterable}]"
+        elif When in meta:
+            value = f"({builder_expression(nested)} if {meta[When].condition} else None)"
+        else:
+            value = builder_expression(nested)
+        parts.append(f"{name!r}: {value}")
+    return "{" + ", ".join(parts) + "}"
+
+
+edge_json: Callable[[Any, Any], dict[str, Any]] = compile_function(
+    "edge_json",
+    "edge, graph",
+    ["l7, l4 = edge.l7, edge.l4", f"return {builder_expression(EdgeOut)}"],
+    {"finite": finite},
+)
