@@ -24,7 +24,8 @@ from app.edge.stats import L4Stats
 
 
 class EdgeKey(NamedTuple):
-    """An edge bucket's key, as stored (the level binds as its string value)."""
+    """An edge bucket's key, in stored column order (store/edges.py `bound_key` binds the level
+    as its plain string)."""
 
     bucket_start_s: int
     level: Level

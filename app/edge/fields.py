@@ -76,9 +76,8 @@ EDGE_FIELDS: tuple[EdgeField, ...] = (
     # L7
     EdgeField("l7_requests", Merge.ADD, Stored.INT, shown="requests"),
     EdgeField("l7_errors", Merge.ADD, Stored.INT, shown="errors"),
-    EdgeField(
-        "l7_errors_by_cause", Merge.ADD_MAP, Stored.JSON_MAP, shown="errors_by_cause"
-    ),  # ErrorCause -> requests
+    # ErrorCause -> requests
+    EdgeField("l7_errors_by_cause", Merge.ADD_MAP, Stored.JSON_MAP, shown="errors_by_cause"),
     EdgeField("l7_status_codes", Merge.ADD_MAP, Stored.JSON_MAP, shown="status_codes"),
     EdgeField("l7_latency_sum_ms", Merge.ADD, Stored.FLOAT, shown="latency_sum_ms"),
     EdgeField("l7_latency", Merge.SKETCH, Stored.BLOB, "l7_latency_sketch"),

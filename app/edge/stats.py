@@ -96,10 +96,6 @@ def add_counts(into: dict[str, N], new: Mapping[str, N] | None) -> None:
             into[k] = into.get(k, 0) + v
 
 
-_SHOWN = [f for f in EDGE_FIELDS if f.shown]
-_PERCENTILES = "p50_ms=p50, p95_ms=p95, p99_ms=p99"
-
-
 def added(a: Mapping[str, N], b: Mapping[str, N]) -> dict[str, N]:
     """A new count map: per-key sums of `a` and `b` (`a`'s key order first)."""
     out = dict(a)
@@ -107,6 +103,8 @@ def added(a: Mapping[str, N], b: Mapping[str, N]) -> dict[str, N]:
     return out
 
 
+_SHOWN = [f for f in EDGE_FIELDS if f.shown]
+_PERCENTILES = "p50_ms=p50, p95_ms=p95, p99_ms=p99"
 _ENV = {"L7Stats": L7Stats, "_added": added}
 
 
