@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Protocol
 
 
 class SpanKind(IntEnum):
@@ -25,6 +26,7 @@ class NodeKind(StrEnum):
     SERVICE = "service"
     WORKLOAD = "workload"
     WAYPOINT = "waypoint"
+    GATEWAY = "gateway"  # an ingress/egress gateway Envoy (node_id `router~…`)
     EXTERNAL = "external"
     UNKNOWN = "unknown"
 
@@ -132,6 +134,35 @@ class L7Observation:
     evicted: bool = False  # pushed out of the bounded pairing store before its wait ran out
 
 
+class AliasSource(StrEnum):
+    """Where an alias was learned; the stronger source wins a disagreement (correlate/identity)."""
+
+    SPAN = "span"
+    ZTUNNEL = "ztunnel"
+    KUBERNETES = "kubernetes"
+    SETTING = "setting"
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """`namespace/name` is another name of the canonical service `namespace/service`."""
+
+    namespace: str
+    name: str  # a Kubernetes Service name, OTel service.name, workload, pod name or pod IP
+    service: str  # the Istio canonical service
+    source: AliasSource
+
+
+class IdentityEvidence(Protocol):
+    """What the L4 and Kubernetes inputs tell node identity (implemented by
+    app/correlate/identity.NodeIdentity; the inputs know only this)."""
+
+    def learn(self, alias: Alias, *, persist: bool = True) -> bool: ...
+    def learn_waypoint(self, namespace: str, workload: str) -> None: ...
+    def is_waypoint(self, namespace: str, workload: str) -> bool: ...
+    def learn_gateway(self, namespace: str, name: str) -> None: ...
+
+
 class Reporter(StrEnum):
     SOURCE = "source"
     DESTINATION = "destination"
@@ -183,6 +214,9 @@ KEPT_SPAN_ATTRIBUTES = frozenset(
         "istio.source_workload",
         "istio.source_namespace",
         "istio.source_canonical_service",
+        "istio.destination_workload",
+        "istio.destination_namespace",
+        "istio.destination_canonical_service",
         "http.method",
         "http.url",
         "http.protocol",
