@@ -143,6 +143,15 @@ class AliasSource(StrEnum):
     SETTING = "setting"
 
 
+# Which source wins when two disagree on an alias (higher wins; among equals the latest).
+ALIAS_PRIORITY = {
+    AliasSource.SPAN: 0,
+    AliasSource.ZTUNNEL: 1,
+    AliasSource.KUBERNETES: 2,
+    AliasSource.SETTING: 3,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Alias:
     """`namespace/name` is another name of the canonical service `namespace/service`."""

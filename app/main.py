@@ -27,6 +27,7 @@ from app.api.metrics_route import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
 from app.correlate.aggregate import EdgeAggregator
 from app.correlate.correlator import SpanCorrelator
+from app.correlate.identity import NodeIdentity, parse_alias_setting
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
@@ -36,6 +37,7 @@ from app.pipeline import IngestPipeline
 from app.poll.pod_directory import PodDirectory, build_pod_directory
 from app.poll.poller import L4Poller, build_poller
 from app.settings import Settings
+from app.store.aliases import AliasRepository
 from app.store.engine import create_store_engine, read_only
 from app.store.leader import PollLeadership
 from app.store.schema import current_revision, ensure_schema, head_revision
@@ -54,23 +56,38 @@ def database_state(engine: Engine) -> PartState:
     )
 
 
+def build_identity(settings: Settings) -> NodeIdentity:
+    """Node identity from the settings (hand-made aliases, waypoint workloads); the aliases
+    already stored are loaded at start (`load_stored_aliases`)."""
+    waypoints = [w.strip() for w in settings.waypoint_workloads.split(",") if w.strip()]
+    return NodeIdentity(parse_alias_setting(settings.aliases), waypoints)
+
+
+def load_stored_aliases(engine: Engine, identity: NodeIdentity) -> None:
+    with engine.connect() as conn:
+        identity.load(AliasRepository().all(conn))
+
+
 def build_pipeline(
     settings: Settings,
     engine: Engine,
     service_graph: ServiceGraphMetrics,
     directory: PodDirectory | None = None,
+    identity: NodeIdentity | None = None,
 ) -> IngestPipeline:
-    waypoints = frozenset(w.strip() for w in settings.waypoint_workloads.split(",") if w.strip())
+    identity = identity if identity is not None else build_identity(settings)
+    names = frozenset(n for n in settings.waypoint_workloads.split(",") if n.strip())
     correlator = SpanCorrelator(
         settings.pairing_wait_s,
         settings.pairing_max_items,
         settings.bucket_s,
-        waypoints,
+        frozenset(n.strip().rpartition("/")[2] for n in names),
         directory=directory,
+        identity=identity,
     )
     return IngestPipeline(
         correlator,
-        EdgeAggregator(settings.bucket_s),
+        EdgeAggregator(settings.bucket_s, identity=identity),
         lambda batch: write_batch(engine, batch),
         queue_spans=settings.ingest_queue_spans,
         flush_interval_s=settings.flush_interval_s,
@@ -103,13 +120,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics()
+    identity = build_identity(settings)
     directory = build_pod_directory(settings)  # peer.address → workload (Kubernetes only)
-    pipeline = build_pipeline(settings, engine, service_graph, directory)
+    pipeline = build_pipeline(settings, engine, service_graph, directory, identity)
     # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
     leadership = None if settings.is_sqlite else PollLeadership(engine)
     poller: L4Poller | None = build_poller(
         settings,
         pipeline.add_l4,
+        identity,
         directory=directory,
         may_poll=leadership.check if leadership else None,
     )
@@ -120,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             stack.callback(engine.dispose)
             ensure_schema(engine, auto_upgrade=settings.is_sqlite)
+            load_stored_aliases(engine, identity)  # what this or another replica learned
             readiness.register("database", lambda: database_state(engine))
 
             pipeline.start()
@@ -162,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.readiness = readiness
     app.state.pipeline = pipeline
+    app.state.identity = identity
     app.state.poller = poller
     app.state.queries = queries
     install_problem_handlers(app)

@@ -110,7 +110,13 @@ class Settings(BaseSettings):
     )
     waypoint_workloads: str = Field(
         default="",
-        description="Comma-separated extra workload names to treat as waypoints (besides *waypoint*).",
+        description="Comma-separated workloads (`name` or `namespace/name`) to treat as waypoints, "
+        "beside those recognised from evidence (node_id, Gateway labels, the L4 half-edge shape).",
+    )
+    aliases: str = Field(
+        default="",
+        description="Comma-separated aliases added by hand, `<namespace>/<alias>=<canonical "
+        "service>`: another name (Kubernetes Service, OTel service.name) of a canonical service.",
     )
 
     # Authentication
@@ -133,6 +139,14 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("aliases")
+    @classmethod
+    def _check_aliases(cls, value: str) -> str:
+        from app.correlate.identity import parse_alias_setting
+
+        parse_alias_setting(value)  # a ValueError names the bad item
+        return value
 
     @property
     def is_sqlite(self) -> bool:

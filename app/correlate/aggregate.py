@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from app.correlate.identity import NodeIdentity
 from app.domain import Endpoint, L4Sample, L7Observation, Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
 from app.edge.bucket import EdgeBucket, EdgeKey
@@ -130,7 +131,15 @@ def _trace_hop(obs: L7Observation, source: str, target: str) -> TraceHop:
 
 
 class EdgeAggregator:
-    def __init__(self, bucket_s: int, clock_s: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        bucket_s: int,
+        clock_s: Callable[[], float] = time.time,
+        identity: NodeIdentity | None = None,
+    ) -> None:
+        # L4 samples are named through identity here (L7 observations arrive named by the
+        # correlator); its new aliases leave with each batch for the store.
+        self.identity = identity if identity is not None else NodeIdentity()
         self._bucket_s = bucket_s
         self._clock_s = clock_s
         self._closed_before_s: int | None = None  # buckets starting earlier are closed
@@ -145,7 +154,7 @@ class EdgeAggregator:
         self._routes: dict[tuple[int, int, int, str], _Route] = {}
 
     def __len__(self) -> int:
-        return len(self._edges) + len(self._hops)
+        return len(self._edges) + len(self._hops) + self.identity.new_count
 
     def bucket_start(self, end_s: float) -> int:
         return int(end_s // self._bucket_s) * self._bucket_s
@@ -263,7 +272,8 @@ class EdgeAggregator:
     def add_l4(self, sample: L4Sample) -> None:
         end_s = int(sample.end_s)
         bucket = self.bucket_start(end_s)
-        source, target = sample.source, sample.target
+        canonical = self.identity.canonical
+        source, target = canonical(sample.source), canonical(sample.target)
         src_svc, src_wl = self._node_ids(source)
         tgt_svc, tgt_wl = self._node_ids(target)
         keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
@@ -306,6 +316,7 @@ class EdgeAggregator:
             edges={key: state.finish() for key, state in self._edges.items()},
             nodes=self._nodes,
             hops=[hop(obs, source, target) for obs, source, target in self._hops],
+            aliases=self.identity.drain_new(),
         )
         self._edges, self._nodes, self._hops = {}, {}, []
         closed = self.bucket_start(self._clock_s()) - self._bucket_s

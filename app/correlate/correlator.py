@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.correlate.identity import NodeIdentity
 from app.correlate.normalize import (
     SpanNormalizer,
     SpanRole,
@@ -68,11 +69,14 @@ class SpanCorrelator:
         bucket_s: int,
         waypoint_names: frozenset[str] = frozenset(),
         directory: WorkloadDirectory | None = None,
+        identity: NodeIdentity | None = None,
     ) -> None:
         wait_ns = int(wait_s * 1e9)
         self._pending: PairingStore[Waiting] = PairingStore(wait_ns, max_items)
         self._seen: PairingStore[Endpoint] = PairingStore(wait_ns, max_items)
-        self._norm = SpanNormalizer(waypoint_names, directory)
+        self.identity = identity if identity is not None else NodeIdentity(waypoints=waypoint_names)
+        self._norm = SpanNormalizer(waypoint_names, directory, self.identity)
+        self._canonical = self.identity.canonical
         self.bucket_s = bucket_s  # lateness is the aggregator's call (aggregate.py)
         self.stats = CorrelatorStats()
 
@@ -195,19 +199,21 @@ class SpanCorrelator:
     def _waypoint_obs(
         self, w: Span, source: Endpoint | None, *, unpaired: bool = False, evicted: bool = False
     ) -> L7Observation:
-        norm = self._norm
+        norm, canonical = self._norm, self._canonical
         attrs = w.attributes
-        target = norm.waypoint_target(w)
-        via = norm.waypoint_via(w, target)
+        raw_target = norm.waypoint_target(w)
+        via = norm.waypoint_via(w, raw_target)
+        target = canonical(raw_target)
         if source is not None:
+            source = canonical(source)
             provenance = Provenance.PARENT_SPAN
         elif (tagged := norm.caller_by_peer_tags(attrs)) is not None:
-            source, provenance = tagged, Provenance.PEER_TAGS
+            source, provenance = canonical(tagged), Provenance.PEER_TAGS
         else:
             address = address_of(attrs.get("peer.address"))
             found = norm.caller_by_address(address)
             if found is not None and found.kind is not NodeKind.WAYPOINT:
-                source, provenance = found, Provenance.PEER_ADDRESS
+                source, provenance = canonical(found), Provenance.PEER_ADDRESS
             else:
                 source, provenance = unknown_caller(address, target), Provenance.UNATTRIBUTED
         code, cause = span_status(attrs, w.status_error)
@@ -232,8 +238,8 @@ class SpanCorrelator:
         client_code, client_cause = span_status(c.attributes, c.status_error)
         server_code, server_cause = span_status(s.attributes, s.status_error)
         return _observation(
-            self._norm.app_endpoint(c),
-            self._norm.app_endpoint(s),
+            self._canonical(self._norm.app_endpoint(c)),
+            self._canonical(self._norm.app_endpoint(s)),
             c.end_ns,
             c.duration_ms,
             c.trace_id,
@@ -250,8 +256,8 @@ class SpanCorrelator:
         source = self._norm.app_endpoint(c)
         code, cause = span_status(c.attributes, c.status_error)
         return _observation(
-            source,
-            self._norm.client_peer(c, source),
+            self._canonical(source),
+            self._canonical(self._norm.client_peer(c, source)),
             c.end_ns,
             c.duration_ms,
             c.trace_id,
@@ -267,11 +273,11 @@ class SpanCorrelator:
         )
 
     def _server_obs(self, s: Span, *, unpaired: bool, evicted: bool = False) -> L7Observation:
-        target = self._norm.app_endpoint(s)
+        target = self._canonical(self._norm.app_endpoint(s))
         source, provenance = self._norm.server_caller(s, target)
         code, cause = span_status(s.attributes, s.status_error)
         return _observation(
-            source,
+            self._canonical(source),
             target,
             s.end_ns,
             s.duration_ms,

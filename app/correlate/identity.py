@@ -34,15 +34,9 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from app.domain import Alias, AliasSource, Endpoint, NodeKind
+from app.domain import ALIAS_PRIORITY, Alias, AliasSource, Endpoint, NodeKind
 from app.hot_path import IdentityMemo
 
-_PRIORITY = {
-    AliasSource.SPAN: 0,
-    AliasSource.ZTUNNEL: 1,
-    AliasSource.KUBERNETES: 2,
-    AliasSource.SETTING: 3,
-}
 MAX_ALIASES = 200_000
 MAX_PENDING = 20_000
 _RESOLVED_KINDS = frozenset({NodeKind.SERVICE, NodeKind.GATEWAY})
@@ -119,7 +113,7 @@ class NodeIdentity:
             return False
         known = self._aliases.get(key)
         if known is not None and (
-            known.service == service or _PRIORITY[known.source] > _PRIORITY[alias.source]
+            known.service == service or ALIAS_PRIORITY[known.source] > ALIAS_PRIORITY[alias.source]
         ):
             return False
         with self._lock:
@@ -184,6 +178,10 @@ class NodeIdentity:
             out, self._new = list(self._new.values()), {}
         return out
 
+    @property
+    def new_count(self) -> int:
+        return len(self._new)
+
     def aliases(self) -> list[Alias]:
         return [Alias(ns, name, k.service, k.source) for (ns, name), k in self._aliases.items()]
 
@@ -198,6 +196,10 @@ class NodeIdentity:
         return bool(workload) and (
             (namespace, workload) in self._waypoints or workload in self._waypoint_names
         )
+
+    @property
+    def has_waypoints(self) -> bool:
+        return bool(self._waypoints or self._waypoint_names)
 
     def waypoints(self) -> set[tuple[str, str]]:
         return set(self._waypoints)

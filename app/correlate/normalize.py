@@ -1,16 +1,23 @@
 """Spans → roles and endpoints: which spans are waypoint spans, who is on each side of them.
 
-Roles:
-- `WAYPOINT`: a span written by an ambient waypoint's Envoy. Recognised by `node_id` starting
-  `waypoint~`; or `component=proxy` with an `upstream_cluster`; or, on a span with either of those
-  proxy marks, a canonical/resource/pod name containing `waypoint`; or any span whose canonical
-  service, resource service or pod workload is in the configured `waypoint_names`. A `node_id` of
-  `sidecar~…`/`router~…` is a sidecar or gateway Envoy: those spans pair by kind like app spans.
+Roles, from evidence, never from a substring of a name:
+- `WAYPOINT`: a span written by an ambient waypoint's Envoy: `node_id` starting `waypoint~`
+  (envoy `TracerImpl::startSpan` tags every downstream span with the node id; Istio's node ids are
+  `<type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`); or, without a node id, a SERVER span with
+  `component=proxy` whose `upstream_cluster` is a waypoint's (`inbound-vip|…`, `encap`,
+  `connect_originate`); or a span whose canonical service (or pod workload) is a waypoint identity
+  knows (Gateway labels, the `waypoint_workloads` setting, the L4 half-edge shape).
+- A `node_id` of `sidecar~…` (a sidecar) or `router~…` (an ingress/egress gateway), and an
+  Envoy upstream span (`component=proxy`, an `outbound|…` cluster, no node id: envoy's
+  `finalizeUpstreamSpan` writes no node id): **proxy spans**, which pair by kind like app spans
+  (`CLIENT`/`SERVER`) but are named by the proxy's own workload (`proxy_endpoint`), and whose
+  unpaired CLIENT spans name the callee from the `outbound|port|subset|fqdn` cluster.
 - `CLIENT` (CLIENT, PRODUCER) and `SERVER` (SERVER, CONSUMER): application spans.
 - `OTHER`: INTERNAL/unspecified spans, ignored as the servicegraph connector does.
 
 Node naming (the contract with graph, attribution and the store; node id = `namespace/name`):
-- In-mesh services: `<ns>/<service>`. An app span's namespace is resource `k8s.namespace.name`,
+- In-mesh services: `<ns>/<canonical service>` (app/correlate/identity.py resolves every other
+  name to it; the correlator names each observation's endpoints through it). An app span's namespace is resource `k8s.namespace.name`,
   else `istio.namespace`, else `service.namespace`, else `default` (Kubernetes' own default, so
   spans of uninstrumented-namespace apps still meet the waypoint's `reviews.default.svc…` names).
   A bare host (`reviews`) resolves in the caller's namespace, as Kubernetes DNS search does.
@@ -21,6 +28,9 @@ Node naming (the contract with graph, attribution and the store; node id = `name
   `unknown/caller-of-<service>.<ns>` (kind UNKNOWN): one node per target, never a shared sink.
   Unknown callees of a client span: `unknown/callee-of-<service>.<ns>`.
 - Waypoints: `<ns>/<waypoint name>` (kind WAYPOINT), e.g. `default/waypoint`.
+- Gateways and sidecars: the proxy's canonical service in its namespace (`istio.canonical_service`
+  and `istio.namespace` tags, else the pod of `node_id`, else resource `service.name`, which
+  Istio sets to `<canonical>.<ns>`); gateways have kind GATEWAY.
 
 Ports are dropped from every name: ephemeral ports would make one node per connection.
 """
@@ -31,6 +41,7 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Protocol
 
+from app.correlate.identity import NodeIdentity
 from app.correlate.upstream_cluster import (
     EXTERNAL_NAMESPACE,
     UNKNOWN_NAMESPACE,
@@ -38,7 +49,16 @@ from app.correlate.upstream_cluster import (
     fqdn_endpoint,
     parse_upstream_cluster,
 )
-from app.domain import AttrValue, Endpoint, NodeKind, Provenance, Span, SpanKind
+from app.domain import (
+    Alias,
+    AliasSource,
+    AttrValue,
+    Endpoint,
+    NodeKind,
+    Provenance,
+    Span,
+    SpanKind,
+)
 from app.hot_path import BoundedMemo, IdentityMemo
 
 DEFAULT_NAMESPACE = "default"
@@ -54,6 +74,9 @@ class WorkloadDirectory(Protocol):
 # Istio writes "unknown" for peer labels it could not resolve.
 _UNKNOWN_VALUES = frozenset({"", "unknown"})
 _PEER_TAG_CACHE_MAX = 10_000
+
+
+_WAYPOINT_CLUSTERS = frozenset({ClusterKind.INBOUND_VIP, ClusterKind.ENCAP})
 
 
 class SpanRole(IntEnum):
@@ -144,6 +167,15 @@ def unknown_callee(source: Endpoint) -> Endpoint:
     return Endpoint(namespace=UNKNOWN_NAMESPACE, service=name, kind=NodeKind.UNKNOWN)
 
 
+def _node_pod(node_id: str) -> tuple[str, str]:
+    """(pod, namespace) of an Envoy node id `<type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`."""
+    fields = node_id.split("~")
+    if len(fields) >= 3:
+        pod, _, namespace = fields[2].partition(".")
+        return pod, namespace
+    return "", ""
+
+
 def _external(name: str) -> Endpoint:
     return Endpoint(namespace=EXTERNAL_NAMESPACE, service=name, kind=NodeKind.EXTERNAL)
 
@@ -151,15 +183,32 @@ def _external(name: str) -> Endpoint:
 class SpanNormalizer:
     """Roles and endpoints of spans; caches per resource and per waypoint identity, bounded."""
 
-    __slots__ = ("_app_cache", "_directory", "_names", "_peer_tag_cache", "_waypoint_cache")
+    __slots__ = (
+        "_app_cache",
+        "_directory",
+        "_identity",
+        "_named_waypoint",
+        "_names",
+        "_peer_tag_cache",
+        "_proxy_cache",
+        "_waypoint_cache",
+    )
 
     def __init__(
         self,
         waypoint_names: frozenset[str] = frozenset(),
         directory: WorkloadDirectory | None = None,
+        identity: NodeIdentity | None = None,
     ) -> None:
         self._names = waypoint_names
         self._directory = directory
+        self._identity = identity if identity is not None else NodeIdentity()
+        self._named_waypoint: BoundedMemo[tuple[str, str, str, str, int], bool] = BoundedMemo(
+            _CACHE_MAX
+        )
+        self._proxy_cache: BoundedMemo[tuple[str, str, str, str], Endpoint] = BoundedMemo(
+            _CACHE_MAX
+        )
         # resource (by identity) → (service.name, endpoint): the decoder shares one resource dict
         # among a batch's spans, and one endpoint object lets the aggregator's per-object caches
         # hit (bench/correlate, mix at 50k spans: aggregate 1.3x slower without this memo).
@@ -177,36 +226,53 @@ class SpanNormalizer:
     def role(self, span: Span) -> SpanRole:
         attrs = span.attributes
         node_id = attrs.get("node_id")
-        proxy = False
         if isinstance(node_id, str) and node_id:
             if node_id.startswith("waypoint~"):
                 return SpanRole.WAYPOINT
             if node_id.startswith(("sidecar~", "router~")):
                 return _KIND_ROLE.get(span.kind, SpanRole.OTHER)
-            proxy = True
-        if "upstream_cluster" in attrs:
-            if attrs.get("component") == "proxy":
+        elif attrs.get("component") == "proxy" and span.kind is SpanKind.SERVER:
+            raw = _str(attrs.get("upstream_cluster")) or _str(attrs.get("upstream_cluster.name"))
+            if raw and parse_upstream_cluster(raw).kind in _WAYPOINT_CLUSTERS:
                 return SpanRole.WAYPOINT
-            proxy = True
-        elif attrs.get("component") == "proxy":
-            proxy = True
-        if proxy or self._names:
-            canonical = _str(attrs.get("istio.canonical_service")) or _str(
-                span.resource.get("istio.canonical_service")
-            )
-            pod = _str(span.resource.get("k8s.pod.name"))
-            for name in (
-                canonical,
+        if self._names or self._identity.has_waypoints:
+            resource = span.resource
+            key = (
+                _str(attrs.get("istio.canonical_service"))
+                or _str(resource.get("istio.canonical_service")),
+                _str(attrs.get("istio.namespace")) or _str(resource.get("istio.namespace")),
+                _str(resource.get("k8s.pod.name")),
                 span.service,
-                span.service.partition(".")[0],
-                pod_workload(pod),
-            ):
-                if name and (name in self._names or (proxy and "waypoint" in name)):
-                    return SpanRole.WAYPOINT
+                self._identity.generation,
+            )
+            named = self._named_waypoint.get(key)
+            if named is None:
+                named = self._named_waypoint.set(key, self._names_waypoint(*key[:4]))
+            if named:
+                return SpanRole.WAYPOINT
         return _KIND_ROLE.get(span.kind, SpanRole.OTHER)
+
+    def _names_waypoint(self, canonical: str, namespace: str, pod: str, service: str) -> bool:
+        for name in (canonical, pod_workload(pod)):
+            if name and (name in self._names or self._identity.is_waypoint(namespace, name)):
+                return True
+        # The setting may name a waypoint by its resource service.name (`<name>.<ns>` ≤ 1.27).
+        return bool(self._names) and service.partition(".")[0] in self._names
+
+    @staticmethod
+    def is_proxy(span: Span) -> bool:
+        """An Envoy span (sidecar, gateway or an upstream span): named by the proxy itself."""
+        attrs = span.attributes
+        node_id = attrs.get("node_id")
+        if isinstance(node_id, str) and node_id:
+            return node_id.startswith(("sidecar~", "router~"))
+        return attrs.get("component") == "proxy"
 
     # ---- application spans ------------------------------------------------------------------
     def app_endpoint(self, span: Span) -> Endpoint:
+        """The endpoint an app or proxy span belongs to (as written: not yet canonical)."""
+        if self.is_proxy(span):
+            return self.proxy_endpoint(span)
         resource = span.resource
         cached = self._app_cache.get(resource)
         if cached is not None and cached[0] == span.service:
@@ -227,13 +293,53 @@ class SpanNormalizer:
         workload = _str(resource.get("k8s.deployment.name")) or pod_workload(
             _str(resource.get("k8s.pod.name"))
         )
+        # An OTel name beside its workload: an alias of the workload's canonical service.
+        self._identity.note_app_name(namespace, service, workload)
         endpoint = Endpoint(namespace=namespace, service=service, workload=workload)
         self._app_cache.set(resource, (span.service, endpoint))
         return endpoint
 
+    def proxy_endpoint(self, span: Span) -> Endpoint:
+        """A sidecar's or gateway's own node: `istio.canonical_service` in `istio.namespace`,
+        else the pod in `node_id`, else resource `service.name` (`<canonical>.<ns>`, the proxy's
+        service cluster); kind GATEWAY for a `router~` node id or a gateway identity knows."""
+        attrs, resource = span.attributes, span.resource
+        canonical = _str(attrs.get("istio.canonical_service")) or _str(
+            resource.get("istio.canonical_service")
+        )
+        namespace = _str(attrs.get("istio.namespace")) or _str(resource.get("istio.namespace"))
+        node_id = _str(attrs.get("node_id"))
+        key = (canonical, namespace, node_id, span.service)
+        found = self._proxy_cache.get(key)
+        if found is not None:
+            return found
+        pod, pod_ns = _node_pod(node_id)
+        workload = pod_workload(pod) if pod else ""
+        if not canonical:
+            own, _, own_ns = span.service.partition(".")
+            canonical, namespace = own or workload, namespace or own_ns
+        namespace = namespace or pod_ns or DEFAULT_NAMESPACE
+        canonical = canonical or "unknown_service"
+        kind = NodeKind.SERVICE
+        if node_id.startswith("router~"):
+            self._identity.learn_gateway(namespace, canonical)
+            if workload:
+                self._identity.learn_gateway(namespace, workload)
+        if self._identity.is_gateway(namespace, canonical):
+            kind = NodeKind.GATEWAY
+        if workload:
+            self._identity.learn(Alias(namespace, workload, canonical, AliasSource.SPAN))
+        endpoint = Endpoint(namespace, canonical, workload, kind)
+        return self._proxy_cache.set(key, endpoint)
+
     def client_peer(self, span: Span, source: Endpoint) -> Endpoint:
         """The callee of an unpaired client span, named by the best attribute present."""
         attrs, ns = span.attributes, source.namespace
+        raw = _str(attrs.get("upstream_cluster")) or _str(attrs.get("upstream_cluster.name"))
+        if raw:  # an Envoy span: `outbound|9080|v1|reviews.bookinfo.svc.cluster.local`
+            cluster = parse_upstream_cluster(raw)
+            if cluster.target is not None:
+                return cluster.target
         for key in ("peer.service", "server.address", "net.peer.name"):
             host = _str(attrs.get(key))
             if host:
@@ -265,7 +371,16 @@ class SpanNormalizer:
         """The caller of an unpaired server span: its address's workload, the broker, or UNKNOWN."""
         attrs = span.attributes
         address = ""
-        for key in ("client.address", "net.sock.peer.addr", "network.peer.address", "net.peer.ip"):
+        tagged = self.caller_by_peer_tags(attrs)
+        if tagged is not None:
+            return tagged, Provenance.PEER_TAGS
+        for key in (
+            "client.address",
+            "net.sock.peer.addr",
+            "network.peer.address",
+            "net.peer.ip",
+            "peer.address",  # Envoy's
+        ):
             address = address_of(attrs.get(key))
             if address:
                 break
@@ -303,6 +418,25 @@ class SpanNormalizer:
             found = self._peer_tag_cache.set(key, Endpoint(key[0], key[1], workload=key[2]))
         return found
 
+    def callee_by_peer_tags(self, attrs: Mapping[str, object]) -> Endpoint | None:
+        """The destination an Istio ≥ 1.29 waypoint names in its `istio.destination_*` tags: the
+        canonical service in its namespace, with the chosen pod's workload."""
+        namespace = attrs.get("istio.destination_namespace")
+        service = attrs.get("istio.destination_canonical_service")
+        workload = attrs.get("istio.destination_workload")
+        if not isinstance(namespace, str) or not isinstance(service, str):
+            return None
+        if namespace in _UNKNOWN_VALUES or service in _UNKNOWN_VALUES:
+            return None
+        workload = workload if isinstance(workload, str) and workload not in _UNKNOWN_VALUES else ""
+        key = ("dst:" + namespace, service, workload)
+        found = self._peer_tag_cache.get(key)
+        if found is None:
+            if workload:
+                self._identity.learn(Alias(namespace, workload, service, AliasSource.SPAN))
+            found = self._peer_tag_cache.set(key, Endpoint(namespace, service, workload=workload))
+        return found
+
     def caller_by_address(self, address: str) -> Endpoint | None:
         """The workload behind a caller's pod IP, when a directory knows it."""
         if not address or self._directory is None:
@@ -311,16 +445,42 @@ class SpanNormalizer:
 
     # ---- waypoint spans -----------------------------------------------------------------------
     def waypoint_target(self, span: Span) -> Endpoint:
+        """The destination of a waypoint span: the `istio.destination_*` tags (Istio ≥ 1.29: the
+        canonical service and the chosen pod's workload), else the `upstream_cluster` host (a
+        Service name, resolved by identity), else the chosen pod (`encap`: pod-addressed traffic
+        through a workload waypoint, istio/istio pilot/pkg/networking/core/listener_waypoint.go
+        "direct pod access chain"), else the URL host."""
         attrs = span.attributes
+        tagged = self.callee_by_peer_tags(attrs)
         raw = _str(attrs.get("upstream_cluster")) or _str(attrs.get("upstream_cluster.name"))
         cluster = parse_upstream_cluster(raw) if raw else None
         if cluster is not None and cluster.target is not None:
+            target = cluster.target
+            if tagged is not None and tagged.namespace == target.namespace:
+                # The cluster names the Kubernetes Service; the tags its canonical service.
+                self._identity.learn(
+                    Alias(target.namespace, target.service, tagged.service, AliasSource.SPAN)
+                )
+                return tagged
             if self._directory is None:  # the common case: the cluster's (cached) endpoint
-                return cluster.target
-            return self._with_upstream_workload(span, cluster.target)
+                return target
+            return self._with_upstream_workload(span, target)
+        if tagged is not None:
+            return tagged
         kind = cluster.kind if cluster is not None else ClusterKind.OTHER
         if kind is ClusterKind.INBOUND:
             return self._proxy_own_service(span)
+        if kind is ClusterKind.ENCAP:
+            upstream = _str(attrs.get("upstream_address")).removeprefix(
+                "envoy://connect_originate/"
+            )
+            pod = address_of(upstream) or url_host(_str(attrs.get("http.url")))
+            found = self.caller_by_address(pod)
+            if found is not None:
+                return found
+            if pod:
+                return Endpoint(UNKNOWN_NAMESPACE, f"pod-{pod}", kind=NodeKind.UNKNOWN)
+            return unknown_callee(self.waypoint(span, None))
         if kind is ClusterKind.PASSTHROUGH:
             upstream = address_of(attrs.get("upstream_address"))
             found = self.caller_by_address(upstream)
@@ -374,9 +534,16 @@ class SpanNormalizer:
 
     def _proxy_own_service(self, span: Span) -> Endpoint:
         service, _, namespace = span.service.partition(".")
-        if service and "waypoint" not in service and service not in self._names:
-            return Endpoint(namespace=namespace or self._waypoint_namespace(span), service=service)
-        return unknown_callee(self.waypoint(span, None))
+        namespace = namespace or self._waypoint_namespace(span)
+        own = self.waypoint(span, None)
+        if (
+            service
+            and service != own.service
+            and service not in self._names
+            and not self._identity.is_waypoint(namespace, service)
+        ):
+            return Endpoint(namespace=namespace, service=service)
+        return unknown_callee(own)
 
     def waypoint(self, span: Span, target: Endpoint | None) -> Endpoint:
         """The waypoint's own identity (kind WAYPOINT), never the destination's.
@@ -407,12 +574,10 @@ class SpanNormalizer:
         cached = self._waypoint_cache.get(key)
         if cached is not None:
             return cached
-        pod, pod_ns = "", ""
-        if node_id:
-            fields = node_id.split("~")
-            if len(fields) >= 3:
-                pod, _, pod_ns = fields[2].partition(".")
+        pod, pod_ns = _node_pod(node_id)
         workload = pod_workload(pod) if pod else ""
+        if workload and node_id.startswith("waypoint~"):
+            self._identity.learn_waypoint(pod_ns or namespace, workload)
         name = ""
         if canonical and not (
             canonical == target_service and (namespace or target_ns) == target_ns

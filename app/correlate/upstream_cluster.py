@@ -6,6 +6,8 @@ Istio names Envoy clusters `<direction>|<port>|<subset or protocol>|<fqdn>`:
 `inbound|9080||` (a proxy's own workload; no host). Access logs print a trailing `;`, and stat
 names use the alternative form `outbound_.9080_.v1_.reviews.default.svc.cluster.local` (each `|`
 written as `_.`).
+`encap` is a waypoint's cluster for pod-addressed traffic (istio/istio
+pilot/pkg/networking/core/waypoint.go `EncapClusterName`; the pod is in `upstream_address`).
 `PassthroughCluster` (and `InboundPassthroughCluster*`) carries traffic to destinations Istio does
 not know, `BlackHoleCluster` traffic it refuses; neither names a host.
 
@@ -35,6 +37,7 @@ class ClusterKind(StrEnum):
     INBOUND = "inbound"
     PASSTHROUGH = "passthrough"
     BLACKHOLE = "blackhole"
+    ENCAP = "encap"  # a waypoint's pod-addressed traffic (to its connect_originate listener)
     OTHER = "other"
 
 
@@ -99,6 +102,8 @@ def _parse(raw: str) -> UpstreamCluster:
         )
     if value in _PASSTHROUGH:
         return UpstreamCluster(kind=ClusterKind.PASSTHROUGH, raw=raw)
+    if value == "encap":
+        return UpstreamCluster(kind=ClusterKind.ENCAP, raw=raw)
     if value == "BlackHoleCluster":
         return UpstreamCluster(kind=ClusterKind.BLACKHOLE, raw=raw)
     return UpstreamCluster(kind=ClusterKind.OTHER, raw=raw)

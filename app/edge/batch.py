@@ -1,10 +1,11 @@
-"""What the aggregator hands the store on each flush: edge buckets, nodes seen, trace hops."""
+"""What the aggregator hands the store on each flush: edge buckets, nodes seen, trace hops and
+the aliases identity learned."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.domain import Level, NodeKind
+from app.domain import Alias, Level, NodeKind
 from app.edge.bucket import EdgeBucket, EdgeKey
 
 
@@ -42,6 +43,7 @@ class AggregateBatch:
     edges: dict[EdgeKey, EdgeBucket] = field(default_factory=dict)
     nodes: dict[tuple[str, Level], NodeSeen] = field(default_factory=dict)
     hops: list[TraceHop] = field(default_factory=list)
+    aliases: list[Alias] = field(default_factory=list)  # learned since the last flush
 
     def __len__(self) -> int:
-        return len(self.edges) + len(self.nodes) + len(self.hops)
+        return len(self.edges) + len(self.nodes) + len(self.hops) + len(self.aliases)

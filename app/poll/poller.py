@@ -16,14 +16,13 @@ from typing import Protocol
 
 import httpx
 
-from app.domain import L4Sample
+from app.domain import IdentityEvidence, L4Sample
 from app.poll.discovery import KubernetesDiscovery
 from app.poll.kube_access import access_from_settings
 from app.poll.pod_directory import PodDirectory
 from app.poll.promql import PromQLSource
 from app.poll.scrape import DirectScrape, Target, static_targets
 from app.poll.target_state import TargetState
-from app.poll.ztunnel_labels import WaypointMatcher
 from app.self_report import MetricFamily, PartState
 from app.settings import Settings
 
@@ -213,6 +212,7 @@ class L4Poller:
 def build_poller(
     settings: Settings,
     emit: Emit,
+    identity: IdentityEvidence,
     *,
     clock: Callable[[], float] = time.time,
     directory: PodDirectory | None = None,
@@ -220,7 +220,6 @@ def build_poller(
 ) -> L4Poller | None:
     """The poller the settings ask for, or None when no L4 input is configured.
     PromQL wins when both are set (it already has every ztunnel's history)."""
-    waypoints = WaypointMatcher.from_setting(settings.waypoint_workloads)
     interval, timeout = settings.poll_interval_s, settings.poll_timeout_s
     if settings.prometheus_url:
 
@@ -230,7 +229,7 @@ def build_poller(
                 bucket_s=settings.bucket_s,
                 interval_s=interval,
                 timeout_s=timeout,
-                waypoints=waypoints,
+                identity=identity,
                 token=settings.prometheus_token.get_secret_value(),
                 username=settings.prometheus_username,
                 password=settings.prometheus_password.get_secret_value(),
@@ -270,7 +269,7 @@ def build_poller(
     def scrape() -> L4Source:
         if discovery is not None:
             discovery.restart_baseline(clock())
-        return DirectScrape(targets, interval_s=interval, timeout_s=timeout, waypoints=waypoints)
+        return DirectScrape(targets, interval_s=interval, timeout_s=timeout, identity=identity)
 
     return L4Poller(
         scrape(),

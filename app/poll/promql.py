@@ -18,15 +18,14 @@ from typing import Any
 
 import httpx
 
-from app.domain import L4Sample
+from app.domain import IdentityEvidence, L4Sample
+from app.poll.half_edges import to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
 from app.poll.ztunnel_labels import (
     EDGE_LABELS,
     FAMILIES,
     Counts,
-    WaypointMatcher,
     edge_key,
-    to_samples,
 )
 
 
@@ -71,7 +70,7 @@ class PromQLSource:
         bucket_s: int,
         interval_s: float,
         timeout_s: float,
-        waypoints: WaypointMatcher,
+        identity: IdentityEvidence,
         token: str = "",
         username: str = "",
         password: str = "",
@@ -80,7 +79,7 @@ class PromQLSource:
     ) -> None:
         self._url = base_url.rstrip("/") + "/api/v1/query"
         self._bucket_s, self._timeout_s = bucket_s, timeout_s
-        self._waypoints = waypoints
+        self._identity = identity
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._auth = httpx.BasicAuth(username, password) if username else None
         self._settle_s = min(interval_s, 30.0) if settle_s is None else settle_s
@@ -134,10 +133,12 @@ class PromQLSource:
                     entry = acc[key] = (labels, [0.0, 0.0, 0.0, 0.0])
                 entry[1][i] += value
         self.last_series = len(acc)
+        start_s = float(end_s - self._bucket_s)
         grouped = [
-            (labels, Counts(*(max(0, round(v)) for v in values))) for labels, values in acc.values()
+            (labels, Counts(*(max(0, round(v)) for v in values)), start_s)
+            for labels, values in acc.values()
         ]
-        return to_samples(grouped, float(end_s - self._bucket_s), float(end_s), self._waypoints)
+        return to_samples(grouped, float(end_s), self._identity)
 
     async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]:
         if not self.state.due(now_s):

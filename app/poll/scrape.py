@@ -8,19 +8,18 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.domain import L4Sample
+from app.domain import IdentityEvidence, L4Sample
 from app.poll.deltas import CounterDeltas
 from app.poll.exposition import ExpositionError, ExpositionParser, Sample
+from app.poll.half_edges import SeriesIncrease, to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
 from app.poll.ztunnel_labels import (
     CLOSED,
     OPENED,
     REQUEST_BYTES,
     Counts,
-    WaypointMatcher,
     edge_key,
     is_traffic_family,
-    to_samples,
 )
 
 MAX_BODY_BYTES = 256 * 2**20
@@ -71,12 +70,12 @@ class DirectScrape:
         *,
         interval_s: float,
         timeout_s: float,
-        waypoints: WaypointMatcher,
+        identity: IdentityEvidence,
         concurrency: int = 16,
     ) -> None:
         self._targets = targets
         self._interval_s, self._timeout_s = interval_s, timeout_s
-        self._waypoints = waypoints
+        self._identity = identity
         self._concurrency = concurrency
         self.scraped: dict[str, ScrapedTarget] = {}
 
@@ -97,16 +96,17 @@ class DirectScrape:
         due = [t for t in self.scraped.values() if t.state.due(now_s)]
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def one(t: ScrapedTarget) -> list[L4Sample]:
+        async def one(t: ScrapedTarget) -> list[SeriesIncrease]:
             async with gate:
                 return await self._scrape(client, t, now_s)
 
         batches = await asyncio.gather(*(one(t) for t in due))
-        return [s for batch in batches for s in batch]
+        # All targets together: the two half-edges of a waypoint call are printed by two ztunnels.
+        return to_samples((s for batch in batches for s in batch), now_s, self._identity)
 
     async def _scrape(
         self, client: httpx.AsyncClient, t: ScrapedTarget, now_s: float
-    ) -> list[L4Sample]:
+    ) -> list[SeriesIncrease]:
         state = t.state
         try:
             body = await asyncio.wait_for(self._fetch(client, t.target.url), self._timeout_s)
@@ -123,7 +123,7 @@ class DirectScrape:
         start_s = state.last_success_s or now_s
         increases = t.deltas.update(samples)
         state.succeeded(now_s)
-        return to_samples(group_increases(increases), start_s, now_s, self._waypoints)
+        return [(labels, counts, start_s) for labels, counts in group_increases(increases)]
 
     @staticmethod
     async def _fetch(client: httpx.AsyncClient, url: str) -> str:

@@ -18,16 +18,20 @@ tests/data/ztunnel/README.md:
   a new connection to the chosen pod, which the server's ztunnel reports inbound with the
   waypoint as source. istio/ztunnel#1128 (open; no `traffic_type` label in the versions read)
   lists a third client → server series: the waypoint Envoy's own stats (reporter="waypoint"),
-  which ztunnel never prints. We keep the client leg (the only one naming the caller; one per
-  call) and drop legs whose source is a waypoint; other reporters are ignored.
+  which ztunnel never prints. How the two legs become one edge is app/poll/half_edges.py.
+* Names: a destination pod's node is its canonical service (`destination_canonical_service` in
+  `destination_workload_namespace`), and the series teaches identity that the Service name
+  (`destination_service_name`) and the workload are aliases of it (`aliases_of`). On a waypoint's
+  client leg the destination workload is the waypoint, so only the Service name is known there:
+  the aggregator resolves it through identity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.domain import Endpoint, L4Sample, NodeKind, Reporter
+from app.domain import Alias, AliasSource, Endpoint, NodeKind
 
 UNKNOWN = "unknown"
 OPENED = "istio_tcp_connections_opened_total"
@@ -73,33 +77,6 @@ def parse_principal(principal: str) -> tuple[str, str]:
     if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa":
         return parts[2], parts[4]
     return "", ""
-
-
-@dataclass(frozen=True, slots=True)
-class WaypointMatcher:
-    """A workload is a waypoint when its name (or its service account) contains "waypoint"
-    (Istio names the deployment and service account after the Gateway, `waypoint` by default)
-    or is listed in settings.waypoint_workloads (as `name` or `namespace/name`)."""
-
-    extra: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_setting(cls, waypoint_workloads: str) -> WaypointMatcher:
-        return cls(frozenset(w.strip() for w in waypoint_workloads.split(",") if w.strip()))
-
-    def _is(self, namespace: str, name: str) -> bool:
-        return bool(name) and (
-            "waypoint" in name or name in self.extra or f"{namespace}/{name}" in self.extra
-        )
-
-    def waypoint(self, workload: str, namespace: str, principal: str) -> str:
-        """The waypoint's node id `<ns>/<name>`, or "" when this side is not a waypoint."""
-        if self._is(namespace, workload):
-            return f"{namespace}/{workload}"
-        sa_ns, sa = parse_principal(principal)
-        if self._is(sa_ns, sa):
-            return f"{sa_ns}/{sa}"
-        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +132,10 @@ def target_endpoint(labels: Mapping[str, str], *, via_waypoint: bool) -> Endpoin
     # On a waypoint's client leg the workload/principal are the waypoint's, not the server's.
     workload = "" if via_waypoint else _known(labels.get("destination_workload"))
     ns, name = _destination_service(labels)
+    canonical = "" if via_waypoint else _known(labels.get("destination_canonical_service"))
+    wl_ns = _known(labels.get("destination_workload_namespace"))
+    if workload and canonical and wl_ns:
+        return Endpoint(wl_ns, canonical, workload, NodeKind.SERVICE, principal)
     if via_waypoint:
         principal = ""
     in_mesh = bool(workload or principal or via_waypoint) and bool(ns)
@@ -166,65 +147,21 @@ def target_endpoint(labels: Mapping[str, str], *, via_waypoint: bool) -> Endpoin
     return Endpoint("external", "unknown-destination", "", NodeKind.UNKNOWN, principal)
 
 
-def to_sample(
-    labels: Mapping[str, str],
-    counts: Counts,
-    start_s: float,
-    end_s: float,
-    waypoints: WaypointMatcher,
-) -> L4Sample | None:
-    """One series' increases as an `L4Sample`, or None for a leg that must not be counted."""
-    try:
-        reporter = Reporter(labels.get("reporter", ""))
-    except ValueError:
-        return None  # reporter="waypoint" (Envoy stats) or anything else: not ztunnel's view
-    src_wp = waypoints.waypoint(
-        _known(labels.get("source_workload")),
-        _known(labels.get("source_workload_namespace")),
-        _known(labels.get("source_principal")),
-    )
-    if src_wp:
-        return None  # server leg of a waypoint call: its client leg already counted the call
-    dst_wp = waypoints.waypoint(
-        _known(labels.get("destination_workload")),
-        _known(labels.get("destination_workload_namespace")),
-        _known(labels.get("destination_principal")),
-    )
-    target = target_endpoint(labels, via_waypoint=bool(dst_wp))
-    if dst_wp and target.service == dst_wp.partition("/")[2]:
-        # Addressed to the waypoint itself (no intended service known): not a logical edge.
-        return None
-    if target.kind is NodeKind.UNKNOWN and target.service == "unknown-destination":
-        src = source_endpoint(labels, target)
-        target = Endpoint(
-            "external", f"unknown-from-{src.namespace}.{src.service}", "", NodeKind.UNKNOWN
-        )
-    return L4Sample(
-        source=source_endpoint(labels, target),
-        target=target,
-        reporter=reporter,
-        start_s=start_s,
-        end_s=end_s,
-        connections_opened=counts.opened,
-        connections_closed=counts.closed,
-        bytes_sent=counts.request_bytes,
-        bytes_received=counts.response_bytes,
-        mutual_tls=labels.get("connection_security_policy") == "mutual_tls",
-        response_flags=labels.get("response_flags", "-") or "-",
-        via_waypoint=dst_wp,
-    )
-
-
-def to_samples(
-    grouped: Iterable[tuple[Mapping[str, str], Counts]],
-    start_s: float,
-    end_s: float,
-    waypoints: WaypointMatcher,
-) -> list[L4Sample]:
+def aliases_of(labels: Mapping[str, str], *, destination: bool) -> list[Alias]:
+    """What one series says about names: the workload and (for a destination pod) the Service
+    name are aliases of the canonical service, in the workload's namespace."""
+    side = "destination" if destination else "source"
+    ns = _known(labels.get(f"{side}_workload_namespace"))
+    canonical = _known(labels.get(f"{side}_canonical_service"))
+    if not ns or not canonical:
+        return []
     out = []
-    for labels, counts in grouped:
-        if counts:
-            sample = to_sample(labels, counts, start_s, end_s, waypoints)
-            if sample is not None:
-                out.append(sample)
+    workload = _known(labels.get(f"{side}_workload"))
+    if workload:
+        out.append(Alias(ns, workload, canonical, AliasSource.ZTUNNEL))
+    if destination:
+        name = _known(labels.get("destination_service_name"))
+        svc_ns = _known(labels.get("destination_service_namespace")) or ns
+        if name and svc_ns == ns:
+            out.append(Alias(ns, name, canonical, AliasSource.ZTUNNEL))
     return out

@@ -113,7 +113,12 @@ class SimulatedRun:
         # lands in the same bucket as the tick's spans (as a live poller's would); the baseline
         # scrape uses the wall clock.
         self._scrape_time_s: float | None = None
-        poller = build_poller(poll_settings, running.pipeline.add_l4, clock=self._scrape_clock)
+        poller = build_poller(
+            poll_settings,
+            running.pipeline.add_l4,
+            running.app.state.identity,
+            clock=self._scrape_clock,
+        )
         assert poller is not None
         self.poller: L4Poller = poller
         self.poller.poll_once_sync()  # the baseline scrape: counters start from here

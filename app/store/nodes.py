@@ -19,8 +19,11 @@ _ON_CONFLICT = (
     "THEN excluded.first_seen_s ELSE nodes.first_seen_s END, "
     "last_seen_s = CASE WHEN excluded.last_seen_s > nodes.last_seen_s "
     "THEN excluded.last_seen_s ELSE nodes.last_seen_s END, "
-    # Evidence only grows: a known kind replaces "unknown", never the reverse.
-    "kind = CASE WHEN excluded.kind = 'unknown' THEN nodes.kind ELSE excluded.kind END, "
+    # Evidence only grows: a known kind replaces "unknown", never the reverse; a node once
+    # recognised as a gateway (router~ node id, labels) stays one.
+    "kind = CASE WHEN excluded.kind = 'unknown' "
+    "OR (nodes.kind = 'gateway' AND excluded.kind = 'service') "
+    "THEN nodes.kind ELSE excluded.kind END, "
     "service = CASE WHEN excluded.service = '' THEN nodes.service ELSE excluded.service END, "
     "principal = CASE WHEN excluded.principal = '' THEN nodes.principal "
     "ELSE excluded.principal END"

@@ -130,3 +130,17 @@ trace_hops = Table(
     Column("provenance", String(32), nullable=False, default=""),
     Index("ix_trace_hops_end_ns", "end_ns"),
 )
+
+# Other names of a canonical service (app/correlate/identity.py): one row per (namespace, alias).
+# The stronger source wins a disagreement (setting > kubernetes > ztunnel > span).
+node_aliases = Table(
+    "node_aliases",
+    metadata,
+    Column("namespace", String(253), primary_key=True),
+    Column("alias", String(253), primary_key=True),
+    Column("service", String(253), nullable=False),  # the canonical service, same namespace
+    Column("source", String(16), nullable=False),  # span | ztunnel | kubernetes | setting
+    Column("priority", Integer, nullable=False),
+    Column("updated_s", BigInteger, nullable=False),
+    Index("ix_node_aliases_service", "namespace", "service"),
+)

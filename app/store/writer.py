@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from app.edge.batch import AggregateBatch
+from app.store.aliases import AliasRepository
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -44,6 +45,7 @@ def write_batch(engine: Engine, batch: AggregateBatch) -> None:
                 exemplars.add(conn, {k: b.exemplars for k, b in batch.edges.items()})
                 nodes.upsert(conn, batch.nodes.values())
                 hops.add(conn, batch.hops)
+                AliasRepository().upsert(conn, batch.aliases)
             return
         except DBAPIError as exc:
             if attempt == _ATTEMPTS or not _retryable(exc):

@@ -31,14 +31,31 @@ class FakeDirectory:
     ("kind", "service", "attrs", "names", "role"),
     [
         (SpanKind.SERVER, "x", {"node_id": NODE_ID}, (), SpanRole.WAYPOINT),
+        # without a node id, a waypoint's cluster on a proxy SERVER span marks a waypoint
+        (
+            SpanKind.SERVER,
+            "x",
+            {"component": "proxy", "upstream_cluster": "inbound-vip|80|http|a.b.svc.cluster.local"},
+            (),
+            SpanRole.WAYPOINT,
+        ),
+        (
+            SpanKind.SERVER,
+            "x",
+            {"component": "proxy", "upstream_cluster": "encap"},
+            (),
+            SpanRole.WAYPOINT,
+        ),
+        # a sidecar's inbound cluster is a sidecar's span, not a waypoint's
         (
             SpanKind.SERVER,
             "x",
             {"component": "proxy", "upstream_cluster": "inbound|80||"},
             (),
-            SpanRole.WAYPOINT,
+            SpanRole.SERVER,
         ),
-        (SpanKind.CLIENT, "waypoint.default", {"component": "proxy"}, (), SpanRole.WAYPOINT),
+        # names never make a waypoint: an Envoy upstream span of a proxy named waypoint is a client
+        (SpanKind.CLIENT, "waypoint.default", {"component": "proxy"}, (), SpanRole.CLIENT),
         (SpanKind.SERVER, "my-gw", {}, ("my-gw",), SpanRole.WAYPOINT),
         (SpanKind.SERVER, "x", {"istio.canonical_service": "my-gw"}, ("my-gw",), SpanRole.WAYPOINT),
         # a service merely named like a waypoint, with no proxy mark, is an app

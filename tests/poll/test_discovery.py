@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.correlate.identity import NodeIdentity
 from app.poll.poller import build_poller
 from app.settings import Settings
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
@@ -93,7 +94,7 @@ async def test_discovers_running_ztunnel_pods_and_scrapes_them(
         )
         emitted: list[object] = []
         now = [1_000.0]
-        poller = build_poller(settings, emitted.extend, clock=lambda: now[0])
+        poller = build_poller(settings, emitted.extend, NodeIdentity(), clock=lambda: now[0])
         assert poller is not None and poller.mode == "scrape"
         await poller.poll_once()
         assert api.seen[0] == (

@@ -9,6 +9,7 @@ import pytest
 
 from app.domain import Endpoint
 from app.poll.pod_directory import PodDirectory, build_pod_directory, pod_endpoint
+from app.correlate.identity import NodeIdentity
 from app.poll.poller import build_poller
 from app.settings import Settings
 from tests.poll.test_discovery import FakeApi, api, kubeconfig  # noqa: F401  (api is a fixture)
@@ -95,7 +96,7 @@ async def test_the_poller_refreshes_the_directory_from_the_api(
     settings = Settings(ztunnel_discovery="kubernetes", kubeconfig=kubeconfig(tmp_path, server))
     directory = build_pod_directory(settings)
     assert isinstance(directory, PodDirectory)
-    poller = build_poller(settings, lambda samples: None, directory=directory)
+    poller = build_poller(settings, lambda samples: None, NodeIdentity(), directory=directory)
     assert poller is not None and poller.directory is directory
     try:
         await poller.poll_once()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.correlate.identity import NodeIdentity
 from app.poll.poller import build_poller
 from app.settings import Settings
 from tests.poll.fake_ztunnel import FakeZtunnel, serve
@@ -13,7 +14,11 @@ async def test_standby_polls_nothing_and_a_new_leader_baselines_first() -> None:
     fake.add(A_TO_B, opened=5, req=1000, resp=9000)
     with serve(fake) as url:
         poller = build_poller(
-            Settings(ztunnel_targets=url), lambda s: None, clock=clock, may_poll=lambda: leader[0]
+            Settings(ztunnel_targets=url),
+            lambda s: None,
+            NodeIdentity(),
+            clock=clock,
+            may_poll=lambda: leader[0],
         )
         assert poller is not None
         assert await poller.poll_once() == []  # leader: baseline

@@ -14,7 +14,7 @@ import pytest
 
 from app.domain import Reporter
 from app.poll.promql import PromQLError, PromQLSource, parse_vector
-from app.poll.ztunnel_labels import WaypointMatcher
+from app.correlate.identity import NodeIdentity
 from tests.conftest import skip_or_fail
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 from tests.ports import free_port
@@ -96,7 +96,7 @@ async def test_promql_increase_matches_counter_increases(
         instant(base, "min(count_over_time(istio_tcp_sent_bytes_total[1m]))") + 3,
     )
     end = int(time.time())
-    promql = PromQLSource(base, bucket_s=10, interval_s=5, timeout_s=5, waypoints=WaypointMatcher())
+    promql = PromQLSource(base, bucket_s=10, interval_s=5, timeout_s=5, identity=NodeIdentity())
     async with httpx.AsyncClient() as client:
         samples = await promql.bucket(client, end)
         with pytest.raises(PromQLError) as err:
@@ -155,7 +155,7 @@ async def test_auth_headers_and_error_reporting(kwargs: dict[str, str], header: 
         bucket_s=60,
         interval_s=15,
         timeout_s=1,
-        waypoints=WaypointMatcher(),
+        identity=NodeIdentity(),
         settle_s=0,
         **kwargs,
     )

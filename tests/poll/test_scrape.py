@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.domain import L4Sample, Reporter
 from app.poll.poller import L4Poller
 from app.poll.scrape import DirectScrape, static_targets
-from app.poll.ztunnel_labels import WaypointMatcher
+from app.correlate.identity import NodeIdentity
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 
 A_TO_B = series_labels("source", **source("productpage-v1"), **destination("details-v1"))
@@ -25,7 +25,7 @@ def make_poller(
 ) -> tuple[L4Poller, list[L4Sample]]:
     emitted: list[L4Sample] = []
     scrape = DirectScrape(
-        static_targets(urls), interval_s=10, timeout_s=timeout_s, waypoints=WaypointMatcher()
+        static_targets(urls), interval_s=10, timeout_s=timeout_s, identity=NodeIdentity()
     )
     return L4Poller(scrape, emitted.extend, interval_s=10, mode="scrape", clock=clock), emitted
 

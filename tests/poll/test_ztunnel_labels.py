@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain import Endpoint, NodeKind, Reporter
-from app.poll.ztunnel_labels import Counts, WaypointMatcher, to_sample
+from collections.abc import Mapping
+
+from app.correlate.identity import NodeIdentity
+from app.domain import Endpoint, L4Sample, NodeKind, Reporter
+from app.poll.half_edges import to_samples
+from app.poll.ztunnel_labels import Counts
 from tests.poll.fake_ztunnel import destination, principal, series_labels, source
 
-WP = WaypointMatcher.from_setting("istio-system/ingress-hop")
 COUNTS = Counts(opened=2, closed=1, request_bytes=300, response_bytes=5000)
+
+
+def waypoints() -> NodeIdentity:
+    return NodeIdentity(waypoints=["istio-system/ingress-hop", "default/waypoint", "ns-waypoint"])
+
+
+def to_sample(
+    labels: Mapping[str, str], counts: Counts, start_s: float, end_s: float, wp: NodeIdentity
+) -> L4Sample | None:
+    """One series alone, as app/poll/half_edges.py turns it into samples (0 or 1)."""
+    samples = to_samples([(labels, counts, start_s)], end_s, wp)
+    assert len(samples) <= 1
+    return samples[0] if samples else None
+
+
+WP = waypoints()
 A = Endpoint(
     "default", "productpage", "productpage-v1", principal=principal("default", "productpage")
 )
@@ -39,7 +58,8 @@ def test_waypoint_client_leg_kept_server_leg_dropped() -> None:
     server_leg = series_labels(
         "destination", **source("waypoint", sa="waypoint"), **destination("details-v1")
     )
-    assert to_sample(server_leg, COUNTS, 0, 60, WP) is None
+    both = to_samples([(client_leg, COUNTS, 0), (server_leg, COUNTS, 0)], 60, WP)
+    assert [s.source for s in both] == [A]  # the client leg counted the call
     # the waypoint Envoy's own stats never count
     assert (
         to_sample(
@@ -54,14 +74,18 @@ def test_waypoint_client_leg_kept_server_leg_dropped() -> None:
 
 
 def test_waypoint_by_setting_and_by_principal() -> None:
+    # A server leg alone (the caller opened HBONE itself) counts, from an unknown caller.
     by_setting = series_labels(
         "destination", **source("ingress-hop", ns="istio-system"), **destination("details-v1")
     )
-    assert to_sample(by_setting, COUNTS, 0, 60, WP) is None
+    sample = to_sample(by_setting, COUNTS, 0, 60, WP)
+    assert sample is not None and sample.via_waypoint == "istio-system/ingress-hop"
+    assert sample.source.kind is NodeKind.UNKNOWN
     by_sa = series_labels(
         "destination", **source("gw-abc", sa="ns-waypoint"), **destination("details-v1")
     )
-    assert to_sample(by_sa, COUNTS, 0, 60, WP) is None
+    sample = to_sample(by_sa, COUNTS, 0, 60, WP)
+    assert sample is not None and sample.via_waypoint == "default/ns-waypoint"
 
 
 def test_plaintext_from_uncaptured_pod() -> None:
