@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from app.correlate.identity import NodeIdentity
 from app.domain import Endpoint
 from app.poll.pod_directory import PodDirectory, build_pod_directory, pod_endpoint
-from app.correlate.identity import NodeIdentity
 from app.poll.poller import build_poller
 from app.settings import Settings
 from tests.poll.test_discovery import FakeApi, api, kubeconfig  # noqa: F401  (api is a fixture)

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.correlate.identity import NodeIdentity
 from app.domain import Reporter
 from app.poll.promql import PromQLError, PromQLSource, parse_vector
-from app.correlate.identity import NodeIdentity
 from tests.conftest import skip_or_fail
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 from tests.ports import free_port

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from app.correlate.identity import NodeIdentity
 from app.domain import L4Sample, Reporter
 from app.poll.poller import L4Poller
 from app.poll.scrape import DirectScrape, static_targets
-from app.correlate.identity import NodeIdentity
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 
 A_TO_B = series_labels("source", **source("productpage-v1"), **destination("details-v1"))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from collections.abc import Mapping
+
+import pytest
 
 from app.correlate.identity import NodeIdentity
 from app.domain import Endpoint, L4Sample, NodeKind, Reporter
