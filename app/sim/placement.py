@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from typing import Literal
 
 from app.sim.topology import Waypoint, Workload
 
@@ -36,10 +37,25 @@ class Placement:
         return f"{deployment}-{rs}-{suffix}"
 
     def workload(self, service: str, version: str = "v1") -> Workload:
-        name = f"{service}-{version}"
+        return self.deployment(f"{service}-{version}", version)
+
+    def deployment(self, name: str, version: str = "latest") -> Workload:
+        """A Deployment named `name` (its pod's `version` label, or `latest`), one pod."""
         node, ip = self._slot()
         return Workload(name=name, version=version, node=node, ip=ip, pod=self._pod(name))
 
-    def waypoint(self, namespace: str, name: str = "waypoint") -> Waypoint:
+    def waypoint(
+        self,
+        namespace: str,
+        name: str = "waypoint",
+        waypoint_for: Literal["service", "workload"] = "service",
+    ) -> Waypoint:
         node, ip = self._slot()
-        return Waypoint(namespace=namespace, node=node, ip=ip, pod=self._pod(name), name=name)
+        return Waypoint(
+            namespace=namespace,
+            node=node,
+            ip=ip,
+            pod=self._pod(name),
+            name=name,
+            waypoint_for=waypoint_for,
+        )

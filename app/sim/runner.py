@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from app.domain import Coverage
 from app.sim.export import Protocol, export_all, make_exporter
 from app.sim.invariants import validate
-from app.sim.spans import SpanFactory, WaypointNaming
+from app.sim.istio import IstioVersion
+from app.sim.spans import SpanFactory
 from app.sim.topology import OUTSIDE, Edge, Topology
 from app.sim.traffic import NS_PER_S, Request, TrafficGenerator
 from app.sim.truth import EdgeTruth, TickTruth, Truth
@@ -63,7 +65,8 @@ class MeshSimulator:
 
     `restart_probability`: per node and tick, the chance that its ztunnel restarts (counters drop
     to the tick's increments); `restart_ztunnel(node)` asks for one. `server_spans_behind_waypoint`
-    turns off the SERVER spans of instrumented servers behind a waypoint.
+    turns off the SERVER spans of instrumented servers behind a waypoint. `istio_version` picks
+    the release whose span shapes are sent (app/sim/istio.py); the truth is the same for all.
     """
 
     def __init__(
@@ -78,7 +81,7 @@ class MeshSimulator:
         batch_spans: int = 1000,
         timeout_s: float = 10.0,
         restart_probability: float = 0.0,
-        waypoint_naming: WaypointNaming = "waypoint",
+        istio_version: IstioVersion = "1.27",
         server_spans_behind_waypoint: bool = True,
     ) -> None:
         self.topology = validate(topology)
@@ -90,7 +93,7 @@ class MeshSimulator:
         self._traffic = TrafficGenerator(topology, random.Random(f"{seed}:traffic"))
         self._span_rng = random.Random(f"{seed}:spans")
         self._restart_rng = random.Random(f"{seed}:restarts")
-        self._spans = SpanFactory(topology, self._span_rng, waypoint_naming)
+        self._spans = SpanFactory(topology, self._span_rng, istio_version)
         self._classes = [topology.classify(e) for e in topology.edges]
         if not server_spans_behind_waypoint:
             self._classes = [
@@ -211,20 +214,25 @@ class MeshSimulator:
         truth = self._truth
         truth.ticks.append((start_s, end_s))
         edges = [truth.edge(*_edge_ids(self.topology, e)) for e in self.topology.edges]
-        rows = [TickTruth(start_s, end_s) for _ in edges]
+        rows = {id(e): TickTruth(start_s, end_s) for e in truth.edges.values()}
+        # A request leaving a gateway is also the request that reached it (one SERVER span).
+        ingress = [self.topology.ingress_edge_ids(e) for e in self.topology.edges]
         for request in requests:
             i = request.edge_index
             if self._classes[i].protocol != "http":
                 continue
-            edge_truth, row = edges[i], rows[i]
-            edge_truth.requests += 1
-            row.requests += 1
-            status = request.status
-            edge_truth.status_codes[status] = edge_truth.status_codes.get(status, 0) + 1
-            if request.error:
-                edge_truth.errors += 1
-                row.errors += 1
-            edge_truth.latencies_ms.append(request.duration_ms)
+            ingress_ids = ingress[i]
+            hops = [edges[i]] if ingress_ids is None else [edges[i], truth.edge(*ingress_ids)]
+            for edge_truth in hops:
+                row = rows[id(edge_truth)]
+                edge_truth.requests += 1
+                row.requests += 1
+                status = request.status
+                edge_truth.status_codes[status] = edge_truth.status_codes.get(status, 0) + 1
+                if request.error:
+                    edge_truth.errors += 1
+                    row.errors += 1
+                edge_truth.latencies_ms.append(request.duration_ms)
         for st in series.values():
             if not st.kept:
                 continue
@@ -233,8 +241,8 @@ class MeshSimulator:
             edge_truth.connections_closed += st.extra["closed"]
             edge_truth.bytes_sent += st.received
             edge_truth.bytes_received += st.sent
-        for edge_truth, row in zip(edges, rows, strict=True):
-            edge_truth.ticks.append(row)
+        for edge_truth in truth.edges.values():
+            edge_truth.ticks.append(rows[id(edge_truth)])
 
     # lifecycle
 
@@ -260,7 +268,9 @@ def _edge_ids(topology: Topology, edge: Edge) -> tuple[str, str]:
 def _empty_truth(topology: Topology) -> Truth:
     truth = Truth()
     for service in topology.services:
-        truth.nodes[service.id] = "service"
+        truth.nodes[service.id] = service.kind
+        if service.aliases:
+            truth.aliases[service.id] = list(service.aliases)
     for external in topology.externals:
         truth.nodes[external.id] = "external"
     for edge, cls in topology.iter_classified():
@@ -275,4 +285,15 @@ def _empty_truth(topology: Topology) -> Truth:
             via=cls.via,
             protocol=cls.protocol,
         )
+        ingress = topology.ingress_edge_ids(edge)
+        if ingress is not None and ingress not in truth.edges:
+            truth.nodes[ingress[0]] = "unknown"
+            truth.edges[ingress] = EdgeTruth(
+                source=ingress[0],
+                target=ingress[1],
+                coverage=Coverage.L7_ONLY,  # the gateway is not captured: no ztunnel sees it
+                plaintext=False,
+                via="",
+                protocol="http",
+            )
     return truth

@@ -43,7 +43,9 @@ class TickTruth:
 
 @dataclass(slots=True)
 class EdgeTruth:
-    source: str  # node id, "<ns>/<svc>", "unknown/caller-of-<svc>.<ns>" or "external/<host>"
+    # node id: "<ns>/<canonical svc>", "unknown/caller-of-<svc>.<ns>", "unknown/<ip>" (a gateway's
+    # outside client) or "external/<host>"
+    source: str
     target: str
     coverage: Coverage
     plaintext: bool
@@ -124,6 +126,8 @@ class EdgeTruth:
 class Truth:
     edges: dict[tuple[str, str], EdgeTruth] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)  # node id -> kind
+    # node id -> names that must resolve to it (`<ns>/<k8s Service>`, `<ns>/<OTel service.name>`)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
     ticks: list[tuple[float, float]] = field(default_factory=list)
 
     def edge(self, source: str, target: str) -> EdgeTruth:
@@ -150,6 +154,7 @@ class Truth:
             "format": _FORMAT,
             "ticks": [list(t) for t in self.ticks],
             "nodes": dict(sorted(self.nodes.items())),
+            "aliases": dict(sorted(self.aliases.items())),
             "edges": [self.edges[k].to_dict(include_samples) for k in sorted(self.edges)],
         }
 
@@ -159,6 +164,7 @@ class Truth:
             raise ValueError(f"unknown truth format {data.get('format')!r}")
         truth = cls(
             nodes=dict(data["nodes"]),
+            aliases={k: list(v) for k, v in data.get("aliases", {}).items()},
             ticks=[(float(a), float(b)) for a, b in data["ticks"]],
         )
         for item in data["edges"]:

@@ -1,8 +1,29 @@
 """Which ztunnel series a call increments, with labels exactly as tests/data/ztunnel/README.md.
 
 For each request the simulator derives the series (node, label values) it lands on and whether
-meshstitch keeps that series as the edge's L4 evidence (`kept`): one reporter for a direct call,
-the client leg of a waypoint call, the only reporter of a one-sided (plaintext/outside/egress) call.
+meshstitch keeps that series as the edge's L4 evidence (`kept`): one reporter for a direct call
+(the source reporter when the caller's ztunnel reports it, else the destination's), the client
+leg of a waypoint call, the only reporter of a one-sided (plaintext/outside/egress) call.
+
+Which label carries which name (istio/ztunnel `src/proxy/metrics.rs`, `CommonTrafficLabels::
+with_source` / `with_destination` / `with_destination_service`; `src/state/workload.rs`,
+`src/state/service.rs`):
+
+* `*_workload` = the workload's `workload_name`, which istiod fills with the owning Deployment's
+  name (istio/istio `pilot/pkg/serviceregistry/ambient/workloads.go`, `workloadName(pod)` via
+  `GetWorkloadMetaFromPod`);
+* `*_canonical_service` **and** `*_app` = `canonical_name` (`CanonicalService(pod labels,
+  workload name)`: `service.istio.io/canonical-name`, `app.kubernetes.io/name`, `app`, else the
+  workload name; istio/istio `pkg/kube/labels/labels.go`), `*_canonical_revision` **and**
+  `*_version` = `canonical_revision` (`service.istio.io/canonical-revision`,
+  `app.kubernetes.io/version`, `version`, else `latest`);
+* `destination_service` = the Service's `hostname` (FQDN), `destination_service_name` its `name`
+  (the Kubernetes Service name), `destination_service_namespace` its namespace; all three
+  `unknown` when the client dialled a pod IP (no Service is known).
+
+A sidecar or gateway caller is not captured, but it opens HBONE to the ambient destination, so
+the destination's ztunnel reports it with its mTLS identity (`source_principal` from the TLS
+handshake, `with_derived_source`) and `connection_security_policy="mutual_tls"`.
 """
 
 from __future__ import annotations
@@ -64,7 +85,7 @@ def _source_workload(service: Service, workload: Workload) -> tuple[str, ...]:
         service.name,
         workload.version,
         service.namespace,
-        service.principal if service.captured else UNKNOWN,
+        service.principal if service.speaks_mtls else UNKNOWN,
         service.name,
         workload.version,
         CLUSTER_ID,
@@ -72,15 +93,32 @@ def _source_workload(service: Service, workload: Workload) -> tuple[str, ...]:
 
 
 def _source_waypoint(waypoint: Waypoint) -> tuple[str, ...]:
+    # Canonical name and revision from the waypoint pod's labels (waypoint.yaml:
+    # `service.istio.io/canonical-name: .DeploymentName`, `canonical-revision: latest`).
     name = waypoint.name
-    return (name, name, "latest", waypoint.namespace, waypoint.principal, name, UNKNOWN, CLUSTER_ID)
-
-
-def _destination_workload(service: Service, workload: Workload) -> tuple[str, ...]:
     return (
-        service.host,
-        service.namespace,
-        service.name,
+        name,
+        name,
+        "latest",
+        waypoint.namespace,
+        waypoint.principal,
+        name,
+        "latest",
+        CLUSTER_ID,
+    )
+
+
+def _service_labels(service: Service | None) -> tuple[str, str, str]:
+    if service is None:  # pod-addressed: ztunnel knows no Service
+        return (UNKNOWN, UNKNOWN, UNKNOWN)
+    return (service.host, service.namespace, service.service_name)
+
+
+def _destination_workload(
+    service: Service, workload: Workload, pod_addressed: bool = False
+) -> tuple[str, ...]:
+    return (
+        *_service_labels(None if pod_addressed else service),
         workload.name,
         service.name,
         workload.version,
@@ -92,19 +130,17 @@ def _destination_workload(service: Service, workload: Workload) -> tuple[str, ..
     )
 
 
-def _destination_waypoint(service: Service, waypoint: Waypoint) -> tuple[str, ...]:
+def _destination_waypoint(service: Service | None, waypoint: Waypoint) -> tuple[str, ...]:
     name = waypoint.name
     return (
-        service.host,
-        service.namespace,
-        service.name,
+        *_service_labels(service),
         name,
         name,
         "latest",
         waypoint.namespace,
         waypoint.principal,
         name,
-        UNKNOWN,
+        "latest",
         CLUSTER_ID,
     )
 
@@ -137,12 +173,13 @@ def series_for(
         dst = _destination_external(external)
     else:
         assert target_service is not None and target_workload is not None
-        dst = _destination_workload(target_service, target_workload)
+        dst = _destination_workload(target_service, target_workload, cls.pod_addressed)
     out: list[SeriesRef] = []
-    if cls.via:
+    waypoint = topology.via_waypoint(edge, cls)
+    if waypoint is not None:
         assert source_workload and target_service and target_workload
-        waypoint = topology.waypoint(target_service.namespace, target_service.waypoint)
-        client_leg = _labels("source", src, _destination_waypoint(target_service, waypoint), True)
+        intended = None if cls.pod_addressed else target_service
+        client_leg = _labels("source", src, _destination_waypoint(intended, waypoint), True)
         server_leg = _labels("destination", _source_waypoint(waypoint), dst, True)
         out.append(SeriesRef(source_workload.node, client_leg, kept=True))
         out.append(SeriesRef(target_workload.node, server_leg, kept=False))

@@ -230,7 +230,7 @@ def test_istio_1_29_waypoints_name_their_callers_with_peer_tags(settings: Settin
     """Istio ≥ 1.29: resource service.name is the destination and the waypoint tags the caller
     (istio.source_*): the same truth, and the uninstrumented productpage is named by the tags."""
     for result in run_mesh(
-        settings, bookinfo(), seed=3, ticks=2, protocol="http", waypoint_naming="destination"
+        settings, bookinfo(), seed=3, ticks=2, protocol="http", istio_version="1.29"
     ):
         assert_perfect("bookinfo, Istio 1.29 waypoints", result.truth, result.edges)
         edge = next(

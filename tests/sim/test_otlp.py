@@ -174,7 +174,7 @@ def test_destination_naming_uses_the_1_29_resource_and_source_tags() -> None:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()
-    sim = MeshSimulator(bookinfo(), seed=1, exporter=exporter, waypoint_naming="destination")
+    sim = MeshSimulator(bookinfo(), seed=1, exporter=exporter, istio_version="1.29")
     sim.tick(T0, T0 + 10)
     spans = [s for s in exporter.get_finished_spans() if s.attributes.get("component") == "proxy"]
     assert spans
