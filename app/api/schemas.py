@@ -49,7 +49,12 @@ class NodeOut(BaseModel):
     id: str
     namespace: str
     name: str
-    kind: str = Field(description="service | workload | waypoint | external | unknown")
+    kind: str = Field(description="service | workload | gateway | waypoint | external | unknown")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="other ids of this node: Kubernetes Service names, OTel service.name, "
+        "workloads (`namespace/name`), read as this canonical service",
+    )
     rps_in: float | None
     rps_out: float | None
     errors_in: int | None
@@ -68,6 +73,9 @@ class ServiceOut(BaseModel):
     namespace: str
     name: str
     kind: str
+    aliases: list[str] = Field(
+        default_factory=list, description="other ids of this node, read as this one"
+    )
     rps_in: float | None
     rps_out: float | None
     error_rate_in: float | None

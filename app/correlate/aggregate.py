@@ -341,6 +341,8 @@ class EdgeAggregator:
                 seen.last_seen_s = t
             if not seen.principal and endpoint.principal:
                 seen.principal = endpoint.principal
+            if endpoint.kind is NodeKind.GATEWAY:  # recognised after the node was first seen
+                seen.kind = NodeKind.GATEWAY
             return seen
         workload = level is Level.WORKLOAD and bool(endpoint.workload)
         seen = self._nodes[(node_id, level)] = NodeSeen(

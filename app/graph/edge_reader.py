@@ -20,6 +20,7 @@ from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import top_exemplars
 from app.edge.merge import merge_rows, merged
 from app.edge.stats import choose_l4, l7_stats
+from app.graph.aliases import AliasMap
 from app.graph.attribution import Pair, attribute
 from app.graph.model import GraphEdge, GraphNode, L7Stats, node_from_id
 from app.graph.window import Window
@@ -48,8 +49,18 @@ def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
 
 
 class EdgeReader:
-    def __init__(self, conn: Connection, window: Window, level: Level, bucket_s: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        window: Window,
+        level: Level,
+        bucket_s: int,
+        aliases: AliasMap | None = None,
+    ) -> None:
         self.conn, self.window, self.level = conn, window, str(level.value)
+        # Stored alias ids read as their canonical service (app/graph/aliases.py).
+        self.aliases = (aliases or AliasMap()).for_level(level)
+        self.rejoined: dict[Pair, list[Pair]] = {}  # canonical pair -> stored pairs merged in
         self.bucket_s = bucket_s
         self.first_s, self.end_s = window.bucket_range(bucket_s)
         self.edge_repo, self.node_repo = EdgeRepository(), NodeRepository()
@@ -81,21 +92,46 @@ class EdgeReader:
 
     def graph_nodes(self, ids: Iterable[str]) -> dict[str, GraphNode]:
         ids = set(ids)
-        kinds = self.kinds(ids)
-        return {i: node_from_id(i, NodeKind(kinds[i] or NodeKind.SERVICE.value)) for i in ids}
+        names = self.aliases.names
+        kinds = self.kinds(self.aliases.expand(ids))
+        out = {}
+        for i in ids:
+            kind = kinds[i] or next((kinds[a] for a in names(i) if kinds[a]), "")
+            out[i] = replace(
+                node_from_id(i, NodeKind(kind or NodeKind.SERVICE.value)), aliases=names(i)
+            )
+        return out
 
     # ---- edges ----------------------------------------------------------------------------
     def _edges(self, rows: Iterable[Row[Any]]) -> dict[Pair, GraphEdge]:
+        buckets = merge_rows(rows)
+        if self.aliases:
+            buckets = self._rejoin(buckets)
         out = {}
-        for pair, bucket in merge_rows(rows).items():
+        for pair, bucket in buckets.items():
             self.merged[pair] = bucket
             out[pair] = to_graph_edge(*pair, bucket)
         return out
 
+    def _rejoin(self, buckets: dict[Pair, EdgeBucket]) -> dict[Pair, EdgeBucket]:
+        canonical = self.aliases.canonical
+        out: dict[Pair, EdgeBucket] = {}
+        for (source, target), bucket in buckets.items():
+            pair = (canonical(source), canonical(target))
+            if pair != (source, target):
+                self.rejoined.setdefault(pair, [pair]).append((source, target))
+            if pair[0] == pair[1] and (source, target) != pair:
+                continue  # an alias of a service calling the service itself: not an edge
+            same = out.get(pair)
+            out[pair] = bucket if same is None else merged(same, bucket)
+        return out
+
     def _rows(self, **names: set[str]) -> list[Row[Any]]:
-        """The window's rows, whole coarse buckets read from the roll-ups (same merge)."""
+        """The window's rows, whole coarse buckets read from the roll-ups (same merge); the
+        ids' aliases are read too."""
+        expanded = {k: self.aliases.expand(v) for k, v in names.items()}
         return self.edge_repo.window_rows_rolled(
-            self.conn, self.level, self.first_s, self.end_s, self.bucket_s, **names
+            self.conn, self.level, self.first_s, self.end_s, self.bucket_s, **expanded
         )
 
     def _attribute(self, edges: Iterable[GraphEdge]) -> list[GraphEdge]:
@@ -123,10 +159,13 @@ class EdgeReader:
         edges = self._edges(self._rows(sources=node_ids))
         targets = {target for _, target in edges}
         contested = (
-            self.edge_repo.targets_with_unknown_sources(*args, targets, self.unknown_ids())
+            self.edge_repo.targets_with_unknown_sources(
+                *args, self.aliases.expand(targets), self.unknown_ids()
+            )
             if targets
             else set()
         )
+        contested = {self.aliases.canonical(t) for t in contested}
         if contested:
             edges.update(self._edges(self._rows(targets=contested)))
         return [e for e in self._attribute(edges.values()) if e.source in node_ids]
@@ -145,6 +184,9 @@ class EdgeReader:
         for moved_from, into in self.moved.items():
             if into in sources:
                 sources[into].append(moved_from)
+        for pairs in list(sources.values()):
+            for pair in list(pairs):
+                pairs.extend(p for p in self.rejoined.get(pair, ()) if p != pair)
         wanted = None if everything else [p for ps in sources.values() for p in ps]
         found = ExemplarRepository().for_edges(
             self.conn, self.level, self.first_s, self.end_s, wanted

@@ -57,6 +57,7 @@ def to_json(graph: Graph) -> dict[str, Any]:
                 "namespace": n.namespace,
                 "name": n.name,
                 "kind": n.kind.value,
+                "aliases": list(n.aliases),
                 **rates[n.id],
             }
             for n in sorted(graph.nodes.values(), key=lambda n: n.id)

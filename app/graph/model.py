@@ -51,6 +51,7 @@ class GraphNode:
     namespace: str
     name: str
     kind: NodeKind = NodeKind.SERVICE
+    aliases: tuple[str, ...] = ()  # other ids of this node (app/graph/aliases.py)
 
 
 def node_from_id(node_id: str, kind: NodeKind = NodeKind.SERVICE) -> GraphNode:

@@ -14,15 +14,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from app.domain import Coverage, Level, NodeKind, Reporter
+from app.domain import Alias, Coverage, Level, NodeKind, Reporter
 from app.edge.bucket import EdgeBucket
-from app.edge.merge import merge_rows, merge_rows_by_bucket
+from app.edge.merge import merge_rows_by_bucket
+from app.graph.aliases import CachedAliases, name_forms
 from app.graph.edge_reader import EdgeReader, to_graph_edge
 from app.graph.export import edge_json, node_rates, rfc3339, window_json
 from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats
 from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
 from app.graph.triage import triage
 from app.graph.window import Window
+from app.store.aliases import AliasRepository
 from app.store.edges import EdgeRepository
 from app.store.engine import read_only
 from app.store.nodes import NodeRepository
@@ -65,6 +67,14 @@ class GraphQueries:
             EdgeRepository(),
             TraceHopRepository(),
         )
+        self.aliases = CachedAliases(self._read_aliases)
+
+    def _read_aliases(self) -> list[Alias]:
+        with self.engine.connect() as conn:
+            return AliasRepository().all(conn)
+
+    def _reader(self, conn: Connection, window: Window, level: Level) -> EdgeReader:
+        return EdgeReader(conn, window, level, self.bucket_s, self.aliases.get())
 
     # ---- names ----------------------------------------------------------------------------
     def _resolve(
@@ -75,29 +85,36 @@ class GraphQueries:
         window: Window,
         namespace: str | None = None,
     ) -> str:
-        """A "name" or "namespace/name" -> node id, or UnknownNode with the closest known ids."""
+        """A "name" or "namespace/name" (or any alias or FQDN form of one) -> node id, or
+        UnknownNode with the closest known ids."""
         start, end_s = window.start_s, window.end_s
+        aliases = self.aliases.get().for_level(level)
         wanted = name.strip()
+        for form in name_forms(wanted):
+            if "/" not in form and namespace:
+                form = f"{namespace}/{form}"
+            if "/" in form:
+                canonical = aliases.canonical(form)
+                if canonical != form:
+                    return canonical
+                if self._nodes.seen_ids(conn, level.value, start, end_s, node_id=form):
+                    return form
+                first, end = window.bucket_range(self.bucket_s)
+                if self._edges.node_exists(conn, level.value, first, end, form):
+                    return form
+                continue
+            matches = {
+                aliases.canonical(i)
+                for i in self._nodes.seen_ids(conn, level.value, start, end_s, id_suffix=f"/{form}")
+                if i.partition("/")[2] == form
+            }
+            matches.update(aliases.named(form))
+            if len(matches) == 1:
+                return matches.pop()
+            if matches:  # the same name in several namespaces: ask which one
+                raise UnknownNode(name, sorted(matches)[:5])
         if "/" not in wanted and namespace:
             wanted = f"{namespace}/{wanted}"
-        if "/" in wanted:
-            if self._nodes.seen_ids(conn, level.value, start, end_s, node_id=wanted):
-                return wanted
-            first, end = window.bucket_range(self.bucket_s)
-            if self._edges.node_exists(conn, level.value, first, end, wanted):
-                return wanted
-        else:
-            matches = [
-                i
-                for i in self._nodes.seen_ids(
-                    conn, level.value, start, end_s, id_suffix=f"/{wanted}"
-                )
-                if i.partition("/")[2] == wanted
-            ]
-            if len(matches) == 1:
-                return matches[0]
-            if matches:  # the same name in several namespaces: ask which one
-                raise UnknownNode(name, matches[:5])
         # Not found: read every node seen for the closest names.
         ids: list[str] = [row.id for row in self._nodes.seen_in(conn, level.value, start, end_s)]
         by_name: dict[str, list[str]] = {}
@@ -136,7 +153,7 @@ class GraphQueries:
     ) -> Graph:
         """The neighbourhood of `service` (or a namespace's edges, or the whole mesh)."""
         with self.engine.connect() as conn:
-            reader = EdgeReader(conn, window, level, self.bucket_s)
+            reader = self._reader(conn, window, level)
             if service is None:
                 edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
                 return self._graph(
@@ -154,7 +171,16 @@ class GraphQueries:
         level = Level.WORKLOAD if kind == NodeKind.WORKLOAD.value else Level.SERVICE
         with self.engine.connect() as conn:
             rows = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s, kind)
-        return [GraphNode(r.id, r.namespace, r.name, NodeKind(r.kind)) for r in rows]
+        aliases = self.aliases.get().for_level(level)
+        out: dict[str, GraphNode] = {}
+        for r in rows:
+            node_id = aliases.canonical(r.id)
+            if node_id not in out:
+                node_ns, _, node_name = node_id.partition("/")
+                out[node_id] = GraphNode(
+                    node_id, node_ns, node_name, NodeKind(r.kind), aliases.names(node_id)
+                )
+        return [out[k] for k in sorted(out)]
 
     # ---- REST listings --------------------------------------------------------------------
     def services(self, window: Window, level: Level, namespace: str | None) -> dict[str, Any]:
@@ -162,8 +188,14 @@ class GraphQueries:
         with self.engine.connect() as conn:
             seen = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s)
         nodes = dict(graph.nodes)
+        aliases = self.aliases.get().for_level(level)
         for row in seen:
-            nodes.setdefault(row.id, GraphNode(row.id, row.namespace, row.name, NodeKind(row.kind)))
+            node_id = aliases.canonical(row.id)
+            if node_id not in nodes:
+                node_ns, _, node_name = node_id.partition("/")
+                nodes[node_id] = GraphNode(
+                    node_id, node_ns, node_name, NodeKind(row.kind), aliases.names(node_id)
+                )
         rates = node_rates(Graph(nodes, graph.edges, window.start_s, window.end_s))
         requests_in: dict[str, int] = {}
         classes: dict[str, dict[str, int]] = {n: {} for n in nodes}
@@ -184,6 +216,7 @@ class GraphQueries:
                     "namespace": node.namespace,
                     "name": node.name,
                     "kind": node.kind.value,
+                    "aliases": list(node.aliases),
                     "rps_in": rate["rps_in"],
                     "rps_out": rate["rps_out"],
                     "error_rate_in": round(int(rate["errors_in"] or 0) / received, 6)
@@ -259,8 +292,8 @@ class GraphQueries:
             center = self._resolve(
                 conn, service, Level.SERVICE, Window(baseline.start_s, window.end_s)
             )
-            now = EdgeReader(conn, window, Level.SERVICE, self.bucket_s)
-            before = EdgeReader(conn, baseline, Level.SERVICE, self.bucket_s)
+            now = self._reader(conn, window, Level.SERVICE)
+            before = self._reader(conn, baseline, Level.SERVICE)
             now_edges = now.with_exemplars(
                 neighbourhood([center], depth, Direction.BOTH, now.fetch)
             )
@@ -292,54 +325,54 @@ class GraphQueries:
 
     # ---- traces ---------------------------------------------------------------------------
     def trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace's hops in order, each with the L4 of its edge in its bucket (buckets are
-        keyed by span end), and the L4-only edges beside the trace's services in its range."""
-        level, b = Level.SERVICE.value, self.bucket_s
+        """The trace's hops in order, each named and attributed as the graph names it over the
+        trace's time range (aliases re-joined, unknown callers moved to their L4 caller) with the
+        L4 of its edge in that range, and the L4-only edges between the trace's services."""
+        b = self.bucket_s
         with self.engine.connect() as conn:
             hops = self._hops.hops(conn, trace_id)
             if not hops:
                 return None
             first = min(h.start_ns for h in hops) // 10**9 // b * b
             end = max(h.end_ns for h in hops) // 10**9 // b * b + b
-            services = {n for h in hops for n in (h.source, h.target)}
-            rows = {
-                (r.bucket_start_s, r.source, r.target): r
-                for r in self._edges.window_rows(
-                    conn, level, first, end, sources=services, targets=services
-                )
+            reader = self._reader(conn, Window(first, end), Level.SERVICE)
+            canonical = reader.aliases.canonical
+            services = {canonical(n) for h in hops for n in (h.source, h.target)}
+            edges = {
+                (e.source, e.target): e
+                for outgoing in (False, True)
+                for e in reader.fetch(services, outgoing)
             }
-        on_trace = {(h.source, h.target) for h in hops}
+        graph = Graph({}, list(edges.values()), first, end)
+        on_trace = set()
         out_hops = []
         for hop in hops:
-            row = rows.get((hop.end_ns // 10**9 // b * b, hop.source, hop.target))
-            l4 = None
-            if row is not None:
-                edge = to_graph_edge(
-                    hop.source, hop.target, merge_rows([row])[(hop.source, hop.target)]
-                )
-                l4 = edge_json(edge, Graph({}, [edge], 0, 1))["l4"]
+            stored = (canonical(hop.source), canonical(hop.target))
+            source, target = reader.moved.get(stored, stored)
+            on_trace.add((source, target))
+            edge = edges.get((source, target))
             out_hops.append(
                 {
                     "span_id": hop.span_id,
                     "parent_span_id": hop.parent_span_id,
-                    "source": hop.source,
-                    "target": hop.target,
+                    "source": source,
+                    "target": target,
                     "via": hop.via or None,
                     "start": rfc3339(hop.start_ns / 1e9),
                     "duration_ms": hop.duration_ms,
                     "status_code": hop.status_code,
                     "error_cause": hop.error_cause or None,
                     "provenance": hop.provenance,
-                    "l4": l4,
+                    "l4": edge_json(edge, graph)["l4"] if edge is not None else None,
                 }
             )
-        window_edges = [to_graph_edge(*pair, m) for pair, m in merge_rows(rows.values()).items()]
         dark = [
             e
-            for e in window_edges
-            if e.coverage is Coverage.L4_ONLY and (e.source, e.target) not in on_trace
+            for e in edges.values()
+            if e.coverage is Coverage.L4_ONLY
+            and e.source in services
+            and (e.source, e.target) not in on_trace
         ]
-        graph = Graph({}, dark, first, end)
         return {
             "trace_id": trace_id,
             "hops": out_hops,
@@ -360,14 +393,16 @@ class GraphQueries:
         if not pairs:
             return {}, buckets
         with self.engine.connect() as conn:
-            reader = EdgeReader(conn, window, level, self.bucket_s)
+            reader = self._reader(conn, window, level)
             rows = self._edges.window_rows(
-                conn, level.value, first, end, targets={t for _, t in pairs}
+                conn, level.value, first, end, targets=reader.aliases.expand(t for _, t in pairs)
             )
             reader.attribute_rows(rows)
+        canonical = reader.aliases.canonical
         grouped: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
-            pair = reader.moved.get((row.source, row.target), (row.source, row.target))
+            stored = (canonical(row.source), canonical(row.target))
+            pair = reader.moved.get(stored, stored)
             grouped.setdefault(pair, []).append(
                 row if pair == (row.source, row.target) else _Renamed(row, pair)
             )

@@ -10,12 +10,14 @@ both reporters print is one edge whose traffic is counted once.
 from __future__ import annotations
 
 from app.correlate.aggregate import EdgeAggregator
+from app.correlate.identity import NodeIdentity
 from app.domain import Endpoint, L4Sample, Level, NodeKind, Reporter
 from app.edge.stats import choose_l4
 from app.poll.deltas import CounterDeltas
 from app.poll.exposition import ExpositionParser
+from app.poll.half_edges import to_samples
 from app.poll.scrape import group_increases
-from app.poll.ztunnel_labels import WaypointMatcher, is_traffic_family, to_samples
+from app.poll.ztunnel_labels import is_traffic_family
 from tests.conftest import DATA
 
 START_S, END_S = 1_700_000_000.0, 1_700_000_015.0
@@ -27,7 +29,8 @@ def first_scrape_of_a_new_ztunnel(text: str) -> list[L4Sample]:
     deltas = CounterDeltas()
     deltas.update(())  # the empty baseline
     increases = deltas.update(ExpositionParser(keep=is_traffic_family).parse(text))
-    return to_samples(group_increases(increases), START_S, END_S, WaypointMatcher())
+    series = [(labels, counts, START_S) for labels, counts in group_increases(increases)]
+    return to_samples(series, END_S, NodeIdentity())
 
 
 def test_issue_404_series_names_both_services_although_destination_service_is_unknown() -> None:
