@@ -46,6 +46,9 @@ __all__ = ["CorrelatorStats", "SpanCorrelator", "WorkloadDirectory"]
 
 # Tombstone value meaning "this key is a waypoint span's own span id".
 _WAYPOINT_SPAN = Endpoint("", "", kind=NodeKind.WAYPOINT)
+# Tombstone: "this gateway span's upstream span arrived; it, not the gateway span, is the hop".
+_HOP_TAKEN = Endpoint("", "", kind=NodeKind.GATEWAY)
+_AS_CLIENT = (SpanRole.CLIENT, SpanRole.GATEWAY_HOP)
 
 Waiting = tuple[SpanRole, Span]
 
@@ -135,7 +138,7 @@ class SpanCorrelator:
         waiting = self._pending.get(key)
         if waiting is None:
             self._wait(key, (SpanRole.WAYPOINT, w), now_ns, out)
-        elif waiting[0] is SpanRole.CLIENT:
+        elif waiting[0] in _AS_CLIENT:
             self._pending.pop(key)
             source = self._norm.app_endpoint(waiting[1])
             self._seen.put(key, source, now_ns)
@@ -148,6 +151,14 @@ class SpanCorrelator:
         if "db.system" in c.attributes:
             out.append(self._client_obs(c, unpaired=False))
             return
+        if c.parent_span_id and self._norm.is_proxy(c):
+            # A gateway's upstream span: it is the hop its downstream span would stand in for.
+            parent = c.trace_id + c.parent_span_id
+            hop = self._pending.get(parent)
+            if hop is not None and hop[0] is SpanRole.GATEWAY_HOP:
+                self._pending.pop(parent)
+            else:
+                self._seen.put(parent, _HOP_TAKEN, now_ns)
         key = c.trace_id + c.span_id
         waiting = self._pending.pop(key)
         if waiting is None:
@@ -165,6 +176,12 @@ class SpanCorrelator:
             self.stats.collisions += 1
 
     def _add_server(self, s: Span, now_ns: int, out: list[L7Observation]) -> None:
+        if self._norm.is_gateway_with_upstream(s):
+            own = s.trace_id + s.span_id
+            if self._seen.get(own) is _HOP_TAKEN:
+                self.stats.corroborated += 1
+            else:  # wait, as the client of the hop, for the callee's span or the upstream span
+                self._wait(own, (SpanRole.GATEWAY_HOP, s), now_ns, out)
         if not s.parent_span_id:
             out.append(self._server_obs(s, unpaired=False))
             return
@@ -175,7 +192,7 @@ class SpanCorrelator:
         waiting = self._pending.get(key)
         if waiting is None:
             self._wait(key, (SpanRole.SERVER, s), now_ns, out)
-        elif waiting[0] is SpanRole.CLIENT:
+        elif waiting[0] in _AS_CLIENT:
             self._pending.pop(key)
             out.append(self._paired_obs(waiting[1], s))
         else:
@@ -193,6 +210,8 @@ class SpanCorrelator:
             return self._waypoint_obs(span, None, unpaired=True, evicted=evicted)
         if role is SpanRole.CLIENT:
             return self._client_obs(span, unpaired=True, evicted=evicted)
+        if role is SpanRole.GATEWAY_HOP:  # no upstream span and no instrumented callee: expected
+            return self._client_obs(span, unpaired=False, evicted=evicted)
         return self._server_obs(span, unpaired=True, evicted=evicted)
 
     # ---- observations ---------------------------------------------------------------------------

@@ -84,6 +84,9 @@ class SpanRole(IntEnum):
     WAYPOINT = 1
     CLIENT = 2
     SERVER = 3
+    # Never returned by `role`: a gateway's downstream span waiting as the client of its own
+    # upstream hop (correlator.py), for gateways that write no upstream span.
+    GATEWAY_HOP = 4
 
 
 _KIND_ROLE = {
@@ -258,6 +261,18 @@ class SpanNormalizer:
                 return True
         # The setting may name a waypoint by its resource service.name (`<name>.<ns>` ≤ 1.27).
         return bool(self._names) and service.partition(".")[0] in self._names
+
+    @staticmethod
+    def is_gateway_with_upstream(span: Span) -> bool:
+        """A gateway's downstream span whose `upstream_cluster` names the in-mesh callee."""
+        node_id = span.attributes.get("node_id")
+        if not (isinstance(node_id, str) and node_id.startswith("router~")):
+            return False
+        raw = _str(span.attributes.get("upstream_cluster")) or _str(
+            span.attributes.get("upstream_cluster.name")
+        )
+        cluster = parse_upstream_cluster(raw) if raw else None
+        return cluster is not None and cluster.kind is ClusterKind.OUTBOUND and bool(cluster.fqdn)
 
     @staticmethod
     def is_proxy(span: Span) -> bool:

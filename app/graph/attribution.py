@@ -9,6 +9,11 @@ one) are the candidate callers.
 - several: U's edge stays, provenance `l4_ambiguous`, `candidates` = each source's share of the
   L4 bytes into B (of connections when no bytes were counted);
 - none: the edge stays unattributed.
+The callee side, for pod-addressed traffic through a workload waypoint (`encap` cluster) that no
+tag or directory names: a waypoint edge `A → P` to an unknown-kind pod P moves onto `A → B` when
+the L4 edges from A through the same waypoint reach exactly one named destination B (ztunnel
+joined A's client leg to B through the waypoint's server leg, app/poll/half_edges.py).
+Candidates for either side are restricted to L4 through the same waypoint when the span names one.
 Pure: works on `GraphEdge` lists; percentiles of merged L7 come from the caller's `merge_l7`
 (queries.py merges the latency sketches exactly).
 """
@@ -59,8 +64,8 @@ def _candidates(unattributed: GraphEdge, into_target: list[GraphEdge]) -> dict[s
     for edge in into_target:
         if edge.source == unattributed.source or edge.l4 is None or not edge.l4.has_traffic:
             continue
-        if unattributed.via and edge.via and edge.via != unattributed.via:
-            continue
+        if unattributed.via and edge.via != unattributed.via:
+            continue  # L7 through a waypoint is explained only by L4 through that waypoint
         volumes[edge.source] = (edge.l4.bytes_total, edge.l4.connections_opened)
     total_bytes = sum(b for b, _ in volumes.values())
     total_connections = sum(c for _, c in volumes.values())
@@ -116,4 +121,41 @@ def attribute(
             del by_pair[(u.source, target)]
             moved[(u.source, target)] = (source, target)
             incoming = [e for e in incoming if e is not u]
+    _attribute_callees(by_pair, unknown_nodes, merge_l7, moved)
     return Attribution(list(by_pair.values()), moved)
+
+
+def _attribute_callees(
+    by_pair: dict[Pair, GraphEdge],
+    unknown_nodes: set[str],
+    merge_l7: MergeL7,
+    moved: dict[Pair, Pair],
+) -> None:
+    out_of: dict[str, list[GraphEdge]] = {}
+    for edge in by_pair.values():
+        out_of.setdefault(edge.source, []).append(edge)
+    for source, outgoing in out_of.items():
+        for u in outgoing:
+            if not (u.via and u.target in unknown_nodes and u.l7 is not None and u.l7.requests):
+                continue
+            named = {
+                e.target
+                for e in outgoing
+                if e.via == u.via
+                and e.target not in unknown_nodes
+                and e.l4 is not None
+                and e.l4.has_traffic
+            }
+            if len(named) != 1:
+                continue
+            (target,) = named
+            a = by_pair[(source, target)]
+            by_pair[(source, target)] = replace(
+                a,
+                l7=merge_l7(a, u),
+                protocol=a.protocol if a.protocol not in ("", "tcp") else u.protocol,
+                provenance=added(a.provenance, u.provenance),
+                exemplars=tuple(top_exemplars([*a.exemplars, *u.exemplars])),
+            )
+            del by_pair[(source, u.target)]
+            moved[(source, u.target)] = (source, target)

@@ -136,7 +136,7 @@ class EdgeReader:
 
     def _attribute(self, edges: Iterable[GraphEdge]) -> list[GraphEdge]:
         edges = list(edges)
-        unknown = self.unknown_among(e.source for e in edges)
+        unknown = self.unknown_among({n for e in edges for n in (e.source, e.target)})
         if not unknown:
             return edges
         local: dict[Pair, EdgeBucket] = {}  # this call's merged buckets; the base stays
