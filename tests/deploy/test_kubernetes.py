@@ -151,8 +151,11 @@ def test_postgres_overlay_migrates_before_serving_with_the_secret_url() -> None:
     assert not find(build("postgres"), "PersistentVolumeClaim")
 
 
-def test_the_optional_pod_ips_component_grants_only_reading_pods(tmp_path: Path) -> None:
-    """components/pod-ips (peer.address → workload) adds a cluster-wide read of pods, nothing more."""
+def test_the_optional_pod_ips_component_grants_only_reading_pods_and_services(
+    tmp_path: Path,
+) -> None:
+    """components/pod-ips (peer.address → workload, node identity) adds a cluster-wide read of
+    pods and a list of Services, nothing more."""
     import os
     import shutil
     import subprocess
@@ -174,7 +177,8 @@ def test_the_optional_pod_ips_component_grants_only_reading_pods(tmp_path: Path)
     resources = [d for d in yaml.safe_load_all(out.stdout) if d]
     role = only(resources, "ClusterRole")
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["list"]},
     ]
     binding = only(resources, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
