@@ -121,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics()
     identity = build_identity(settings)
-    directory = build_pod_directory(settings)  # peer.address → workload (Kubernetes only)
+    # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
+    directory = build_pod_directory(settings, identity=identity)
     pipeline = build_pipeline(settings, engine, service_graph, directory, identity)
     # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
     leadership = None if settings.is_sqlite else PollLeadership(engine)

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     ztunnel_discovery: Literal["", "kubernetes"] = Field(
         default="",
         description="`kubernetes`: discover pods labelled app=ztunnel in istio-system, and list pods "
-        "cluster-wide to name waypoint callers by pod IP (peer.address).",
+        "and Services cluster-wide to name waypoint callers by pod IP (peer.address) and learn each "
+        "canonical service's other names, waypoints and gateways.",
     )
     ztunnel_namespace: str = Field(
         default="istio-system", description="Namespace of the ztunnel pods for discovery."

@@ -169,7 +169,7 @@ class L4Poller:
         if self.discovery is not None:
             states.append(self.discovery.state)
         if self.directory is not None:
-            states.append(self.directory.state)
+            states.extend(self.directory.states)
         return states
 
     def readiness(self) -> PartState:
