@@ -202,7 +202,7 @@ async def test_a_failed_service_listing_keeps_what_was_learned(
     )
     directory = build_pod_directory(settings, identity=identity)
     assert directory is not None
-    poller = build_poller(settings, lambda samples: None, directory=directory)
+    poller = build_poller(settings, lambda samples: None, identity, directory=directory)
     assert poller is not None
     try:
         await poller.poll_once()
