@@ -123,7 +123,14 @@ class EdgeReader:
             if pair[0] == pair[1] and (source, target) != pair:
                 continue  # an alias of a service calling the service itself: not an edge
             same = out.get(pair)
-            out[pair] = bucket if same is None else merged(same, bucket)
+            if same is None:
+                out[pair] = bucket
+                continue
+            both = merged(same, bucket)
+            l7 = next((b.protocol for b in (same, bucket) if b.protocol not in ("", "tcp")), "")
+            if l7:
+                both.protocol = l7  # the L7 layer names the protocol
+            out[pair] = both
         return out
 
     def _rows(self, **names: set[str]) -> list[Row[Any]]:
