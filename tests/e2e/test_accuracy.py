@@ -12,18 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from app.settings import Settings
 from app.sim import Coverage, Topology, Truth, bookinfo, generate_mesh
 from app.sim.harness import SimulatedRun, aligned_start, serve_meshstitch
-from tests.ports import free_port
-
-BUCKET_S = 60
+from tests.e2e.conftest import BUCKET_S
 
 
 @dataclass
@@ -85,18 +81,6 @@ def score(truth: Truth, served: list[dict[str, Any]]) -> Scores:
         exact_coverage=coverage_ok / n,
         worst_p99_error=worst,
         problems=problems,
-    )
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'meshstitch.db'}",
-        host="127.0.0.1",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        bucket_s=BUCKET_S,
-        flush_interval_s=3600,  # the test flushes explicitly
     )
 
 

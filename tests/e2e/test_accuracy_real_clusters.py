@@ -12,7 +12,6 @@ kind `gateway`, other names are `aliases`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,23 +21,10 @@ from app.settings import Settings
 from app.sim import Coverage, Truth
 from app.sim.istio import ISTIO_VERSIONS, IstioVersion
 from app.sim.realistic import realistic_bookinfo
-from tests.e2e.test_accuracy import BUCKET_S, assert_perfect, run_mesh
-from tests.ports import free_port
+from tests.e2e.test_accuracy import assert_perfect, run_mesh
 
 GATEWAY = "istio-system/istio-ingressgateway"
 REVIEWS = "bookinfo/reviews"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'meshstitch.db'}",
-        host="127.0.0.1",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        bucket_s=BUCKET_S,
-        flush_interval_s=3600,  # the test flushes explicitly
-    )
 
 
 def via_problems(truth: Truth, served: list[dict[str, Any]]) -> list[str]:
