@@ -27,7 +27,7 @@ from app.api.metrics_route import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
 from app.correlate.aggregate import EdgeAggregator
 from app.correlate.correlator import SpanCorrelator
-from app.correlate.identity import NodeIdentity, parse_alias_setting
+from app.correlate.identity import NodeIdentity
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
@@ -59,8 +59,7 @@ def database_state(engine: Engine) -> PartState:
 def build_identity(settings: Settings) -> NodeIdentity:
     """Node identity from the settings (hand-made aliases, waypoint workloads); the aliases
     already stored are loaded at start (`load_stored_aliases`)."""
-    waypoints = [w.strip() for w in settings.waypoint_workloads.split(",") if w.strip()]
-    return NodeIdentity(parse_alias_setting(settings.aliases), waypoints)
+    return NodeIdentity(settings.alias_list(), settings.waypoint_workload_list())
 
 
 def load_stored_aliases(engine: Engine, identity: NodeIdentity) -> None:
@@ -76,12 +75,11 @@ def build_pipeline(
     identity: NodeIdentity | None = None,
 ) -> IngestPipeline:
     identity = identity if identity is not None else build_identity(settings)
-    names = frozenset(n for n in settings.waypoint_workloads.split(",") if n.strip())
     correlator = SpanCorrelator(
         settings.pairing_wait_s,
         settings.pairing_max_items,
         settings.bucket_s,
-        frozenset(n.strip().rpartition("/")[2] for n in names),
+        frozenset(n.rpartition("/")[2] for n in settings.waypoint_workload_list()),
         directory=directory,
         identity=identity,
     )

@@ -11,7 +11,29 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain import Alias, AliasSource
+
 DEFAULT_SQLITE_PATH = Path("data") / "meshstitch.db"
+
+
+def parse_alias_setting(value: str) -> list[Alias]:
+    """`ns/alias=canonical,…` (or `ns/alias=ns/canonical`) → aliases; ValueError names a bad item."""
+    out = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        left, sep, right = item.partition("=")
+        namespace, slash, name = left.strip().partition("/")
+        target_ns, _, service = right.strip().rpartition("/")
+        if not (sep and slash and namespace and name and service) or (
+            target_ns and target_ns != namespace
+        ):
+            raise ValueError(
+                f"alias {item!r}: expected <namespace>/<alias>=<canonical service> "
+                "(both in one namespace)"
+            )
+        out.append(Alias(namespace, name.strip(), service.strip(), AliasSource.SETTING))
+    return out
 
 
 class Settings(BaseSettings):
@@ -144,14 +166,19 @@ class Settings(BaseSettings):
     @field_validator("aliases")
     @classmethod
     def _check_aliases(cls, value: str) -> str:
-        from app.correlate.identity import parse_alias_setting
-
         parse_alias_setting(value)  # a ValueError names the bad item
         return value
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def alias_list(self) -> list[Alias]:
+        return parse_alias_setting(self.aliases)
+
+    def waypoint_workload_list(self) -> list[str]:
+        """`name` or `namespace/name` entries of `waypoint_workloads`."""
+        return [w.strip() for w in self.waypoint_workloads.split(",") if w.strip()]
 
     def ztunnel_target_list(self) -> list[str]:
         return [t.strip() for t in self.ztunnel_targets.split(",") if t.strip()]

@@ -42,26 +42,6 @@ MAX_PENDING = 20_000
 _RESOLVED_KINDS = frozenset({NodeKind.SERVICE, NodeKind.GATEWAY})
 
 
-def parse_alias_setting(value: str) -> list[Alias]:
-    """`ns/alias=canonical,…` (or `ns/alias=ns/canonical`) → aliases; ValueError names a bad item."""
-    out = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        left, sep, right = item.partition("=")
-        namespace, slash, name = left.strip().partition("/")
-        target_ns, _, service = right.strip().rpartition("/")
-        if not (sep and slash and namespace and name and service) or (
-            target_ns and target_ns != namespace
-        ):
-            raise ValueError(
-                f"alias {item!r}: expected <namespace>/<alias>=<canonical service> "
-                "(both in one namespace)"
-            )
-        out.append(Alias(namespace, name.strip(), service.strip(), AliasSource.SETTING))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class _Known:
     service: str

@@ -171,16 +171,21 @@ class GraphQueries:
         level = Level.WORKLOAD if kind == NodeKind.WORKLOAD.value else Level.SERVICE
         with self.engine.connect() as conn:
             rows = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s, kind)
+        out = self._seen_nodes(rows, level)
+        return [out[k] for k in sorted(out)]
+
+    def _seen_nodes(self, rows: Iterable[Any], level: Level) -> dict[str, GraphNode]:
+        """Stored node rows folded under their canonical ids, each with its aliases."""
         aliases = self.aliases.get().for_level(level)
         out: dict[str, GraphNode] = {}
-        for r in rows:
-            node_id = aliases.canonical(r.id)
+        for row in rows:
+            node_id = aliases.canonical(row.id)
             if node_id not in out:
                 node_ns, _, node_name = node_id.partition("/")
                 out[node_id] = GraphNode(
-                    node_id, node_ns, node_name, NodeKind(r.kind), aliases.names(node_id)
+                    node_id, node_ns, node_name, NodeKind(row.kind), aliases.names(node_id)
                 )
-        return [out[k] for k in sorted(out)]
+        return out
 
     # ---- REST listings --------------------------------------------------------------------
     def services(self, window: Window, level: Level, namespace: str | None) -> dict[str, Any]:
@@ -188,14 +193,8 @@ class GraphQueries:
         with self.engine.connect() as conn:
             seen = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s)
         nodes = dict(graph.nodes)
-        aliases = self.aliases.get().for_level(level)
-        for row in seen:
-            node_id = aliases.canonical(row.id)
-            if node_id not in nodes:
-                node_ns, _, node_name = node_id.partition("/")
-                nodes[node_id] = GraphNode(
-                    node_id, node_ns, node_name, NodeKind(row.kind), aliases.names(node_id)
-                )
+        for node_id, node in self._seen_nodes(seen, level).items():
+            nodes.setdefault(node_id, node)
         rates = node_rates(Graph(nodes, graph.edges, window.start_s, window.end_s))
         requests_in: dict[str, int] = {}
         classes: dict[str, dict[str, int]] = {n: {} for n in nodes}

@@ -42,6 +42,7 @@ from app.poll.ztunnel_labels import (
     parse_principal,
     source_endpoint,
     target_endpoint,
+    unknown_caller_of,
 )
 
 # (labels, increases, interval start): one series' change since its previous poll.
@@ -123,10 +124,6 @@ def _sample(leg: _Leg, source: Endpoint, target: Endpoint, end_s: float, via: st
     )
 
 
-def _unknown_caller(target: Endpoint) -> Endpoint:
-    return Endpoint(UNKNOWN, f"caller-of-{target.service}.{target.namespace}", "", NodeKind.UNKNOWN)
-
-
 def to_samples(
     series: Iterable[SeriesIncrease], end_s: float, identity: IdentityEvidence
 ) -> list[L4Sample]:
@@ -177,7 +174,7 @@ def to_samples(
                 continue
         for leg, via in group:
             target = target_endpoint(leg.labels, via_waypoint=False)
-            out.append(_sample(leg, _unknown_caller(target), target, end_s, via))
+            out.append(_sample(leg, unknown_caller_of(target), target, end_s, via))
     return out
 
 

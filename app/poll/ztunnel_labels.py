@@ -123,7 +123,11 @@ def source_endpoint(labels: Mapping[str, str], target: Endpoint) -> Endpoint:
     if p_sa:
         # An identity without a workload we know: another cluster or trust domain.
         return Endpoint(p_ns, p_sa, "", NodeKind.EXTERNAL, principal)
-    # Outside the mesh, nothing named it: one unknown caller per destination, never a shared sink.
+    return unknown_caller_of(target)
+
+
+def unknown_caller_of(target: Endpoint) -> Endpoint:
+    """Outside the mesh, nothing named it: one unknown caller per destination, never a sink."""
     return Endpoint(UNKNOWN, f"caller-of-{target.service}.{target.namespace}", "", NodeKind.UNKNOWN)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.correlate.identity import NodeIdentity, parse_alias_setting
+from app.correlate.identity import NodeIdentity
 from app.domain import Alias, AliasSource, Endpoint, NodeKind
+from app.settings import parse_alias_setting
 
 
 def test_an_alias_resolves_and_the_stronger_source_wins() -> None:
