@@ -198,6 +198,57 @@ class L4Sample:
     response_flags: str = "-"
     # True when one side is a waypoint: the correlator collapses A → waypoint → B.
     via_waypoint: str = ""
+    # True when no other ztunnel reports this traffic (a waypoint's client leg, a server leg
+    # counted from an unknown caller): readers add it to the chosen reporter's view instead of
+    # choosing between reporters (app/edge/stats.choose_l4).
+    sole: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """ztunnel sets a response flag only when the connection failed (DENY, CONNECT, …);
+        it does so on the *closed* counter, the opened one always says "-"."""
+        return self.response_flags not in ("-", "", "unknown")
+
+
+# ztunnel's connection-failure flags (istio/ztunnel src/proxy/metrics.rs `ResponseFlags`).
+DENIED_FLAGS = frozenset({"DENY", "NETWORK_POLICY"})  # refused by policy
+FAILURE_FLAGS = frozenset(
+    {
+        "DENY",
+        "CONNECT",
+        "TLS_FAILURE",
+        "H2_HANDSHAKE_FAILURE",
+        "NETWORK_POLICY",
+        "IDENTITY_ERROR",
+        "CERT_REVOKED",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class L7MetricSample:
+    """Increases of one waypoint request-metric label set over one interval (reporter=waypoint):
+    unsampled requests of one (caller, destination, response) combination.
+
+    `latency_buckets` holds the histogram's per-bucket (not cumulative) request counts keyed
+    by the bucket's upper bound as printed (`le`, "+Inf" last).
+    """
+
+    source: Endpoint
+    target: Endpoint
+    start_s: float
+    end_s: float
+    requests: int
+    protocol: str = "http"  # request_protocol: http | grpc
+    status_code: str = ""  # response_code, "grpc:<n>" for gRPC
+    error_cause: ErrorCause | None = None
+    response_flags: str = "-"
+    request_bytes: int = 0
+    response_bytes: int = 0
+    latency_sum_ms: float = 0.0
+    latency_buckets: tuple[tuple[str, int], ...] = ()
+    via_waypoint: str = ""  # the reporting waypoint's node id, when known
+    mutual_tls: bool = True
 
 
 # The span attributes correlation reads; the decoder keeps only these (ingest/otlp_decode.py), so

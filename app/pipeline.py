@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.domain import L4Sample, L7Observation, Span
+from app.domain import L4Sample, L7MetricSample, L7Observation, Span
 from app.ingest.sink import Admission, Verdict
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Correlator(Protocol):
 class Aggregator(Protocol):
     def add_l7(self, obs: L7Observation) -> None: ...
     def add_l4(self, sample: L4Sample) -> None: ...
+    def add_l7_metric(self, sample: L7MetricSample) -> None: ...
     def drain(self) -> Any: ...
     def __len__(self) -> int: ...
 
@@ -47,6 +48,7 @@ class PipelineStats:
     spans_refused_unavailable: int = 0
     observations: int = 0
     l4_samples: int = 0
+    l7_metric_samples: int = 0
     flushes_ok: int = 0
     flushes_failed: int = 0
     last_flush_error: str = ""
@@ -74,6 +76,7 @@ class IngestPipeline:
         max_pending_writes: int = 120,
         observers: Sequence[Callable[[Sequence[L7Observation]], None]] = (),
         l4_observers: Sequence[Callable[[Sequence[L4Sample]], None]] = (),
+        metric_observers: Sequence[Callable[[Sequence[L7MetricSample]], None]] = (),
         clock_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -82,8 +85,9 @@ class IngestPipeline:
         self._max_pending = max_pending_writes
         self._observers = tuple(observers)
         self._l4_observers = tuple(l4_observers)
+        self._metric_observers = tuple(metric_observers)
         self._clock_ns, self._monotonic = clock_ns, monotonic
-        self._items: deque[list[Span] | list[L4Sample] | _FlushRequest] = deque()
+        self._items: deque[Any] = deque()  # span lists, polled-sample lists, flush requests
         self._queued_spans = 0
         self._cond = threading.Condition()
         self._pending_writes: deque[Any] = deque()
@@ -114,11 +118,12 @@ class IngestPipeline:
             self._cond.notify()
         return Verdict(Admission.ACCEPTED)
 
-    def add_l4(self, samples: list[L4Sample]) -> None:
+    def add_l4(self, samples: Sequence[L4Sample | L7MetricSample]) -> None:
+        """Polled evidence: ztunnel L4 samples and waypoint request-metric samples."""
         if not samples:
             return
         with self._cond:
-            self._items.append(samples)
+            self._items.append(list(samples))
             self._cond.notify()
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -198,7 +203,7 @@ class IngestPipeline:
                 self._write_all()
                 next_flush = now + self._flush_interval_s
 
-    def _handle(self, item: list[Span] | list[L4Sample] | _FlushRequest | None) -> None:
+    def _handle(self, item: Any) -> None:
         if item is None:
             return
         if isinstance(item, _FlushRequest):
@@ -209,12 +214,24 @@ class IngestPipeline:
             item.ok = self._write_all()
             item.done.set()
             return
-        if item and isinstance(item[0], L4Sample):
+        if item and isinstance(item[0], L4Sample | L7MetricSample):
+            l4: list[L4Sample] = []
+            metrics: list[L7MetricSample] = []
             for sample in item:
-                self._aggregator.add_l4(sample)
-            self.stats.l4_samples += len(item)
+                if isinstance(sample, L4Sample):
+                    self._aggregator.add_l4(sample)
+                    l4.append(sample)
+                else:
+                    self._aggregator.add_l7_metric(sample)  # type: ignore[arg-type]
+                    metrics.append(sample)  # type: ignore[arg-type]
+            self.stats.l4_samples += len(l4)
+            self.stats.l7_metric_samples += len(metrics)
             for l4_observer in self._l4_observers:
-                l4_observer(item)
+                if l4:
+                    l4_observer(l4)
+            for metric_observer in self._metric_observers:
+                if metrics:
+                    metric_observer(metrics)
             return
         self._aggregate(self._correlator.add(item, self._clock_ns()))  # type: ignore[arg-type]
 

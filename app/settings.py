@@ -131,6 +131,37 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(
         default=5.0, gt=0, description="Timeout of one scrape or PromQL query."
     )
+    waypoint_targets: str = Field(
+        default="",
+        description="Comma-separated waypoint metrics URLs (`http://<pod>:15020/stats/prometheus`) "
+        "to scrape for unsampled request metrics (istio_requests_total, …, reporter=waypoint). "
+        "With ztunnel_discovery=kubernetes, waypoint pods are also discovered by their Gateway "
+        "labels.",
+    )
+    waypoint_port: int = Field(
+        default=15020, ge=1, le=65535, description="Metrics port of discovered waypoint pods."
+    )
+    waypoint_metrics_path: str = Field(
+        default="/stats/prometheus", description="Metrics path of discovered waypoint pods."
+    )
+    prometheus_job: str = Field(
+        default="",
+        description="PromQL mode: a regex the `job` label must match (e.g. `ztunnel|waypoints`); "
+        "empty = every job.",
+    )
+    prometheus_dedupe_labels: str = Field(
+        default="job",
+        description="PromQL mode: comma-separated labels in which two scrapes of the same target "
+        "differ; series equal but for these are counted once (`max without (…)`).",
+    )
+    trace_sampling_percent: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="The mesh's trace sampling percentage (Telemetry randomSamplingPercentage), "
+        "shown on edges whose counts come from spans only; empty = use the share observed on "
+        "edges that also have waypoint request metrics.",
+    )
     waypoint_workloads: str = Field(
         default="",
         description="Comma-separated workloads (`name` or `namespace/name`) to treat as waypoints, "
@@ -179,6 +210,12 @@ class Settings(BaseSettings):
     def waypoint_workload_list(self) -> list[str]:
         """`name` or `namespace/name` entries of `waypoint_workloads`."""
         return [w.strip() for w in self.waypoint_workloads.split(",") if w.strip()]
+
+    def waypoint_target_list(self) -> list[str]:
+        return [t.strip() for t in self.waypoint_targets.split(",") if t.strip()]
+
+    def prometheus_dedupe_label_list(self) -> list[str]:
+        return [t.strip() for t in self.prometheus_dedupe_labels.split(",") if t.strip()]
 
     def ztunnel_target_list(self) -> list[str]:
         return [t.strip() for t in self.ztunnel_targets.split(",") if t.strip()]

@@ -13,7 +13,12 @@ workload level under its service node id, so no edge is missing from the workloa
 - L4 samples go to the bucket of their interval's END (`end_s`), whole: a poll interval is much
   shorter than a bucket, and splitting counters across buckets would assume a uniform rate we have
   no evidence for. Each reporter keeps its own counters (`l4[Reporter.SOURCE]`,
-  `l4[Reporter.DESTINATION]`).
+  `l4[Reporter.DESTINATION]`), and traffic only one ztunnel reports (`sample.sole`) its own side
+  (`l4["sole"]`). A sample with a failure flag (ztunnel sets one only on the closed counter of a
+  failed connection) adds its closes to `connections_failed` and to `l4_failures` by side/flag.
+- Waypoint request metrics (`L7MetricSample`, unsampled) go to the bucket of their interval's end
+  like L4 samples, into the `l7m_*` fields, named through identity as L4 samples are so that the
+  three inputs meet on one edge.
 - Exemplars per edge bucket: the `EXEMPLARS_PER_KIND` slowest requests and the as many slowest
   failed requests, one per trace, ranked exactly as the store merges them (app/edge/exemplars.py:
   longer first, then the smaller trace id). The same total order on both sides is what makes the
@@ -28,10 +33,11 @@ import time
 from collections.abc import Callable
 
 from app.correlate.identity import NodeIdentity
-from app.domain import Endpoint, L4Sample, L7Observation, Level, NodeKind
+from app.domain import Endpoint, L4Sample, L7MetricSample, L7Observation, Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
 from app.edge.bucket import EdgeBucket, EdgeKey
 from app.edge.exemplars import FAILED, SLOWEST, Offer, keep_best, kept_exemplars
+from app.edge.fields import SOLE
 from app.edge.sketch import MIN_VALUE_MS, LatencySketch
 from app.edge.stats import L4Stats
 from app.hot_path import IdentityMemo, fast_constructor
@@ -279,7 +285,8 @@ class EdgeAggregator:
         keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
         if source.workload or target.workload:
             keys.append(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl))
-        reporter = sample.reporter
+        reporter = SOLE if sample.sole else str(sample.reporter)
+        failed = sample.failed and sample.connections_closed
         for key in keys:
             level, src_id, tgt_id = key.level, key.source, key.target
             state = self._edges.get(key)
@@ -299,12 +306,57 @@ class EdgeAggregator:
             counters.bytes_received += sample.bytes_received
             if sample.mutual_tls:
                 counters.mtls_connections += sample.connections_opened
+            if failed:
+                counters.connections_failed += sample.connections_closed
+                flag = f"{reporter}/{sample.response_flags}"
+                b.l4_failures[flag] = b.l4_failures.get(flag, 0) + sample.connections_closed
             if source.principal:
                 b.l4_principals.add(source.principal)
             if target.principal:
                 b.l4_principals.add(target.principal)
             self._see(source, level, src_id, end_s)
             self._see(target, level, tgt_id, end_s)
+        if sample.via_waypoint:
+            self._see_waypoint(sample.via_waypoint, end_s)
+
+    # ---- waypoint request metrics ---------------------------------------------------------------
+    def add_l7_metric(self, sample: L7MetricSample) -> None:
+        end_s = int(sample.end_s)
+        bucket = self.bucket_start(end_s)
+        canonical = self.identity.canonical
+        source, target = canonical(sample.source), canonical(sample.target)
+        src_svc, src_wl = self._node_ids(source)
+        tgt_svc, tgt_wl = self._node_ids(target)
+        keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
+        if source.workload or target.workload:
+            keys.append(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl))
+        cause = sample.error_cause
+        for key in keys:
+            state = self._edges.get(key)
+            if state is None:
+                state = self._edges[key] = _EdgeState()
+            b = state.bucket
+            if not b.protocol or b.protocol == "tcp":
+                b.protocol = sample.protocol
+            if sample.via_waypoint and not b.via:
+                b.via = sample.via_waypoint
+            b.l7m_requests += sample.requests
+            if cause is not None:
+                b.l7m_errors += sample.requests
+                by_cause = b.l7m_errors_by_cause
+                by_cause[cause._value_] = by_cause.get(cause._value_, 0) + sample.requests
+            if sample.status_code:
+                codes = b.l7m_status_codes
+                codes[sample.status_code] = codes.get(sample.status_code, 0) + sample.requests
+            b.l7m_bytes_sent += sample.request_bytes
+            b.l7m_bytes_received += sample.response_bytes
+            b.l7m_latency_sum_ms += sample.latency_sum_ms
+            hist = b.l7m_latency_buckets
+            for le, n in sample.latency_buckets:
+                if n:
+                    hist[le] = hist.get(le, 0) + n
+            for endpoint, node_id in ((source, key.source), (target, key.target)):
+                self._see(endpoint, key.level, node_id, end_s)
         if sample.via_waypoint:
             self._see_waypoint(sample.via_waypoint, end_s)
 

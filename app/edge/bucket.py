@@ -6,7 +6,8 @@ for the same key — from two flushes or two replicas — merge into the same re
 are declared in app/edge/fields.py; the dataclass below must list the same attributes (a test
 checks it).
 
-L4 is kept per reporter (`l4[Reporter.SOURCE]`, `l4[Reporter.DESTINATION]`): ztunnel on the
+L4 is kept per reporter (`l4[Reporter.SOURCE]`, `l4[Reporter.DESTINATION]`, and `l4["sole"]` for
+traffic only one ztunnel sees, app/edge/fields.py): ztunnel on the
 client's node and ztunnel on the server's node both report one connection. Readers pick one
 reporter per edge (`choose_l4`) and keep the other as corroboration; adding both would double
 count, and choosing at write time would not be additive across replicas.
@@ -52,10 +53,26 @@ class EdgeBucket:
     # L4, per reporter
     l4: dict[str, L4Stats] = field(default_factory=dict)
     l4_principals: set[str] = field(default_factory=set)
+    l4_failures: dict[str, int] = field(default_factory=dict)  # "<side>/<flag>" -> connections
+    # L7 from waypoint request metrics (unsampled)
+    l7m_requests: int = 0
+    l7m_errors: int = 0
+    l7m_errors_by_cause: dict[str, int] = field(default_factory=dict)
+    l7m_status_codes: dict[str, int] = field(default_factory=dict)
+    l7m_bytes_sent: int = 0
+    l7m_bytes_received: int = 0
+    l7m_latency_sum_ms: float = 0.0
+    l7m_latency_buckets: dict[str, int] = field(default_factory=dict)  # le -> requests
     # Not merged with the bucket: exemplars have their own top-N (app/edge/exemplars.py).
     exemplars: list[Exemplar] = field(default_factory=list)
 
     @property
     def has_l7(self) -> bool:
-        """Any L7 evidence, requests or counted losses."""
-        return bool(self.l7_requests or self.l7_unpaired or self.l7_late or self.l7_evicted)
+        """Any L7 evidence: requests (spans or waypoint metrics) or counted losses."""
+        return bool(
+            self.l7_requests
+            or self.l7m_requests
+            or self.l7_unpaired
+            or self.l7_late
+            or self.l7_evicted
+        )

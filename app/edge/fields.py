@@ -5,7 +5,12 @@ counter is one line here plus its migration.
 
 L4 counters are kept per reporter (ztunnel on the client's node and on the server's both report
 one connection; readers use one reporter, never the sum: `choose_l4`), so each L4 counter is one
-field per `Reporter`, stored as `l4_<side>_<counter>`.
+field per side, stored as `l4_<side>_<counter>`. A third side, `sole`, holds traffic that only
+one ztunnel can report (a waypoint's client leg, a server leg counted from an unknown caller):
+readers add it to the chosen reporter's view.
+
+L7 has two sources: `l7_*` from spans (sampled) and `l7m_*` from waypoint request metrics
+(unsampled). Readers take counts from the metrics when an edge has any (app/edge/stats.py).
 """
 
 from __future__ import annotations
@@ -43,9 +48,13 @@ L4_COUNTERS = (
     "bytes_sent",  # request bytes, client → server
     "bytes_received",  # response bytes, server → client
     "mtls_connections",  # connections opened with connection_security_policy=mutual_tls
+    "connections_failed",  # closed with a failure flag (DENY, CONNECT, …)
 )
-# The stored name of each reporter's L4 columns: src_ from the client's ztunnel, dst_ the server's.
-STORED_SIDE = {Reporter.SOURCE: "src", Reporter.DESTINATION: "dst"}
+# Traffic only one ztunnel reports (not a reporter of ztunnel's: a side of the bucket).
+SOLE = "sole"
+# The stored name of each side's L4 columns: src_ from the client's ztunnel, dst_ the server's,
+# one_ for traffic only one of them can see.
+STORED_SIDE: dict[str, str] = {Reporter.SOURCE: "src", Reporter.DESTINATION: "dst", SOLE: "one"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,7 @@ class EdgeField:
     merge: Merge
     stored: Stored
     column: str = ""  # defaults to attr
-    reporter: Reporter | None = None  # L4 fields: whose counters (bucket.l4[reporter])
+    reporter: str | None = None  # L4 fields: whose counters (bucket.l4[side])
     shown: str = ""  # L7 fields shown on a graph edge: the `L7Stats` attribute
 
     @property
@@ -62,7 +71,7 @@ class EdgeField:
         return self.column or self.attr
 
 
-def _l4(reporter: Reporter) -> tuple[EdgeField, ...]:
+def _l4(reporter: str) -> tuple[EdgeField, ...]:
     side = STORED_SIDE[reporter]
     return tuple(
         EdgeField(c, Merge.ADD, Stored.INT, f"l4_{side}_{c}", reporter) for c in L4_COUNTERS
@@ -86,8 +95,21 @@ EDGE_FIELDS: tuple[EdgeField, ...] = (
     EdgeField("l7_unpaired", Merge.ADD, Stored.INT, shown="unpaired"),
     EdgeField("l7_late", Merge.ADD, Stored.INT, shown="late"),
     EdgeField("l7_evicted", Merge.ADD, Stored.INT, shown="evicted"),
-    # L4, per reporter
+    # L4, per side
     *_l4(Reporter.SOURCE),
     *_l4(Reporter.DESTINATION),
     EdgeField("l4_principals", Merge.UNION, Stored.JSON_LIST),
+    # L4 failed connections by side and flag: "<side>/<flag>" -> connections
+    EdgeField("l4_failures", Merge.ADD_MAP, Stored.JSON_MAP),
+    *_l4(SOLE),
+    # L7 from waypoint request metrics (unsampled)
+    EdgeField("l7m_requests", Merge.ADD, Stored.INT),
+    EdgeField("l7m_errors", Merge.ADD, Stored.INT),
+    EdgeField("l7m_errors_by_cause", Merge.ADD_MAP, Stored.JSON_MAP),
+    EdgeField("l7m_status_codes", Merge.ADD_MAP, Stored.JSON_MAP),
+    EdgeField("l7m_bytes_sent", Merge.ADD, Stored.INT),  # request bytes
+    EdgeField("l7m_bytes_received", Merge.ADD, Stored.INT),  # response bytes
+    EdgeField("l7m_latency_sum_ms", Merge.ADD, Stored.FLOAT),
+    # histogram upper bound `le` as printed -> requests in that bucket (not cumulative)
+    EdgeField("l7m_latency_buckets", Merge.ADD_MAP, Stored.JSON_MAP),
 )

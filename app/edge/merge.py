@@ -82,9 +82,9 @@ def _add_stored_lines() -> list[str]:
         lines += [
             f"v = ({values},)",
             "if any(v):",
-            f"    c = into.l4.get(Reporter.{reporter.name})",
+            f"    c = into.l4.get({str(reporter)!r})",
             "    if c is None:",
-            f"        c = into.l4[Reporter.{reporter.name}] = L4Stats()",
+            f"        c = into.l4[{str(reporter)!r}] = L4Stats()",
             *(f"    c.{name} += v[{i}]" for i, name in enumerate(L4_COUNTERS)),
         ]
     return lines

@@ -31,7 +31,7 @@ from app.store.nodes import NodeRepository
 
 def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
     """A window's merged bucket of `source → target` as the graph shows it."""
-    chosen = choose_l4(bucket.l4)
+    chosen = choose_l4(bucket.l4, bucket.l4_failures)
     l4 = None if chosen is None else replace(chosen, principals=tuple(sorted(bucket.l4_principals)))
     # Stored candidates are share sums over requests; normalised they are the window's shares.
     total = sum(bucket.l7_candidates.values())

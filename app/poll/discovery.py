@@ -1,4 +1,8 @@
-"""ztunnel pods from the Kubernetes API: `GET /api/v1/namespaces/<ns>/pods?labelSelector=app=ztunnel`.
+"""ztunnel pods from the Kubernetes API: `GET /api/v1/namespaces/<ns>/pods?labelSelector=app=ztunnel`;
+waypoint pods (for their request metrics) cluster-wide by their Gateway label:
+`GET /api/v1/pods?labelSelector=gateway.istio.io/managed=istio.io-mesh-controller` (the label
+Istio's waypoint template puts on every waypoint pod; the pod's
+`gateway.networking.k8s.io/gateway-name` names the waypoint, as ztunnel's series do).
 
 Credentials come from app/poll/kube_access.py; the listing from app/poll/pod_list.py.
 """
@@ -36,15 +40,19 @@ class KubernetesDiscovery:
         timeout_s: float,
         started_s: float,
         label_selector: str = "app=ztunnel",
+        path: str = "/metrics",
+        waypoints: bool = False,
     ) -> None:
+        """`namespace` "" lists pods in every namespace; `waypoints` names each target's
+        waypoint (`Target.via`) from its Gateway label."""
+        pods_path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         self._pods = PodListClient(
-            access,
-            f"/api/v1/namespaces/{namespace}/pods",
-            {"labelSelector": label_selector},
-            timeout_s=timeout_s,
+            access, pods_path, {"labelSelector": label_selector}, timeout_s=timeout_s
         )
         self._port, self._started_s = port, started_s
-        self.state = TargetState(f"kubernetes:{namespace}/{label_selector}", interval_s)
+        self._path, self._waypoints = path, waypoints
+        where = namespace or "*"
+        self.state = TargetState(f"kubernetes:{where}/{label_selector}", interval_s)
         self.targets: list[Target] = []
 
     def restart_baseline(self, now_s: float) -> None:
@@ -73,5 +81,14 @@ class KubernetesDiscovery:
             started = _parse_time(status.get("startTime"))
             # A pod that started after we began watching has only new traffic in its counters.
             late = started is not None and started > self._started_s
-            targets.append(Target(f"http://{host}:{self._port}/metrics", late))
+            via = ""
+            if self._waypoints:
+                meta = pod.get("metadata") or {}
+                name = (meta.get("labels") or {}).get(GATEWAY_NAME_LABEL, "")
+                via = f"{meta.get('namespace', '')}/{name}" if name else ""
+            targets.append(Target(f"http://{host}:{self._port}{self._path}", late, via))
         return targets
+
+
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+WAYPOINT_SELECTOR = "gateway.istio.io/managed=istio.io-mesh-controller"

@@ -24,6 +24,15 @@ two legs of one call meet even when different ztunnels print them):
   do when no client leg was printed. A client leg whose waypoint printed no server leg names no
   destination and is not an edge.
 * Direct legs: both reporters are kept, tagged; readers count one (app/edge/stats.choose_l4).
+  Every other counted leg is the only report of its traffic (`L4Sample.sole`): readers add it to
+  the chosen reporter's view, so source-only traffic is never dropped because the destination
+  reporter saw other traffic on the same edge.
+* Failed connections: ztunnel puts the failure flag (DENY, CONNECT, TLS_FAILURE, …) on the
+  closed counter's series (the opened counter always says "-"; istio/ztunnel
+  `src/proxy/metrics.rs` `record_internal`), so a failed connection is one opened "-" plus one
+  closed with the flag, under each reporter that saw it. `istio_tcp_connections_failed_total`
+  (newer ztunnel) is incremented at the same place with the same labels, so it is not read:
+  counting it too would count each failure twice.
 * `reporter="waypoint"` and other reporters are not ztunnel's view: ignored.
 
 Every series also teaches identity its names (ztunnel_labels.aliases_of).
@@ -106,7 +115,9 @@ def learn_waypoints_by_shape(legs: Iterable[_Leg], identity: IdentityEvidence) -
             identity.learn_waypoint(key[0], key[1])
 
 
-def _sample(leg: _Leg, source: Endpoint, target: Endpoint, end_s: float, via: str) -> L4Sample:
+def _sample(
+    leg: _Leg, source: Endpoint, target: Endpoint, end_s: float, via: str, sole: bool = True
+) -> L4Sample:
     counts, labels = leg.counts, leg.labels
     return L4Sample(
         source=source,
@@ -121,6 +132,7 @@ def _sample(leg: _Leg, source: Endpoint, target: Endpoint, end_s: float, via: st
         mutual_tls=labels.get("connection_security_policy") == "mutual_tls",
         response_flags=labels.get("response_flags", "-") or "-",
         via_waypoint=via,
+        sole=sole,
     )
 
 
@@ -185,7 +197,7 @@ def _direct(leg: _Leg, end_s: float) -> list[L4Sample]:
         target = Endpoint(
             "external", f"unknown-from-{src.namespace}.{src.service}", "", NodeKind.UNKNOWN
         )
-    return [_sample(leg, source_endpoint(leg.labels, target), target, end_s, "")]
+    return [_sample(leg, source_endpoint(leg.labels, target), target, end_s, "", sole=False)]
 
 
 def _client_leg(leg: _Leg, end_s: float, via: str) -> L4Sample | None:

@@ -1,5 +1,8 @@
-"""The L4 poller: runs one mode (PromQL or direct scrape) on its own thread and event loop, so a
+"""The poller: runs one mode (PromQL or direct scrape) on its own thread and event loop, so a
 slow target or a slow parse never blocks the service; readiness and self-metrics for the app.
+It polls ztunnel (L4) and, beside it on the same interval, the waypoints' request metrics
+(unsampled L7): static `waypoint_targets`, waypoint pods discovered by their Gateway label with
+`ztunnel_discovery=kubernetes`, or the same Prometheus in PromQL mode.
 
 Tests call `await poller.poll_once()` (or `poll_once_sync()`) instead of sleeping.
 """
@@ -11,30 +14,51 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import httpx
 
-from app.domain import IdentityEvidence, L4Sample
-from app.poll.discovery import KubernetesDiscovery
+from app.domain import IdentityEvidence, L4Sample, L7MetricSample
+from app.poll.discovery import WAYPOINT_SELECTOR, KubernetesDiscovery
 from app.poll.kube_access import access_from_settings
 from app.poll.pod_directory import PodDirectory
 from app.poll.promql import PromQLSource
-from app.poll.scrape import DirectScrape, Target, static_targets
+from app.poll.scrape import DirectScrape, Target, WaypointScrape, static_targets
 from app.poll.target_state import TargetState
 from app.self_report import MetricFamily, PartState
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[list[L4Sample]], None]
+Polled = L4Sample | L7MetricSample
+Emit = Callable[[list[Polled]], None]
 
 
 class L4Source(Protocol):
-    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]: ...
+    async def poll(self, client: httpx.AsyncClient, now_s: float) -> Sequence[Polled]: ...
     def states(self) -> list[TargetState]: ...
     def series(self) -> int: ...
+
+
+class Sources:
+    """Several sources polled as one (ztunnel, then the waypoints): one failing never stops
+    the other; their states and series are reported together."""
+
+    def __init__(self, *sources: L4Source) -> None:
+        self.parts = sources
+
+    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[Polled]:
+        out: list[Polled] = []
+        for source in self.parts:
+            out.extend(await source.poll(client, now_s))
+        return out
+
+    def states(self) -> list[TargetState]:
+        return [s for source in self.parts for s in source.states()]
+
+    def series(self) -> int:
+        return sum(source.series() for source in self.parts)
 
 
 class L4Poller:
@@ -46,6 +70,7 @@ class L4Poller:
         interval_s: float,
         mode: str,
         discovery: KubernetesDiscovery | None = None,
+        discoveries: Sequence[KubernetesDiscovery] = (),
         directory: PodDirectory | None = None,
         clock: Callable[[], float] = time.time,
         may_poll: Callable[[], bool] | None = None,
@@ -53,6 +78,7 @@ class L4Poller:
     ) -> None:
         self.source, self._emit, self._interval_s = source, emit, interval_s
         self.mode, self.discovery, self._clock = mode, discovery, clock
+        self.discoveries = [d for d in (discovery, *discoveries) if d is not None]
         self.directory = directory
         # Several replicas on one store: only the poll leader polls (store/leader.py). A replica
         # that becomes leader starts from a new baseline, never from counters it saw before
@@ -69,7 +95,7 @@ class L4Poller:
 
     # -- one cycle ---------------------------------------------------------------------------
 
-    async def poll_once(self) -> list[L4Sample]:
+    async def poll_once(self) -> list[Polled]:
         """One poll of every due target; emits and returns the samples."""
         if self._client is None:
             # Redirects are followed for /metrics behind a proxy; keep-alive across polls.
@@ -84,17 +110,17 @@ class L4Poller:
             if self.standby and self._fresh_source is not None:
                 self.source = self._fresh_source()
             self.standby = False
-        samples = await self.source.poll(self._client, self._clock())
+        samples = list(await self.source.poll(self._client, self._clock()))
         self.polls += 1
         if samples:
             self._emit(samples)
             self.samples_emitted += len(samples)
         return samples
 
-    def poll_once_sync(self) -> list[L4Sample]:
+    def poll_once_sync(self) -> list[Polled]:
         return asyncio.run(self._poll_and_close())
 
-    async def _poll_and_close(self) -> list[L4Sample]:
+    async def _poll_and_close(self) -> list[Polled]:
         try:
             return await self.poll_once()
         finally:
@@ -104,8 +130,8 @@ class L4Poller:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        if self.discovery is not None:
-            await self.discovery.aclose()
+        for discovery in self.discoveries:
+            await discovery.aclose()
         if self.directory is not None:
             await self.directory.aclose()
 
@@ -166,8 +192,7 @@ class L4Poller:
 
     def _all_states(self) -> list[TargetState]:
         states = list(self.source.states())
-        if self.discovery is not None:
-            states.append(self.discovery.state)
+        states.extend(d.state for d in self.discoveries)
         if self.directory is not None:
             states.extend(self.directory.states)
         return states
@@ -244,32 +269,71 @@ def build_poller(
             may_poll=may_poll,
             fresh_source=promql,
         )
-    discovery = None
+    discovery = waypoint_discovery = None
+    ztunnel_targets: Callable[[], Awaitable[list[Target]]] | None = None
     if settings.ztunnel_discovery == "kubernetes":
+        access = access_from_settings(settings)
         discovery = KubernetesDiscovery(
-            access_from_settings(settings),
+            access,
             namespace=settings.ztunnel_namespace,
             port=settings.ztunnel_port,
             interval_s=interval,
             timeout_s=timeout,
             started_s=clock(),
         )
+        waypoint_discovery = KubernetesDiscovery(
+            access,
+            namespace="",
+            port=settings.waypoint_port,
+            path=settings.waypoint_metrics_path,
+            label_selector=WAYPOINT_SELECTOR,
+            waypoints=True,
+            interval_s=interval,
+            timeout_s=timeout,
+            started_s=clock(),
+        )
         found = discovery
-        targets: Callable[[], Awaitable[list[Target]]]
 
         async def provide() -> list[Target]:
             return await found.discover(clock())
 
-        targets = provide
+        ztunnel_targets = provide
     elif settings.ztunnel_target_list():
-        targets = static_targets(settings.ztunnel_target_list())
-    else:
+        ztunnel_targets = static_targets(settings.ztunnel_target_list())
+    static_waypoints = static_targets(settings.waypoint_target_list())
+    waypoint_targets: Callable[[], Awaitable[list[Target]]] | None = None
+    if waypoint_discovery is not None:
+        found_waypoints = waypoint_discovery
+
+        async def provide_waypoints() -> list[Target]:
+            listed = await found_waypoints.discover(clock())
+            fixed = await static_waypoints()
+            return [*fixed, *(t for t in listed if t.url not in {f.url for f in fixed})]
+
+        waypoint_targets = provide_waypoints
+    elif settings.waypoint_target_list():
+        waypoint_targets = static_waypoints
+    if ztunnel_targets is None and waypoint_targets is None:
         return None
 
     def scrape() -> L4Source:
-        if discovery is not None:
-            discovery.restart_baseline(clock())
-        return DirectScrape(targets, interval_s=interval, timeout_s=timeout, identity=identity)
+        for d in (discovery, waypoint_discovery):
+            if d is not None:
+                d.restart_baseline(clock())
+        parts: list[L4Source] = []
+        if ztunnel_targets is not None:
+            parts.append(
+                DirectScrape(
+                    ztunnel_targets, interval_s=interval, timeout_s=timeout, identity=identity
+                )
+            )
+        if waypoint_targets is not None:
+            parts.append(
+                WaypointScrape(
+                    waypoint_targets, interval_s=interval, timeout_s=timeout, identity=identity
+                )
+            )
+        return parts[0] if len(parts) == 1 else Sources(*parts)
 
     return L4Poller(
         scrape(),
@@ -277,6 +341,7 @@ def build_poller(
         interval_s=interval,
         mode="scrape",
         discovery=discovery,
+        discoveries=[waypoint_discovery] if waypoint_discovery is not None else [],
         directory=directory,
         clock=clock,
         may_poll=may_poll,

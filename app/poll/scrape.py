@@ -1,4 +1,7 @@
-"""Direct scrape of ztunnel endpoints (port 15020, /metrics): parse, per-series deltas, samples."""
+"""Direct scrape of ztunnel endpoints (port 15020, /metrics) and of waypoint pods (port 15020,
+/stats/prometheus): parse, per-series deltas, samples. One `ScrapedTarget` per URL keeps its
+parser, counter state and health; `DirectScrape` (ztunnel) and `WaypointScrape` (waypoint
+request metrics) differ only in which families they keep and how increases become samples."""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.domain import IdentityEvidence, L4Sample
+from app.domain import IdentityEvidence, L4Sample, L7MetricSample
 from app.poll.deltas import CounterDeltas
 from app.poll.exposition import ExpositionError, ExpositionParser, Sample
 from app.poll.half_edges import SeriesIncrease, to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
+from app.poll.waypoint_labels import group, is_waypoint_family, to_metric_samples
 from app.poll.ztunnel_labels import (
     CLOSED,
     OPENED,
@@ -31,13 +35,20 @@ class Target:
     # True when every counter of this target began after we started watching (a ztunnel pod
     # discovered later that started later): its first scrape counts instead of baselining.
     count_first_scrape: bool = False
+    # A waypoint pod's metrics: the waypoint's node id (`<ns>/<gateway>`) when discovery knows it.
+    via: str = ""
 
 
 class ScrapedTarget:
-    def __init__(self, target: Target, interval_s: float) -> None:
+    def __init__(
+        self,
+        target: Target,
+        interval_s: float,
+        keep: Callable[[str], bool] = is_traffic_family,
+    ) -> None:
         self.target = target
         self.state = TargetState(target.url, interval_s)
-        self.parser = ExpositionParser(keep=is_traffic_family)
+        self.parser = ExpositionParser(keep=keep)
         self.deltas = CounterDeltas()
         if target.count_first_scrape:
             self.deltas.update(())  # an empty baseline: every series seen next is new
@@ -107,35 +118,100 @@ class DirectScrape:
     async def _scrape(
         self, client: httpx.AsyncClient, t: ScrapedTarget, now_s: float
     ) -> list[SeriesIncrease]:
-        state = t.state
-        try:
-            body = await asyncio.wait_for(self._fetch(client, t.target.url), self._timeout_s)
-            samples = t.parser.parse(body)
-        except (TimeoutError, httpx.TimeoutException):
-            state.failed(now_s, TIMEOUT, f"timed out after {self._timeout_s}s")
+        scraped = await scrape_increases(client, t, now_s, self._timeout_s)
+        if scraped is None:
             return []
-        except ExpositionError as exc:
-            state.failed(now_s, INVALID, f"not Prometheus text: {exc}")
-            return []
-        except (httpx.HTTPError, UnicodeDecodeError, ValueError) as exc:
-            state.failed(now_s, ERROR, f"{type(exc).__name__}: {exc}")
-            return []
-        start_s = state.last_success_s or now_s
-        increases = t.deltas.update(samples)
-        state.succeeded(now_s)
+        increases, start_s = scraped
         return [(labels, counts, start_s) for labels, counts in group_increases(increases)]
 
-    @staticmethod
-    async def _fetch(client: httpx.AsyncClient, url: str) -> str:
-        async with client.stream("GET", url, headers={"Accept": "text/plain"}) as response:
-            response.raise_for_status()
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise ValueError(f"exposition larger than {MAX_BODY_BYTES} bytes")
-                chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8")
+
+async def fetch(client: httpx.AsyncClient, url: str) -> str:
+    async with client.stream("GET", url, headers={"Accept": "text/plain"}) as response:
+        response.raise_for_status()
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise ValueError(f"exposition larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8")
+
+
+async def scrape_increases(
+    client: httpx.AsyncClient, t: ScrapedTarget, now_s: float, timeout_s: float
+) -> tuple[list[tuple[Sample, float]], float] | None:
+    """One scrape of `t`: (series increases since its previous scrape, interval start), or None
+    when the scrape failed (recorded in its state: timeout, not Prometheus text, HTTP error).
+    Counter resets and first scrapes follow poll/deltas.py."""
+    state = t.state
+    try:
+        body = await asyncio.wait_for(fetch(client, t.target.url), timeout_s)
+        samples = t.parser.parse(body)
+    except (TimeoutError, httpx.TimeoutException):
+        state.failed(now_s, TIMEOUT, f"timed out after {timeout_s}s")
+        return None
+    except ExpositionError as exc:
+        state.failed(now_s, INVALID, f"not Prometheus text: {exc}")
+        return None
+    except (httpx.HTTPError, UnicodeDecodeError, ValueError) as exc:
+        state.failed(now_s, ERROR, f"{type(exc).__name__}: {exc}")
+        return None
+    start_s = state.last_success_s or now_s
+    increases = t.deltas.update(samples)
+    state.succeeded(now_s)
+    return increases, start_s
+
+
+class WaypointScrape:
+    """Scrapes waypoint pods' request metrics (every due target concurrently, bounded). Each
+    target's increases become samples on their own: a waypoint's series describe whole calls,
+    so nothing needs joining across targets (unlike ztunnel's half-edges)."""
+
+    def __init__(
+        self,
+        targets: TargetsProvider,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        identity: IdentityEvidence,
+        concurrency: int = 16,
+    ) -> None:
+        self._targets = targets
+        self._interval_s, self._timeout_s = interval_s, timeout_s
+        self._identity = identity
+        self._concurrency = concurrency
+        self.scraped: dict[str, ScrapedTarget] = {}
+
+    def series(self) -> int:
+        return sum(len(t.deltas) for t in self.scraped.values())
+
+    def states(self) -> list[TargetState]:
+        return [t.state for t in self.scraped.values()]
+
+    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L7MetricSample]:
+        wanted = await self._targets()
+        known = {t.target.url for t in self.scraped.values()}
+        for target in wanted:
+            if target.url not in known:
+                self.scraped[target.url] = ScrapedTarget(
+                    target, self._interval_s, keep=is_waypoint_family
+                )
+        for url in known - {t.url for t in wanted}:
+            del self.scraped[url]
+        due = [t for t in self.scraped.values() if t.state.due(now_s)]
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(t: ScrapedTarget) -> list[L7MetricSample]:
+            async with gate:
+                scraped = await scrape_increases(client, t, now_s, self._timeout_s)
+            if scraped is None:
+                return []
+            increases, start_s = scraped
+            entries = group(((s.name, s.labels, d) for s, d in increases), start_s)
+            return to_metric_samples(entries, now_s, self._identity, t.target.via)
+
+        batches = await asyncio.gather(*(one(t) for t in due))
+        return [s for batch in batches for s in batch]
 
 
 def static_targets(urls: Iterable[str]) -> TargetsProvider:

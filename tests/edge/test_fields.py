@@ -11,7 +11,7 @@ from typing import Any
 
 from app.domain import Reporter
 from app.edge.bucket import EdgeBucket
-from app.edge.fields import EDGE_FIELDS, L4_COUNTERS, Merge
+from app.edge.fields import EDGE_FIELDS, L4_COUNTERS, SOLE, Merge
 from app.edge.merge import add_stored, merged
 from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats, L7Stats, l7_stats, sum_l7
@@ -21,19 +21,22 @@ from app.store.tables import edge_buckets, edge_rollups
 
 def test_the_bucket_holds_the_declared_fields_and_nothing_else() -> None:
     declared = [f.attr for f in EDGE_FIELDS if f.reporter is None]
+    at = declared.index("l4_principals")  # the per-side L4 counters live in `l4`, before it
     assert [f.name for f in fields(EdgeBucket)] == [
-        *declared[:-1],
+        *declared[:at],
         "l4",
-        *declared[-1:],
+        *declared[at:],
         "exemplars",
     ]
 
 
 def test_l4_and_l7_stats_hold_the_declared_counters() -> None:
-    assert [f.name for f in fields(L4Stats)] == [*L4_COUNTERS, "principals"]
+    assert [f.name for f in fields(L4Stats)] == [*L4_COUNTERS, "principals", "failures"]
     shown = {f.shown for f in EDGE_FIELDS if f.shown}
-    assert {f.name for f in fields(L7Stats)} == shown | {"p50_ms", "p95_ms", "p99_ms"}
-    for reporter in Reporter:
+    sources = {"counts_from", "spans", "bytes_sent", "bytes_received", "latency_from"}
+    sources |= {"latency_bounds", "sampling_share"}
+    assert {f.name for f in fields(L7Stats)} == shown | {"p50_ms", "p95_ms", "p99_ms"} | sources
+    for reporter in (*Reporter, SOLE):
         per_reporter = [f.attr for f in EDGE_FIELDS if f.reporter is reporter]
         assert per_reporter == list(L4_COUNTERS)
 

@@ -21,6 +21,7 @@ TOKEN = "s3cret-token"
 class FakeApi(ThreadingHTTPServer):
     daemon_threads = True
     pods: list[dict[str, object]]
+    waypoint_pods: list[dict[str, object]]
     seen: list[tuple[str, str]]
 
 
@@ -33,7 +34,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
-        body = json.dumps({"kind": "PodList", "items": self.server.pods}).encode()
+        # The API filters by label selector: waypoint pods answer the Gateway-label listing.
+        items = self.server.waypoint_pods if "gateway.istio.io" in self.path else self.server.pods
+        body = json.dumps({"kind": "PodList", "items": items}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -47,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
     server = FakeApi(("127.0.0.1", 0), Handler)
-    server.pods, server.seen = [], []
+    server.pods, server.waypoint_pods, server.seen = [], [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -106,7 +109,11 @@ async def test_discovers_running_ztunnel_pods_and_scrapes_them(
         (sample,) = await poller.poll_once()
         assert sample.connections_opened == 2
         detail = poller.readiness().detail
-        assert set(detail["targets"]) == {url, "kubernetes:istio-system/app=ztunnel"}
+        assert set(detail["targets"]) == {
+            url,
+            "kubernetes:istio-system/app=ztunnel",
+            "kubernetes:*/gateway.istio.io/managed=istio.io-mesh-controller",
+        }
         # the API going away keeps the last known targets
         api.pods = []
         api.shutdown()
