@@ -60,6 +60,9 @@ class Provenance(StrEnum):
     L4_AMBIGUOUS = "l4_ambiguous"  # several L4 candidates; recorded with their shares
     PEER_ATTRIBUTE = "peer_attribute"  # unpaired span; peer named by peer.service, server.address …
     UNATTRIBUTED = "unattributed"  # no evidence names the caller
+    # The waypoint's request metrics name the caller (labels resolved from the HBONE peer); on a
+    # graph edge, the requests its unsampled metrics count.
+    WAYPOINT_METRICS = "waypoint_metrics"
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ def build_pipeline(
         max_pending_writes=settings.max_pending_writes,
         observers=[service_graph.observe],
         l4_observers=[service_graph.observe_l4],
+        metric_observers=[service_graph.observe_metrics],
     )
 
 
@@ -131,7 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory=directory,
         may_poll=leadership.check if leadership else None,
     )
-    queries = GraphQueries(engine, settings.bucket_s)
+    sampling = settings.trace_sampling_percent
+    queries = GraphQueries(engine, settings.bucket_s, None if sampling is None else sampling / 100)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

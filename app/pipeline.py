@@ -222,8 +222,8 @@ class IngestPipeline:
                     self._aggregator.add_l4(sample)
                     l4.append(sample)
                 else:
-                    self._aggregator.add_l7_metric(sample)  # type: ignore[arg-type]
-                    metrics.append(sample)  # type: ignore[arg-type]
+                    self._aggregator.add_l7_metric(sample)
+                    metrics.append(sample)
             self.stats.l4_samples += len(l4)
             self.stats.l7_metric_samples += len(metrics)
             for l4_observer in self._l4_observers:
@@ -233,7 +233,7 @@ class IngestPipeline:
                 if metrics:
                     metric_observer(metrics)
             return
-        self._aggregate(self._correlator.add(item, self._clock_ns()))  # type: ignore[arg-type]
+        self._aggregate(self._correlator.add(item, self._clock_ns()))
 
     def _aggregate(self, observations: Sequence[L7Observation]) -> None:
         for obs in observations:

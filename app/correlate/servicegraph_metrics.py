@@ -17,6 +17,15 @@ exactly one L4 caller reaches the destination through that waypoint, the unknown
 are relabelled to it — once, for good (the mapping is sticky so counters stay monotonic; the
 unknown-caller series then goes stale, and the caller's series jumps by what was counted before).
 
+Exact counts: when waypoint request metrics (`L7MetricSample`, unsampled) reach a series, that
+series switches to them for good: from then on it adds the metrics' requests, failures, latency
+sum and histogram instead of span counts (spans are sampled). The switch keeps the counters
+monotonic (what spans counted before stays; Prometheus' `rate()` sees the exact rate from the
+next scrape on). The metrics' histogram (Istio's millisecond buckets) is re-binned into the
+buckets below by each Istio bucket's upper bound (a request is counted in the first bucket that
+holds that bound), so bucket counts are exact at the bounds both sets share (10 ms, 50 ms,
+100 ms, 1 s, 5 s, 10 s) and conservative (later) elsewhere.
+
 Counters are cumulative per process (so `rate()` works; several replicas are summed by
 Prometheus). Series are capped: past `max_series` new edges are counted under
 `client="__overflow__"`, as Tempo does with its cardinality overflow label.
@@ -29,7 +38,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.domain import L4Sample, L7Observation, NodeKind, Provenance
+from app.domain import L4Sample, L7MetricSample, L7Observation, NodeKind, Provenance
 
 # The OTel Collector servicegraph connector's default buckets, in seconds (2 ms … 15 s).
 BUCKETS_S = (
@@ -64,14 +73,16 @@ class SeriesState:
 
 
 def connection_type(obs: L7Observation) -> str:
-    if obs.protocol == "db":
+    return _connection_type(obs.source.kind, obs.target.kind, obs.protocol)
+
+
+def _connection_type(source: NodeKind, target: NodeKind, protocol: str) -> str:
+    if protocol == "db":
         return "database"
-    if obs.protocol == "messaging":
+    if protocol == "messaging":
         return "messaging_system"
-    if NodeKind.EXTERNAL in (obs.source.kind, obs.target.kind) or NodeKind.UNKNOWN in (
-        obs.source.kind,
-        obs.target.kind,
-    ):
+    kinds = (source, target)
+    if NodeKind.EXTERNAL in kinds or NodeKind.UNKNOWN in kinds:
         return "virtual_node"
     return ""
 
@@ -96,11 +107,44 @@ class ServiceGraphMetrics:
         self._lock = threading.Lock()
         self._l4_callers: CallerIndex = {}
         self._resolved: dict[tuple[str, str, str, str], Resolution] = {}
+        self._exact: set[SeriesKey] = set()  # series counted from waypoint metrics
+
+    def observe_metrics(self, samples: Sequence[L7MetricSample]) -> None:
+        """Waypoint request metrics (pipeline metric observer): exact counts for their series."""
+        with self._lock:
+            for sample in samples:
+                key: SeriesKey = (
+                    sample.source.service,
+                    sample.target.service,
+                    _connection_type(sample.source.kind, sample.target.kind, sample.protocol),
+                    sample.source.namespace,
+                    sample.target.namespace,
+                )
+                state = self._series.get(key)
+                if state is None:
+                    if len(self._series) + len(self._pending) >= self._max_series:
+                        state = self._overflow()
+                    else:
+                        state = self._series[key] = SeriesState()
+                        self._exact.add(key)
+                else:
+                    self._exact.add(key)
+                state.requests += sample.requests
+                state.failed += sample.requests if sample.error_cause is not None else 0
+                state.seconds_sum += sample.latency_sum_ms / 1000.0
+                for le, n in sample.latency_buckets:
+                    try:
+                        upper_s = float(le) / 1000.0
+                    except ValueError:
+                        upper_s = float("inf")
+                    state.bucket_counts[bisect.bisect_left(BUCKETS_S, upper_s)] += n
 
     def observe(self, observations: Sequence[L7Observation]) -> None:
         with self._lock:
             for obs in observations:
                 key, pending_via = self._key(obs)
+                if key in self._exact:
+                    continue  # counted exactly from the waypoint's metrics
                 full = len(self._series) + len(self._pending) >= self._max_series
                 if pending_via and not full:
                     state = self._pending.setdefault((key, pending_via), SeriesState())
@@ -177,7 +221,8 @@ class ServiceGraphMetrics:
         counted = self._pending.pop((key, via), None)
         if counted is not None:
             target_key: SeriesKey = (caller[0], key[1], "", caller[1], key[4])
-            _merge(self._series.setdefault(target_key, SeriesState()), counted)
+            if target_key not in self._exact:  # an exact series already counted these calls
+                _merge(self._series.setdefault(target_key, SeriesState()), counted)
         return caller
 
     def snapshot(self) -> dict[SeriesKey, SeriesState]:

@@ -5,8 +5,7 @@ counters of one reporter: per reporter in a bucket, the chosen reporter's on a g
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from app.codegen import compile_function
@@ -215,7 +214,10 @@ def l7_stats(bucket: Any) -> L7Stats | None:
         p50, p95, p99 = sketched
         result: L7Stats = _l7_stats(bucket, p50, p95, p99)
         return replace(result, spans=spans, latency_from="spans" if spans else "")
-    chosen = [latency_rule.choose(bucket.l7m_latency_buckets, q, v) for q, v in zip(_QS, sketched)]
+    chosen = [
+        latency_rule.choose(bucket.l7m_latency_buckets, q, v)
+        for q, v in zip(_QS, sketched, strict=True)
+    ]
     requests = bucket.l7m_requests
     base: L7Stats = _l7_stats(bucket, *(c[0] for c in chosen))
     froms = {c[1] for c in chosen if c[1]}

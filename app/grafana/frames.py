@@ -170,6 +170,22 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
                 "number",
                 displayName="mTLS share",
             ),
+            field(
+                "detail__counts",
+                [_counts_text(e) for e in edges],
+                displayName="L7 counts",
+            ),
+            field(
+                "detail__connections_failed",
+                [e.l4.connections_failed if e.l4 else None for e in edges],
+                "number",
+                displayName="Failed connections",
+            ),
+            field(
+                "detail__failures",
+                [_failures_text(e) for e in edges],
+                displayName="Failures by flag",
+            ),
             field("detail__via", [e.via for e in edges], displayName="Via waypoint"),
             field("thickness", [_thickness(e, graph) for e in edges], "number"),
             field("color", [_color(e) for e in edges]),
@@ -182,10 +198,25 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
     return [nodes, edge_frame]
 
 
+def _counts_text(edge: GraphEdge) -> str:
+    """`exact` (waypoint request metrics) or `sampled` (span counts), "" without L7."""
+    if edge.l7 is None or not edge.l7.requests:
+        return ""
+    return "exact" if edge.l7.exact else "sampled"
+
+
+def _failures_text(edge: GraphEdge) -> str:
+    if edge.l4 is None or not edge.l4.connections_failed:
+        return ""
+    return ", ".join(f"{flag} {n}" for flag, n in edge.l4.failures)
+
+
 def _edge_secondarystat(edge: GraphEdge) -> str:
     p99 = edge.l7.p99_ms if edge.l7 is not None else None
     if p99 is not None and math.isfinite(p99):
         return f"p99 {p99:.0f} ms"
+    if edge.l4 is not None and edge.l4.connections_failed:
+        return f"{edge.l4.connections_failed} conn failed"
     return edge.coverage.value
 
 
@@ -196,6 +227,9 @@ def _thickness(edge: GraphEdge, graph: Graph) -> int:
 
 def _color(edge: GraphEdge) -> str:
     if edge.l7 is not None and edge.l7.requests and edge.l7.error_rate >= 0.05:
+        return RED
+    l4 = edge.l4
+    if l4 is not None and l4.connections_failed >= 0.05 * max(l4.connections_opened, 1):
         return RED
     if edge.plaintext:
         return ORANGE

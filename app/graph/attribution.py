@@ -76,6 +76,19 @@ def _candidates(unattributed: GraphEdge, into_target: list[GraphEdge]) -> dict[s
     return dict.fromkeys(volumes, 1.0 / len(volumes)) if volumes else {}
 
 
+def _counted_exactly(
+    u: GraphEdge, shares: dict[str, float], by_pair: dict[Pair, GraphEdge], target: str
+) -> bool:
+    """Every candidate edge has unsampled waypoint request metrics and `u` has none."""
+    if u.l7 is None or u.l7.exact:
+        return False
+    for source in shares:
+        edge = by_pair.get((source, target))
+        if edge is None or edge.l7 is None or not edge.l7.exact:
+            return False
+    return True
+
+
 def _moved_provenance(provenance: dict[str, int], to: str) -> dict[str, int]:
     out = dict(provenance)
     out[to] = out.get(to, 0) + out.pop(Provenance.UNATTRIBUTED.value, 0)
@@ -98,6 +111,14 @@ def attribute(
         for u in [e for e in incoming if is_unattributed(e, unknown_nodes)]:
             shares = _candidates(u, incoming)
             if not shares:
+                continue
+            if len(shares) > 1 and _counted_exactly(u, shares, by_pair, target):
+                # Every candidate's requests are counted by the waypoint's own metrics, which
+                # name each caller: the unattributed spans are among those requests, so a
+                # separate edge would count them twice. It leaves the graph (its traces stay
+                # reachable by id); candidates keep their exact counts.
+                del by_pair[(u.source, target)]
+                incoming = [e for e in incoming if e is not u]
                 continue
             if len(shares) > 1:
                 by_pair[(u.source, target)] = replace(

@@ -50,10 +50,41 @@ def finite(value: float | None, digits: int = 3) -> float | None:
 _HAS_L7 = "l7 is not None and l7.requests"
 
 
+def bound(bounds: tuple[tuple[float, float] | None, ...] | None, i: int) -> list[float | None]:
+    """The i-th quantile's (lo, hi] bound as [lo, hi] (hi null for the +Inf bucket); [] if none."""
+    if not bounds or bounds[i] is None:
+        return []
+    lo, hi = bounds[i]  # type: ignore[misc]
+    return [finite(lo), finite(hi)]
+
+
+class LatencyBoundsOut(BaseModel):
+    p50: Annotated[list[float | None], From("bound(l7.latency_bounds, 0)")]
+    p95: Annotated[list[float | None], From("bound(l7.latency_bounds, 1)")]
+    p99: Annotated[list[float | None], From("bound(l7.latency_bounds, 2)")]
+
+
 class LatencyOut(BaseModel):
     p50: Annotated[float | None, From("finite(l7.p50_ms)")]
     p95: Annotated[float | None, From("finite(l7.p95_ms)")]
     p99: Annotated[float | None, From("finite(l7.p99_ms)")]
+    from_: Annotated[
+        str | None,
+        From("l7.latency_from or None"),
+        Field(
+            alias="from",
+            description="spans (the sampled spans' sketch, 1 % relative) | histogram (the "
+            "waypoint metrics' buckets, interpolated); see the README's latency rule",
+        ),
+    ]
+    bounds: Annotated[
+        LatencyBoundsOut | None,
+        When("l7.latency_bounds"),
+        Field(
+            description="per quantile, [lo, hi] of the exact histogram bucket the true value "
+            "and the shown value lie in (hi null: +Inf); null without waypoint metrics"
+        ),
+    ]
 
 
 class L7Out(BaseModel):
@@ -64,6 +95,30 @@ class L7Out(BaseModel):
     errors_by_cause: Annotated[dict[str, int], From("dict(l7.errors_by_cause)")]
     latency_ms: LatencyOut
     status_codes: Annotated[dict[str, int], From("dict(l7.status_codes)")]
+    counts_from: Annotated[
+        str,
+        From("l7.counts_from"),
+        Field(
+            description="metrics: waypoint request metrics, unsampled and exact | spans: each "
+            "sampled span counts one request"
+        ),
+    ]
+    exact: Annotated[bool, From("l7.exact")]
+    spans: Annotated[int, From("l7.spans"), Field(description="sampled spans seen on the edge")]
+    sampling_share: Annotated[
+        float | None,
+        From("finite(l7.sampling_share, 6)"),
+        Field(
+            description="spans ÷ requests with metrics; for span-only edges the configured "
+            "sampling rate, else the share observed on edges with metrics"
+        ),
+    ]
+    bytes_sent: Annotated[
+        int | None, From("l7.bytes_sent"), Field(description="request bytes (metrics)")
+    ]
+    bytes_received: Annotated[
+        int | None, From("l7.bytes_received"), Field(description="response bytes (metrics)")
+    ]
 
 
 class L4Out(BaseModel):
@@ -73,6 +128,14 @@ class L4Out(BaseModel):
     bytes_received: Annotated[int, From("l4.bytes_received"), Field(description="server to client")]
     mtls_share: Annotated[float | None, From("finite(l4.mtls_share, 6)")]
     principals: Annotated[list[str], From("list(l4.principals)")]
+    connections_failed: Annotated[
+        int,
+        From("l4.connections_failed"),
+        Field(description="closed with a ztunnel failure flag (DENY, CONNECT, …)"),
+    ]
+    failures: Annotated[
+        dict[str, int], From("dict(l4.failures)"), Field(description="failure flag -> connections")
+    ]
 
 
 class ExemplarOut(BaseModel):
@@ -145,7 +208,7 @@ def builder_expression(model: type[BaseModel]) -> str:
             value = f"({builder_expression(nested)} if {meta[When].condition} else None)"
         else:
             value = builder_expression(nested)
-        parts.append(f"{name!r}: {value}")
+        parts.append(f"{(info.alias or name)!r}: {value}")
     return "{" + ", ".join(parts) + "}"
 
 
@@ -153,5 +216,5 @@ edge_json: Callable[[Any, Any], dict[str, Any]] = compile_function(
     "edge_json",
     "edge, graph",
     ["l7, l4 = edge.l7, edge.l4", f"return {builder_expression(EdgeOut)}"],
-    {"finite": finite},
+    {"finite": finite, "bound": bound},
 )

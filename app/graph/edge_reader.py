@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from app.domain import Level, NodeKind
+from app.domain import Level, NodeKind, Provenance
 from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import top_exemplars
 from app.edge.merge import merge_rows, merged
@@ -36,6 +36,9 @@ def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
     # Stored candidates are share sums over requests; normalised they are the window's shares.
     total = sum(bucket.l7_candidates.values())
     candidates = {k: v / total for k, v in bucket.l7_candidates.items()} if total else {}
+    provenance = dict(bucket.l7_provenance)
+    if bucket.l7m_requests:
+        provenance[Provenance.WAYPOINT_METRICS.value] = bucket.l7m_requests
     return GraphEdge(
         source,
         target,
@@ -43,7 +46,7 @@ def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
         via=bucket.via,
         l7=l7_stats(bucket),
         l4=l4,
-        provenance=dict(bucket.l7_provenance),
+        provenance=provenance,
         candidates=candidates,
     )
 
@@ -56,8 +59,11 @@ class EdgeReader:
         level: Level,
         bucket_s: int,
         aliases: AliasMap | None = None,
+        sampling_rate: float | None = None,
     ) -> None:
         self.conn, self.window, self.level = conn, window, str(level.value)
+        # The configured trace sampling rate (0..1), shown on edges whose counts are spans only.
+        self.sampling_rate = sampling_rate
         # Stored alias ids read as their canonical service (app/graph/aliases.py).
         self.aliases = (aliases or AliasMap()).for_level(level)
         self.rejoined: dict[Pair, list[Pair]] = {}  # canonical pair -> stored pairs merged in
@@ -111,7 +117,27 @@ class EdgeReader:
         for pair, bucket in buckets.items():
             self.merged[pair] = bucket
             out[pair] = to_graph_edge(*pair, bucket)
-        return out
+        return self._with_sampling(out, buckets.values())
+
+    def _with_sampling(
+        self, edges: dict[Pair, GraphEdge], buckets: Iterable[EdgeBucket]
+    ) -> dict[Pair, GraphEdge]:
+        """Span-only edges say the rate their counts were sampled at: the configured one, else
+        the share observed (spans ÷ requests) on the edges read here that have waypoint metrics."""
+        rate = self.sampling_rate
+        if rate is None:
+            spans = requests = 0
+            for b in buckets:
+                if b.l7m_requests:
+                    spans, requests = spans + b.l7_requests, requests + b.l7m_requests
+            rate = spans / requests if requests else None
+        if rate is None:
+            return edges
+        for pair, edge in edges.items():
+            l7 = edge.l7
+            if l7 is not None and not l7.exact and l7.requests:
+                edges[pair] = replace(edge, l7=replace(l7, sampling_share=rate))
+        return edges
 
     def _rejoin(self, buckets: dict[Pair, EdgeBucket]) -> dict[Pair, EdgeBucket]:
         canonical = self.aliases.canonical

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.domain import Coverage
 from app.graph.edge_json import edge_json, finite
-from app.graph.model import Graph, GraphEdge, GraphNode
+from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats, L7Stats
 
 
 def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
@@ -153,6 +153,23 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
+def _counts(l7: L7Stats | None) -> str:
+    """`exact` (waypoint metrics) or `sampled` with the sampling share, e.g. `sampled 10%`."""
+    if l7 is None or not l7.requests:
+        return "-"
+    if l7.exact:
+        return "exact"
+    share = l7.sampling_share
+    return "sampled" if share is None else f"sampled {100 * share:.3g}%"
+
+
+def _failures(l4: L4Stats | None) -> str:
+    """Failed connections by flag, e.g. `3 DENY`, `5 CONNECT,2 DENY`."""
+    if l4 is None or not l4.connections_failed:
+        return "-"
+    return ",".join(f"{n} {flag}" for flag, n in sorted(l4.failures, key=lambda x: (-x[1], x[0])))
+
+
 def to_table(graph: Graph) -> str:
     """A readable terminal table of the edges, busiest first."""
     header = (
@@ -163,8 +180,10 @@ def to_table(graph: Graph) -> str:
         "ERR%",
         "P50ms",
         "P99ms",
+        "COUNTS",
         "L4 BYTES",
         "MTLS",
+        "FAILED",
         "VIA",
     )
     rows = [header]
@@ -179,8 +198,10 @@ def to_table(graph: Graph) -> str:
                 f"{100 * l7.error_rate:.1f}" if l7 and l7.requests else "-",
                 f"{l7.p50_ms:.1f}" if l7 and l7.p50_ms is not None else "-",
                 f"{l7.p99_ms:.1f}" if l7 and l7.p99_ms is not None else "-",
+                _counts(l7),
                 _human_bytes(l4.bytes_total) if l4 and l4.has_traffic else "-",
                 f"{100 * (l4.mtls_share or 0):.0f}%" if l4 and l4.mtls_share is not None else "-",
+                _failures(l4),
                 edge.via or "-",
             )
         )

@@ -16,7 +16,9 @@ from sqlalchemy import Connection, Engine
 
 from app.domain import Alias, Coverage, Level, NodeKind, Reporter
 from app.edge.bucket import EdgeBucket
+from app.edge.fields import SOLE
 from app.edge.merge import merge_rows_by_bucket
+from app.edge.stats import l7_stats
 from app.graph.aliases import CachedAliases, name_forms
 from app.graph.edge_reader import EdgeReader, to_graph_edge
 from app.graph.export import edge_json, node_rates, rfc3339, window_json
@@ -59,9 +61,10 @@ def _in_namespace(edge: GraphEdge, namespace: str | None) -> bool:
 
 
 class GraphQueries:
-    def __init__(self, engine: Engine, bucket_s: int) -> None:
+    def __init__(self, engine: Engine, bucket_s: int, sampling_rate: float | None = None) -> None:
         # Reads never write: on SQLite they must not take (and queue for) the write lock.
         self.engine, self.bucket_s = read_only(engine), bucket_s
+        self.sampling_rate = sampling_rate  # configured trace sampling (0..1), None = observe
         self._nodes, self._edges, self._hops = (
             NodeRepository(),
             EdgeRepository(),
@@ -74,7 +77,9 @@ class GraphQueries:
             return AliasRepository().all(conn)
 
     def _reader(self, conn: Connection, window: Window, level: Level) -> EdgeReader:
-        return EdgeReader(conn, window, level, self.bucket_s, self.aliases.get())
+        return EdgeReader(
+            conn, window, level, self.bucket_s, self.aliases.get(), self.sampling_rate
+        )
 
     # ---- names ----------------------------------------------------------------------------
     def _resolve(
@@ -517,14 +522,27 @@ def _l4(m: EdgeBucket, reporter: Reporter) -> L4Stats:
     return m.l4.get(reporter) or _NO_L4
 
 
+def _l4_view(m: EdgeBucket, reporter: Reporter) -> L4Stats:
+    """The reporter's counters plus the traffic only one ztunnel reports (app/edge/stats.py)."""
+    sole = m.l4.get(SOLE)
+    if sole is None:
+        return _l4(m, reporter)
+    out = L4Stats()
+    out.merge(_l4(m, reporter))
+    out.merge(sole)
+    return out
+
+
 def _metric(metric: str, m: EdgeBucket | None, bucket_s: int, reporter: Reporter) -> float | None:
-    if metric == "edge_request_rate":
-        return m.l7_requests / bucket_s if m is not None else 0.0
+    """One bucket's value; L7 as the graph shows it (waypoint metrics when the bucket has them)."""
     if metric == "edge_tcp_bytes":
-        counters = m.l4.get(reporter) if m is not None else None
+        counters = _l4_view(m, reporter) if m is not None else None
         return counters.bytes_total / bucket_s if counters else 0.0
-    if m is None or not m.l7_requests:
+    l7 = l7_stats(m) if m is not None else None
+    if metric == "edge_request_rate":
+        return l7.requests / bucket_s if l7 is not None else 0.0
+    if l7 is None or not l7.requests:
         return None
     if metric == "edge_error_rate":
-        return m.l7_errors / m.l7_requests
-    return m.l7_latency.quantiles((_QUANTILES[metric],))[0]
+        return l7.errors / l7.requests
+    return {"edge_latency_p50": l7.p50_ms, "edge_latency_p95": l7.p95_ms}.get(metric, l7.p99_ms)

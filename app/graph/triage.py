@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from app.domain import Coverage
+from app.domain import DENIED_FLAGS, Coverage
 from app.graph.model import GraphEdge
 from app.graph.neighbourhood import Dependent
 
@@ -155,6 +155,53 @@ def _plaintext_link(now: GraphEdge) -> Finding | None:
     )
 
 
+def _connection_failures(now: GraphEdge, t: Thresholds) -> list[Finding]:
+    """ztunnel's failed connections (response flags on closed connections): refused by policy
+    (DENY, NETWORK_POLICY) and failing otherwise (CONNECT, TLS_FAILURE, …), one finding each.
+    A denial may be the policy working as intended, so it warns; failing connections are
+    critical once they are `critical_error_rate` of the connections opened."""
+    l4 = now.l4
+    if l4 is None or not l4.connections_failed:
+        return []
+    by_flag = dict(l4.failures)
+    opened = max(l4.connections_opened, 1)
+    out = []
+    denied = {f: n for f, n in by_flag.items() if f in DENIED_FLAGS}
+    failing = {f: n for f, n in by_flag.items() if f not in DENIED_FLAGS}
+    if denied:
+        n = sum(denied.values())
+        out.append(
+            Finding(
+                kind="connections_denied",
+                severity=Severity.WARNING,
+                score=30 + min(n / opened, 1) * 50 + min(n / 100, 20),
+                summary=f"{now.id}: {n} connections denied by policy ({', '.join(sorted(denied))})",
+                edge=now.id,
+                evidence={"failures": denied, "connections": l4.connections_opened},
+            )
+        )
+    if failing:
+        n = sum(failing.values())
+        share = n / opened
+        critical = share >= t.critical_error_rate
+        out.append(
+            Finding(
+                kind="connections_failing",
+                severity=Severity.CRITICAL if critical else Severity.WARNING,
+                score=(100 if critical else 25) + min(share, 1) * 50 + min(n / 100, 20),
+                summary=f"{now.id}: {n} of {l4.connections_opened} connections failed "
+                f"({', '.join(sorted(failing))})",
+                edge=now.id,
+                evidence={
+                    "failures": failing,
+                    "connections": l4.connections_opened,
+                    "failed_share": round(share, 6),
+                },
+            )
+        )
+    return out
+
+
 def _vanished_edge(
     service: str, before: GraphEdge, now: GraphEdge | None, b_s: float
 ) -> Finding | None:
@@ -218,6 +265,7 @@ def triage(
         ):
             if finding is not None:
                 findings.append(finding)
+        findings.extend(_connection_failures(edge, t))
     for key, edge in before.items():
         vanished = _vanished_edge(service, edge, now.get(key), baseline_s)
         if vanished is not None:

@@ -176,8 +176,7 @@ def _value_expression(f: EdgeField) -> str:
 
 
 _row_values_body = [
-    f"{side} = b.l4.get({str(reporter)!r}) or _NO_L4"
-    for reporter, side in STORED_SIDE.items()
+    f"{side} = b.l4.get({str(reporter)!r}) or _NO_L4" for reporter, side in STORED_SIDE.items()
 ]
 _row_values_body.append(
     "return (" + ", ".join(_value_expression(f) for f in (*_COUNTERS, *_STRINGS, *_RMW)) + ",)"

@@ -13,8 +13,9 @@ from app.graph.model import Exemplar, Graph, GraphEdge, L4Stats, L7Stats
 
 
 def _keys_follow(model: type[BaseModel], value: dict[str, Any]) -> None:
-    assert list(value) == list(model.model_fields)
+    assert list(value) == [info.alias or name for name, info in model.model_fields.items()]
     for name, info in model.model_fields.items():
+        name = info.alias or name
         nested = getattr(info.annotation, "__args__", (info.annotation,))
         for candidate in (info.annotation, *nested):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
@@ -32,7 +33,7 @@ def test_built_json_has_the_models_keys_and_validates() -> None:
         "http",
         "default/waypoint",
         l7,
-        L4Stats(3, 3, 100, 900, 3, ("spiffe://a",)),
+        L4Stats(3, 3, 100, 900, 3, principals=("spiffe://a",)),
         {"paired_spans": 10},
         {"default/c": 0.25, "default/d": 0.75},
         (Exemplar("slowest", "ab" * 16, 12.0, 5, "200"),),

@@ -21,7 +21,14 @@ def test_json_shape_has_both_layers_and_window() -> None:
     assert reviews["l7"]["requests"] == 600
     assert reviews["l7"]["rps"] == 1.0
     assert reviews["l7"]["error_rate"] == 0.01
-    assert reviews["l7"]["latency_ms"] == {"p50": 10.0, "p95": 50.0, "p99": 80.0}
+    assert reviews["l7"]["latency_ms"] == {
+        "p50": 10.0,
+        "p95": 50.0,
+        "p99": 80.0,
+        "from": None,
+        "bounds": None,
+    }
+    assert (reviews["l7"]["counts_from"], reviews["l7"]["exact"]) == ("spans", False)
     assert reviews["l4"]["mtls_share"] == 1.0
     ratings = edges["default/reviews->default/ratings"]
     assert ratings["coverage"] == "l4_only"
