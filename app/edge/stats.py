@@ -247,4 +247,9 @@ def sum_l7(
     if a is None or b is None:
         return a or b
     result: L7Stats = _sum_l7(a, b, *percentiles)
-    return result
+    return replace(
+        result,
+        counts_from="metrics" if a.exact and b.exact else "spans",
+        spans=a.spans + b.spans,
+        latency_from=a.latency_from or b.latency_from,
+    )

@@ -74,6 +74,7 @@ class EdgeReader:
         self.moved: dict[Pair, Pair] = {}
         self._kinds: dict[str, str] = {}
         self._unknown: set[str] | None = None
+        self._observed: tuple[float | None] | None = None
 
     # ---- nodes ----------------------------------------------------------------------------
     def kinds(self, ids: Iterable[str]) -> dict[str, str]:
@@ -123,14 +124,17 @@ class EdgeReader:
         self, edges: dict[Pair, GraphEdge], buckets: Iterable[EdgeBucket]
     ) -> dict[Pair, GraphEdge]:
         """Span-only edges say the rate their counts were sampled at: the configured one, else
-        the share observed (spans ÷ requests) on the edges read here that have waypoint metrics."""
+        the share observed (spans ÷ requests) over the window's edges that have waypoint metrics
+        (one query per reader)."""
+        if not any(b.l7_requests and not b.l7m_requests for b in buckets):
+            return edges
         rate = self.sampling_rate
         if rate is None:
-            spans = requests = 0
-            for b in buckets:
-                if b.l7m_requests:
-                    spans, requests = spans + b.l7_requests, requests + b.l7m_requests
-            rate = spans / requests if requests else None
+            if self._observed is None:
+                self._observed = (
+                    self.edge_repo.sampled_share(self.conn, self.level, self.first_s, self.end_s),
+                )
+            (rate,) = self._observed
         if rate is None:
             return edges
         for pair, edge in edges.items():

@@ -7,6 +7,7 @@ from app.domain import (
     Endpoint,
     ErrorCause,
     L4Sample,
+    L7MetricSample,
     L7Observation,
     Level,
     NodeKind,
@@ -14,6 +15,7 @@ from app.domain import (
     Reporter,
 )
 from app.edge.bucket import EdgeKey
+from app.edge.stats import choose_l4
 
 S = 1_000_000_000
 A = Endpoint("default", "productpage", "productpage-v1", principal="spiffe://td/ns/default/sa/pp")
@@ -234,3 +236,85 @@ def test_drain_resets() -> None:
     agg.drain()
     assert len(agg) == 0
     assert len(agg.drain()) == 0
+
+
+def test_waypoint_metric_samples_fill_the_exact_l7_fields_at_both_levels() -> None:
+    agg = EdgeAggregator(bucket_s=60, clock_s=Clock(10_000))
+    base = {"source": A, "target": B, "start_s": 60.0, "end_s": 75.0, "via_waypoint": "default/wp"}
+    agg.add_l7_metric(
+        L7MetricSample(
+            **base,  # type: ignore[arg-type]
+            requests=90,
+            status_code="200",
+            request_bytes=900,
+            response_bytes=9000,
+            latency_sum_ms=450.0,
+            latency_buckets=(("5", 80), ("10", 10)),
+        )
+    )
+    agg.add_l7_metric(
+        L7MetricSample(
+            **base,  # type: ignore[arg-type]
+            requests=10,
+            status_code="503",
+            error_cause=ErrorCause.RESPONSE_FLAGS,
+            response_flags="UH",
+            latency_buckets=(("5", 10),),
+        )
+    )
+    batch = agg.drain()
+    for key in (
+        EdgeKey(60, Level.SERVICE, "default/productpage", "default/reviews"),
+        EdgeKey(60, Level.WORKLOAD, "default/productpage-v1", "default/reviews-v2"),
+    ):
+        b = batch.edges[key]
+        assert (b.l7m_requests, b.l7m_errors, b.l7_requests) == (100, 10, 0)
+        assert b.l7m_errors_by_cause == {"response_flags": 10}
+        assert b.l7m_status_codes == {"200": 90, "503": 10}
+        assert (b.l7m_bytes_sent, b.l7m_bytes_received, b.l7m_latency_sum_ms) == (900, 9000, 450)
+        assert b.l7m_latency_buckets == {"5": 90, "10": 10}
+        assert (b.via, b.protocol) == ("default/wp", "http")
+    assert ("default/wp", Level.SERVICE) in batch.nodes
+
+
+def test_failed_connections_count_by_side_and_flag_and_sole_traffic_has_its_own_side() -> None:
+    agg = EdgeAggregator(bucket_s=60, clock_s=Clock(10_000))
+    common = {"source": A, "target": B, "start_s": 60.0, "end_s": 75.0}
+    agg.add_l4(L4Sample(**common, reporter=Reporter.DESTINATION, connections_opened=3))  # type: ignore[arg-type]
+    agg.add_l4(
+        L4Sample(
+            **common,  # type: ignore[arg-type]
+            reporter=Reporter.DESTINATION,
+            connections_closed=3,
+            response_flags="DENY",
+        )
+    )
+    agg.add_l4(
+        L4Sample(
+            **common,  # type: ignore[arg-type]
+            reporter=Reporter.SOURCE,
+            connections_closed=3,
+            response_flags="CONNECT",
+        )
+    )
+    agg.add_l4(
+        L4Sample(
+            **common,  # type: ignore[arg-type]
+            reporter=Reporter.SOURCE,
+            connections_opened=2,
+            bytes_sent=100,
+            sole=True,
+            via_waypoint="default/wp",
+        )
+    )
+    b = agg.drain().edges[EdgeKey(60, Level.SERVICE, "default/productpage", "default/reviews")]
+    assert b.l4[Reporter.DESTINATION].connections_failed == 3
+    assert b.l4[Reporter.SOURCE].connections_failed == 3
+    assert b.l4["sole"].connections_opened == 2 and b.l4["sole"].connections_failed == 0
+    assert b.l4_failures == {"destination/DENY": 3, "source/CONNECT": 3}
+    # the graph's view: the destination reporter (it saw traffic) plus the sole side
+    view = choose_l4(b.l4, b.l4_failures)
+    assert view is not None
+    assert (view.connections_opened, view.connections_failed, view.bytes_sent) == (5, 3, 100)
+    assert view.failures == (("DENY", 3),)
+    assert b.l4[Reporter.DESTINATION].connections_opened == 3  # the bucket is not changed

@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.metrics_route import render, service_graph_families
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
-from app.domain import Endpoint, ErrorCause, L7Observation, NodeKind
+from app.domain import Endpoint, ErrorCause, L7MetricSample, L7Observation, NodeKind
 
 PP, REVIEWS = Endpoint("default", "productpage"), Endpoint("default", "reviews")
 
@@ -170,3 +170,33 @@ def test_unknown_callers_waiting_for_l4_count_against_the_series_bound() -> None
     assert len(snapshot) <= 4  # three series and the overflow
     assert snapshot[("__overflow__", "__overflow__", "", "", "")].requests == 7
     assert sum(s.requests for s in snapshot.values()) == 10  # nothing lost
+
+
+def metric_sample(requests: int, error: bool = False) -> L7MetricSample:
+    return L7MetricSample(
+        source=PP,
+        target=REVIEWS,
+        start_s=0,
+        end_s=15,
+        requests=requests,
+        status_code="503" if error else "200",
+        error_cause=ErrorCause.HTTP_5XX if error else None,
+        latency_sum_ms=requests * 20.0,
+        latency_buckets=(("10", requests // 2), ("25", requests - requests // 2)),
+    )
+
+
+def test_waypoint_metrics_make_a_series_exact_for_good_and_keep_it_monotonic() -> None:
+    metrics = ServiceGraphMetrics()
+    metrics.observe([obs(5.0)])  # one sampled span counted before the metrics arrived
+    metrics.observe_metrics([metric_sample(100), metric_sample(4, error=True)])
+    metrics.observe([obs(5.0), obs(7.0)])  # sampled spans of requests the metrics counted
+    families = parse(metrics)
+    assert families["traces_service_graph_request"][0].value == 1 + 104
+    assert families["traces_service_graph_request_failed"][0].value == 4
+    server = families["traces_service_graph_request_server_seconds"]
+    buckets = {s.labels["le"]: s.value for s in server if s.name.endswith("_bucket")}
+    # 10 ms and 25 ms Istio buckets re-binned by their upper bound: 0.01 s and 0.05 s
+    assert (buckets["0.01"], buckets["0.05"], buckets["+Inf"]) == (1 + 52, 1 + 104, 105)
+    (total,) = [s for s in server if s.name.endswith("_sum")]
+    assert abs(total.value - (0.005 + 104 * 0.02)) < 1e-9

@@ -64,9 +64,17 @@ def _random_bucket(rng: random.Random) -> EdgeBucket:
     b.l7_provenance = {"paired_spans": rng.randint(0, 4)}
     b.l7_candidates = {"default/a": rng.random()}
     b.l7_unpaired, b.l7_late, b.l7_evicted = rng.randint(0, 3), rng.randint(0, 3), rng.randint(0, 3)
-    for reporter in rng.sample(list(Reporter), rng.randint(0, 2)):
+    for reporter in rng.sample([*Reporter, SOLE], rng.randint(0, 3)):
         b.l4[reporter] = L4Stats(*(rng.randint(1, 1000) for _ in L4_COUNTERS))
     b.l4_principals = set(rng.sample(["spiffe://a", "spiffe://b", "spiffe://c"], rng.randint(0, 2)))
+    flags = ["destination/DENY", "source/CONNECT", "sole/TLS_FAILURE"]
+    b.l4_failures = {f: rng.randint(1, 9) for f in rng.sample(flags, rng.randint(0, 2))}
+    b.l7m_requests, b.l7m_errors = rng.randint(0, 500), rng.randint(0, 20)
+    b.l7m_errors_by_cause = {"http_5xx": rng.randint(0, 9)} if rng.random() < 0.5 else {}
+    b.l7m_status_codes = {c: rng.randint(1, 99) for c in rng.sample(["200", "503", "grpc:14"], 2)}
+    b.l7m_bytes_sent, b.l7m_bytes_received = rng.randint(0, 10**6), rng.randint(0, 10**6)
+    b.l7m_latency_sum_ms = rng.random() * 1000
+    b.l7m_latency_buckets = {le: rng.randint(1, 50) for le in rng.sample(["5", "25", "+Inf"], 2)}
     return b
 
 
@@ -128,6 +136,7 @@ def _summary(b: EdgeBucket) -> dict[str, Any]:
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     out = dict(d)
     out["l7_latency_sum_ms"] = round(out["l7_latency_sum_ms"], 9)
+    out["l7m_latency_sum_ms"] = round(out["l7m_latency_sum_ms"], 9)
     out["l7_candidates"] = {k: round(v, 9) for k, v in out["l7_candidates"].items()}
     return out
 
@@ -169,6 +178,7 @@ def test_l7_stats_and_their_sum_follow_the_buckets() -> None:
     for _ in range(50):
         a, b = _random_bucket(rng), _random_bucket(rng)
         a.l7_requests, b.l7_requests = a.l7_requests + 1, b.l7_requests + 1
+        a.l7m_requests = b.l7m_requests = 0  # span counts (the metrics' view: the test below)
         both = merged(a, b)
         stats = l7_stats(both)
         assert stats is not None
@@ -187,3 +197,24 @@ def test_l7_stats_and_their_sum_follow_the_buckets() -> None:
             stats.evicted,
         )
     assert l7_stats(EdgeBucket()) is None
+
+
+def test_with_waypoint_metrics_the_counts_are_theirs_and_spans_give_the_sampling_share() -> None:
+    rng = random.Random(5)
+    for _ in range(50):
+        a, b = _random_bucket(rng), _random_bucket(rng)
+        a.l7m_requests, b.l7m_requests = a.l7m_requests + 1, b.l7m_requests + 1
+        both = merged(a, b)
+        stats = l7_stats(both)
+        assert stats is not None and stats.exact and stats.counts_from == "metrics"
+        assert stats.requests == a.l7m_requests + b.l7m_requests
+        assert (stats.errors, stats.status_codes) == (both.l7m_errors, both.l7m_status_codes)
+        assert stats.spans == both.l7_requests
+        assert stats.sampling_share == both.l7_requests / stats.requests
+        assert stats.bytes_sent == both.l7m_bytes_sent
+        assert stats.latency_bounds is not None
+        for value, bound in zip(
+            (stats.p50_ms, stats.p95_ms, stats.p99_ms), stats.latency_bounds, strict=True
+        ):
+            assert bound is not None and value is not None
+            assert bound[0] <= value <= bound[1]
