@@ -1,4 +1,5 @@
-"""deploy/prometheus: one job for meshstitch's /metrics, one for every ztunnel on :15020."""
+"""deploy/prometheus: one job for meshstitch's /metrics, one for every ztunnel on :15020, one for
+every waypoint pod's request metrics on :15020/stats/prometheus."""
 
 from __future__ import annotations
 
@@ -26,8 +27,24 @@ def _keeps(job: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_both_jobs_exist() -> None:
-    assert set(JOBS) == {"meshstitch", "ztunnel"}
+def test_the_three_jobs_exist() -> None:
+    assert set(JOBS) == {"meshstitch", "ztunnel", "waypoints"}
+
+
+def test_the_waypoint_job_keeps_pods_by_the_label_meshstitch_discovers_them_by() -> None:
+    from app.poll.discovery import WAYPOINT_SELECTOR
+    from app.settings import Settings
+
+    job = JOBS["waypoints"]
+    label, _, value = WAYPOINT_SELECTOR.partition("=")
+    meta = "__meta_kubernetes_pod_label_" + label.replace(".", "_").replace("/", "_")
+    assert _keeps(job)[meta].replace("\\", "") == value
+    defaults = Settings()
+    assert job["metrics_path"] == defaults.waypoint_metrics_path
+    address = next(r for r in job["relabel_configs"] if r.get("target_label") == "__address__")
+    assert address["replacement"].endswith(f":{defaults.waypoint_port}")
+    # disjoint from the ztunnel job: waypoint pods are not app=ztunnel
+    assert "__meta_kubernetes_pod_label_app" not in _keeps(job)
 
 
 def test_the_meshstitch_job_scrapes_the_http_port_of_the_service() -> None:
