@@ -258,6 +258,8 @@ def build_poller(
                 token=settings.prometheus_token.get_secret_value(),
                 username=settings.prometheus_username,
                 password=settings.prometheus_password.get_secret_value(),
+                job=settings.prometheus_job,
+                dedupe_labels=tuple(settings.prometheus_dedupe_label_list()),
             )
 
         return L4Poller(

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from app.domain import IdentityEvidence, L4Sample
+from app.domain import IdentityEvidence, L4Sample, L7MetricSample
+from app.poll import waypoint_labels
 from app.poll.half_edges import to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
 from app.poll.ztunnel_labels import (
@@ -35,9 +36,39 @@ class PromQLError(Exception):
         self.error_type = error_type
 
 
-def build_query(family: str, window_s: int) -> str:
-    by = ", ".join(EDGE_LABELS)
-    return f'sum by ({by}) (increase({family}{{reporter=~"source|destination"}}[{window_s}s]))'
+def _quoted(value: str) -> str:
+    """A PromQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build_query(
+    family: str,
+    window_s: int,
+    *,
+    job: str = "",
+    dedupe: tuple[str, ...] = ("job",),
+    reporter: str = '=~"source|destination"',
+    by: tuple[str, ...] = EDGE_LABELS,
+) -> str:
+    """`sum by (<by>) (max without (<dedupe>) (increase(<family>{reporter…, job=~…}[Ns])))`."""
+    selector = f"reporter{reporter}"
+    if job:
+        selector += f", job=~{_quoted(job)}"
+    inner = f"increase({family}{{{selector}}}[{window_s}s])"
+    if dedupe:
+        inner = f"max without ({', '.join(dedupe)}) ({inner})"
+    return f"sum by ({', '.join(by)}) ({inner})"
+
+
+_WAYPOINT_QUERIES = tuple(
+    (
+        family,
+        (*waypoint_labels.EDGE_LABELS, "le")
+        if family == waypoint_labels.DURATION_BUCKET
+        else waypoint_labels.EDGE_LABELS,
+    )
+    for family in waypoint_labels.FAMILIES
+)
 
 
 def parse_vector(body: Any) -> list[tuple[dict[str, str], float]]:
@@ -76,7 +107,10 @@ class PromQLSource:
         password: str = "",
         settle_s: float | None = None,
         max_backlog_buckets: int = 60,
+        job: str = "",
+        dedupe_labels: tuple[str, ...] = ("job",),
     ) -> None:
+        self._job, self._dedupe = job, dedupe_labels
         self._url = base_url.rstrip("/") + "/api/v1/query"
         self._bucket_s, self._timeout_s = bucket_s, timeout_s
         self._identity = identity
@@ -121,11 +155,15 @@ class PromQLSource:
             response.raise_for_status()
         return parse_vector(body)
 
-    async def bucket(self, client: httpx.AsyncClient, end_s: int) -> list[L4Sample]:
+    async def bucket(
+        self, client: httpx.AsyncClient, end_s: int
+    ) -> list[L4Sample | L7MetricSample]:
         acc: dict[tuple[str, ...], tuple[dict[str, str], list[float]]] = {}
         for i, family in enumerate(FAMILIES):
             for labels, value in await self.query(
-                client, build_query(family, self._bucket_s), end_s
+                client,
+                build_query(family, self._bucket_s, job=self._job, dedupe=self._dedupe),
+                end_s,
             ):
                 key = edge_key(labels)
                 entry = acc.get(key)
@@ -138,12 +176,32 @@ class PromQLSource:
             (labels, Counts(*(max(0, round(v)) for v in values)), start_s)
             for labels, values in acc.values()
         ]
-        return to_samples(grouped, float(end_s), self._identity)
+        out: list[L4Sample | L7MetricSample] = []
+        out.extend(to_samples(grouped, float(end_s), self._identity))
+        increases: list[tuple[str, dict[str, str], float]] = []
+        for family, by in _WAYPOINT_QUERIES:
+            query = build_query(
+                family,
+                self._bucket_s,
+                job=self._job,
+                dedupe=self._dedupe,
+                reporter=f"={_quoted(waypoint_labels.WAYPOINT_REPORTER)}",
+                by=by,
+            )
+            for labels, value in await self.query(client, query, end_s):
+                labels.setdefault("reporter", waypoint_labels.WAYPOINT_REPORTER)
+                increases.append((family, labels, value))
+        entries = waypoint_labels.group(increases, start_s)
+        self.last_series += len(entries)
+        out.extend(waypoint_labels.to_metric_samples(entries, float(end_s), self._identity))
+        return out
 
-    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]:
+    async def poll(
+        self, client: httpx.AsyncClient, now_s: float
+    ) -> list[L4Sample | L7MetricSample]:
         if not self.state.due(now_s):
             return []
-        out: list[L4Sample] = []
+        out: list[L4Sample | L7MetricSample] = []
         for end_s in self._closed_ends(now_s):
             try:
                 out.extend(await self.bucket(client, end_s))
