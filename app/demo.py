@@ -2,7 +2,8 @@
 
 The simulator sends real OTLP over gRPC to the served port and serves ztunnel /metrics endpoints on
 loopback that the service's own poller scrapes, in real time, so what the demo shows is what a
-cluster would produce. Works with no cluster, no Prometheus and no network.
+cluster would produce. Like `deploy/istio`'s Telemetry it records 10 % of traces; the waypoints'
+request metrics (also scraped) keep the counts on edges through a waypoint exact. Works with no cluster, no Prometheus and no network.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.gc_tuning import tune_gc
 from app.settings import Settings
 
 TICK_S = 5.0
+TRACE_SAMPLING = 0.1  # deploy/istio/telemetry.yaml's randomSamplingPercentage
 CLEAR = "\x1b[2J\x1b[H"
 
 
@@ -51,11 +53,15 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
         seed=int(time.time()),
         otlp_endpoint=f"{otlp_host}:{settings.grpc_port}",
         protocol="grpc",
+        trace_sampling=TRACE_SAMPLING,
     )
     urls = sim.start_ztunnels()
+    waypoints = sim.start_waypoints()
     settings = settings.model_copy(
         update={
             "ztunnel_targets": ",".join(urls),
+            "waypoint_targets": ",".join(waypoints),
+            "trace_sampling_percent": TRACE_SAMPLING * 100,
             "poll_interval_s": TICK_S,
             "flush_interval_s": min(settings.flush_interval_s, TICK_S),
         }
@@ -66,7 +72,7 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
     try:
         with serve_meshstitch(settings) as running:
             base = running.base_url.replace("0.0.0.0", "127.0.0.1")
-            header = _header(settings, base, running.grpc_port, urls)
+            header = _header(settings, base, running.grpc_port, urls, waypoints)
             print(header, flush=True)
             done, sent, started = 0, 0, time.time()
             last = time.time()
@@ -79,7 +85,8 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
                 view = _graph_view(base, settings)
                 status = (
                     f"tick {done}: {report.requests} requests, {report.spans} spans sent "
-                    f"({sent} in {now - started:.0f} s); ztunnel scraped every {TICK_S:.0f} s"
+                    f"({sent} in {now - started:.0f} s); ztunnels and waypoints scraped every "
+                    f"{TICK_S:.0f} s"
                 )
                 if interactive:
                     print(CLEAR + header + "\n" + status + "\n\n" + view, flush=True)
@@ -92,12 +99,16 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
     return 0
 
 
-def _header(settings: Settings, base: str, grpc_port: int, ztunnels: list[str]) -> str:
+def _header(
+    settings: Settings, base: str, grpc_port: int, ztunnels: list[str], waypoints: list[str]
+) -> str:
     lines = [
         "meshstitch demo: a simulated Istio ambient mesh (bookinfo) feeding a real meshstitch",
         f"  database: {settings.database_url}",
         f"  OTLP/gRPC: {settings.host}:{grpc_port}   OTLP/HTTP: {base}/v1/traces",
         f"  simulated ztunnels: {len(ztunnels)} nodes, e.g. {ztunnels[0]}",
+        f"  simulated waypoints: {len(waypoints)}, e.g. {waypoints[0]}; "
+        f"{TRACE_SAMPLING:.0%} of traces sampled",
         "",
     ]
     lines += [f"  {label:<24} {url}" for label, url in demo_urls(base)]

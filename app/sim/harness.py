@@ -79,7 +79,9 @@ def serve_meshstitch(settings: Settings, log_level: str = "warning") -> Iterator
 
 
 class SimulatedRun:
-    """Drive a running meshstitch with a simulated mesh, one tick at a time."""
+    """Drive a running meshstitch with a simulated mesh, one tick at a time. Its poller scrapes
+    the simulated ztunnels and the waypoints' request metrics (which the truth's `metrics`
+    edges rely on), once before the first tick and once after each."""
 
     def __init__(
         self,
@@ -108,7 +110,10 @@ class SimulatedRun:
         )
         self.tick_s = tick_s
         urls = self.sim.start_ztunnels()
-        poll_settings = running.settings.model_copy(update={"ztunnel_targets": ",".join(urls)})
+        waypoints = self.sim.start_waypoints()
+        poll_settings = running.settings.model_copy(
+            update={"ztunnel_targets": ",".join(urls), "waypoint_targets": ",".join(waypoints)}
+        )
         # Each scrape is stamped one second before the end of the tick it follows, so its L4
         # lands in the same bucket as the tick's spans (as a live poller's would); the baseline
         # scrape uses the wall clock.

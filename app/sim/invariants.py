@@ -38,6 +38,9 @@ def violations(topology: Topology) -> list[str]:
        server leg's source is the waypoint, so the join is exact only when every pod-addressed
        edge through one workload waypoint goes to one service.
     8. **Kubernetes Service names are unique per namespace.**
+    9. **Denied edges** (`Edge.denied`) go to a captured service that no waypoint serves (the
+       destination's ztunnel enforces the policy) from a captured, uninstrumented caller that is
+       no Envoy (an app's or proxy's own failed span is not modelled).
     """
     found: list[str] = []
     seen: set[tuple[str, str]] = set()
@@ -99,6 +102,16 @@ def violations(topology: Topology) -> list[str]:
         source = None if edge.source == OUTSIDE else topology.service(edge.source)
         target = topology.service(edge.target) if topology.has_service(edge.target) else None
         found.extend(f"{name}: {p}" for p in _envoy_problems(edge, source, target))
+        if edge.denied and not (
+            source is not None
+            and source.captured
+            and not source.instrumented
+            and not source.envoy
+            and target is not None
+            and target.captured
+            and not (target.waypoint or target.workload_waypoint)
+        ):
+            found.append(f"{name}: a denied edge breaks invariant 9")
         if target is None:
             continue
         if cls.via and cls.pod_addressed:

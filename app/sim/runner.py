@@ -2,6 +2,7 @@
 
     sim = MeshSimulator(bookinfo(), seed=1, otlp_endpoint="127.0.0.1:4317", protocol="grpc")
     urls = sim.start_ztunnels()          # -> MESHSTITCH_ZTUNNEL_TARGETS=",".join(urls)
+    waypoints = sim.start_waypoints()    # -> MESHSTITCH_WAYPOINT_TARGETS=",".join(waypoints)
     poller.poll_once()                   # baseline scrape BEFORE the first tick
     for t in range(t0, t0 + 600, 60):
         sim.tick(t, t + 60)              # spans acknowledged by the receiver, counters advanced
@@ -11,8 +12,14 @@
 
 A tick emits the traffic of one simulated interval [start_s, end_s): every request ends inside it
 (spans carry explicit timestamps; nothing sleeps), its spans are exported synchronously with the
-OpenTelemetry SDK's OTLP exporter (gRPC or HTTP) and its ztunnel counters are advanced. Ticks
-must not overlap; gaps are allowed. Everything random comes from `seed`.
+OpenTelemetry SDK's OTLP exporter (gRPC or HTTP), its ztunnel counters and its waypoints'
+request metrics are advanced. Ticks must not overlap; gaps are allowed. Everything random comes
+from `seed`.
+
+`trace_sampling` is the share of requests whose trace is recorded (Istio's
+`PILOT_TRACE_SAMPLING` / Telemetry `randomSamplingPercentage`, 1 % by default in Istio). The
+decision is per trace: every span of a request is sent or none is, as a parent-based sampler
+behind the first proxy gives. Waypoint request metrics and ztunnel counters see every request.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.domain import Coverage
+from app.sim.endpoint import MetricsEndpoint
 from app.sim.export import Protocol, export_all, make_exporter
 from app.sim.invariants import validate
 from app.sim.istio import IstioVersion
@@ -35,8 +43,9 @@ from app.sim.spans import SpanFactory
 from app.sim.topology import OUTSIDE, Edge, Topology
 from app.sim.traffic import NS_PER_S, Request, TrafficGenerator
 from app.sim.truth import EdgeTruth, TickTruth, Truth
+from app.sim.waypoint import WaypointProxy, request_labels
 from app.sim.ztunnel import Counts, ZtunnelEndpoint, ZtunnelNode
-from app.sim.ztunnel_series import Labels, series_for
+from app.sim.ztunnel_series import DENIAL_FLAGS, Labels, series_for, with_flag
 
 SeriesKey = tuple[str, Labels]  # (node, labels)
 
@@ -53,6 +62,9 @@ class TickReport:
 class _SeriesTick:
     edge_index: int
     kept: bool
+    denied: bool = False  # a denied edge's series: connections counted, not derived from calls
+    denied_opened: int = 0
+    denied_closed: int = 0
     calls: int = 0
     received: int = 0  # request bytes
     sent: int = 0  # response bytes
@@ -83,8 +95,13 @@ class MeshSimulator:
         restart_probability: float = 0.0,
         istio_version: IstioVersion = "1.27",
         server_spans_behind_waypoint: bool = True,
+        trace_sampling: float = 1.0,
     ) -> None:
+        if not 0.0 <= trace_sampling <= 1.0:
+            raise ValueError("trace_sampling is a share in [0, 1]")
         self.topology = validate(topology)
+        self._trace_sampling = trace_sampling
+        self._sampling_rng = random.Random(f"{seed}:sampling")
         if exporter is None and otlp_endpoint:
             exporter = make_exporter(otlp_endpoint, protocol, headers, timeout_s)
         self._exporter = exporter
@@ -101,6 +118,8 @@ class MeshSimulator:
             ]
         self.nodes = {name: ZtunnelNode(name) for name in topology.nodes}
         self._endpoints: dict[str, ZtunnelEndpoint] = {}
+        self.waypoints = {w.id: WaypointProxy(w) for w in topology.waypoints}
+        self._waypoint_endpoints: dict[str, MetricsEndpoint] = {}
         self._pending_restarts: set[str] = set()
         self._pending_close: dict[SeriesKey, tuple[int, bool, int]] = {}
         self._last_end_ns: int | None = None
@@ -118,6 +137,21 @@ class MeshSimulator:
     @property
     def ztunnel_urls(self) -> list[str]:
         return [self._endpoints[n].url for n in self.nodes if n in self._endpoints]
+
+    def start_waypoints(self) -> list[str]:
+        """Serve every waypoint's request metrics on 127.0.0.1:<port>/stats/prometheus."""
+        for wid, proxy in self.waypoints.items():
+            if wid not in self._waypoint_endpoints:
+                self._waypoint_endpoints[wid] = MetricsEndpoint(
+                    f"waypoint-{wid}", "/stats/prometheus", proxy.exposition
+                )
+        return self.waypoint_urls
+
+    @property
+    def waypoint_urls(self) -> list[str]:
+        return [
+            self._waypoint_endpoints[w].url for w in self.waypoints if w in self._waypoint_endpoints
+        ]
 
     def restart_ztunnel(self, node: str) -> None:
         """Restart `node`'s ztunnel at the next tick where meshstitch can detect the reset."""
@@ -138,10 +172,12 @@ class MeshSimulator:
         if self._last_end_ns is not None and start_ns < self._last_end_ns:
             raise ValueError("ticks must not overlap or go back in time")
         requests = self._traffic.requests(start_ns, end_ns)
+        sampled = [self._sampled() for _ in requests]
         spans: list[ReadableSpan] = []
-        for request in requests:
-            edge = self.topology.edges[request.edge_index]
-            spans.extend(self._spans.spans(request, edge, self._classes[request.edge_index]))
+        for request, traced in zip(requests, sampled, strict=True):
+            if traced:
+                edge = self.topology.edges[request.edge_index]
+                spans.extend(self._spans.spans(request, edge, self._classes[request.edge_index]))
         self._span_rng.shuffle(spans)  # arrival order is not causal order
         export_requests = 0
         if self._exporter is not None and spans:
@@ -150,8 +186,24 @@ class MeshSimulator:
 
         series = self._series_of(requests)
         restarted = self._advance_counters(series)
-        self._record_truth(start_s, end_s, requests, series)
+        self._advance_waypoints(requests)
+        self._record_truth(start_s, end_s, requests, sampled, series)
         return TickReport(len(requests), len(spans), export_requests, tuple(restarted))
+
+    def _sampled(self) -> bool:
+        rate = self._trace_sampling
+        return rate >= 1.0 or (rate > 0.0 and self._sampling_rng.random() < rate)
+
+    def _advance_waypoints(self, requests: list[Request]) -> None:
+        by_waypoint: dict[str, list[tuple[Labels, Request]]] = defaultdict(list)
+        for request in requests:
+            cls = self._classes[request.edge_index]
+            if cls.via:
+                edge = self.topology.edges[request.edge_index]
+                labels = request_labels(self.topology, edge, cls, request)
+                by_waypoint[cls.via].append((labels, request))
+        for wid, items in by_waypoint.items():
+            self.waypoints[wid].advance(items)
 
     def _series_of(self, requests: list[Request]) -> dict[SeriesKey, _SeriesTick]:
         out: dict[SeriesKey, _SeriesTick] = {}
@@ -165,6 +217,15 @@ class MeshSimulator:
                 request.source_workload,
                 request.target_workload,
             )
+            if edge.denied:
+                for ref in refs:
+                    opened = out.setdefault((ref.node, ref.labels), _SeriesTick(i, ref.kept, True))
+                    opened.denied_opened += 1
+                    flag = DENIAL_FLAGS[ref.labels[0]]
+                    key = (ref.node, with_flag(ref.labels, flag))
+                    closed = out.setdefault(key, _SeriesTick(i, ref.kept, True))
+                    closed.denied_closed += 1
+                continue
             for ref in refs:
                 key = (ref.node, ref.labels)
                 st = out.get(key)
@@ -175,6 +236,9 @@ class MeshSimulator:
                 st.sent += request.response_bytes
         for st in out.values():
             edge = self.topology.edges[st.edge_index]
+            if st.denied:
+                st.extra["opened"] = st.denied_opened
+                continue
             st.extra["opened"] = math.ceil(st.calls / edge.requests_per_connection)
         return out
 
@@ -185,14 +249,18 @@ class MeshSimulator:
         for key, st in series.items():
             opened = st.extra["opened"]
             closed = opened
+            if st.denied:
+                st.extra["closed"] = st.extra["failed"] = st.denied_closed
+                increments[key[0]][key[1]] = (opened, st.denied_closed, 0, 0, st.denied_closed)
+                continue
             if self._classes[st.edge_index].protocol == "tcp":
                 # Pooled TCP connections close one tick later.
                 closed = pending.pop(key, (0, st.kept, st.edge_index))[0]
                 self._pending_close[key] = (opened, st.kept, st.edge_index)
             st.extra["closed"] = closed
-            increments[key[0]][key[1]] = (opened, closed, st.received, st.sent)
+            increments[key[0]][key[1]] = (opened, closed, st.received, st.sent, 0)
         for key, (closed, kept, edge_index) in pending.items():
-            increments[key[0]][key[1]] = (0, closed, 0, 0)
+            increments[key[0]][key[1]] = (0, closed, 0, 0, 0)
             series[key] = _SeriesTick(edge_index, kept, extra={"opened": 0, "closed": closed})
         for name in self.nodes:
             if self._restart_probability and self._restart_rng.random() < self._restart_probability:
@@ -209,6 +277,7 @@ class MeshSimulator:
         start_s: float,
         end_s: float,
         requests: list[Request],
+        sampled: list[bool],
         series: dict[SeriesKey, _SeriesTick],
     ) -> None:
         truth = self._truth
@@ -217,10 +286,10 @@ class MeshSimulator:
         rows = {id(e): TickTruth(start_s, end_s) for e in truth.edges.values()}
         # A request leaving a gateway is also the request that reached it (one SERVER span).
         ingress = [self.topology.ingress_edge_ids(e) for e in self.topology.edges]
-        for request in requests:
+        for request, traced in zip(requests, sampled, strict=True):
             i = request.edge_index
-            if self._classes[i].protocol != "http":
-                continue
+            if self._classes[i].protocol != "http" or self.topology.edges[i].denied:
+                continue  # a denied call never becomes a request
             ingress_ids = ingress[i]
             hops = [edges[i]] if ingress_ids is None else [edges[i], truth.edge(*ingress_ids)]
             for edge_truth in hops:
@@ -233,6 +302,10 @@ class MeshSimulator:
                     edge_truth.errors += 1
                     row.errors += 1
                 edge_truth.latencies_ms.append(request.duration_ms)
+                if traced:
+                    edge_truth.sampled_requests += 1
+                    edge_truth.sampled_errors += int(request.error)
+                    edge_truth.sampled_latencies_ms.append(request.duration_ms)
         for st in series.values():
             if not st.kept:
                 continue
@@ -241,15 +314,20 @@ class MeshSimulator:
             edge_truth.connections_closed += st.extra["closed"]
             edge_truth.bytes_sent += st.received
             edge_truth.bytes_received += st.sent
+            failed = st.extra.get("failed", 0)
+            if failed:
+                edge_truth.connections_failed += failed
+                edge_truth.failures["DENY"] = edge_truth.failures.get("DENY", 0) + failed
         for edge_truth in truth.edges.values():
             edge_truth.ticks.append(rows[id(edge_truth)])
 
     # lifecycle
 
     def stop(self) -> None:
-        for endpoint in self._endpoints.values():
+        for endpoint in [*self._endpoints.values(), *self._waypoint_endpoints.values()]:
             endpoint.close()
         self._endpoints.clear()
+        self._waypoint_endpoints.clear()
         if self._exporter is not None:
             self._exporter.shutdown()
             self._exporter = None
@@ -284,6 +362,7 @@ def _empty_truth(topology: Topology) -> Truth:
             plaintext=cls.plaintext,
             via=cls.via,
             protocol=cls.protocol,
+            metrics=bool(cls.via),
         )
         ingress = topology.ingress_edge_ids(edge)
         if ingress is not None and ingress not in truth.edges:

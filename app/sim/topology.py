@@ -184,6 +184,10 @@ class Edge:
     path: str = "/"
     address: Literal["service", "pod"] = "service"  # what the caller dials: the Service or a pod IP
     client_ip: str = ""  # from a gateway: the outside client that sent the request to it
+    # An L4 AuthorizationPolicy at the destination's ztunnel denies every connection
+    # (istio/ztunnel `src/proxy/inbound.rs`, `assert_rbac` → `AuthorizationPolicyDenied`): no
+    # request reaches the server, so the edge has no L7; see ztunnel_series.py for what it prints.
+    denied: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +287,9 @@ class Topology:
             if proxy_spans or (source_instrumented and target.instrumented):
                 client_spans = source_instrumented
                 server_spans = target.instrumented
+        if edge.denied:
+            via, source_envoy, target_sidecar, proxy_spans = "", "", False, False
+            client_spans = server_spans = False
         has_l7 = proxy_spans or (client_spans and server_spans)
         has_l4 = source_captured or target_captured
         if has_l7 and has_l4:

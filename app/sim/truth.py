@@ -7,6 +7,13 @@ span reports (meshstitch must show no L7 for them); TCP edges have no requests a
 reporter; the client leg of a waypoint call), bytes normalised to client → server
 (`bytes_sent`, request) and server → client (`bytes_received`, response), like `L4Sample`.
 
+With trace sampling below 100 % (`MeshSimulator(trace_sampling=…)`) what meshstitch can count
+exactly depends on the source: an edge through a waypoint (`metrics`) has the waypoint's
+unsampled request metrics, so its L7 counts are the real ones; any other L7 edge is seen only
+through its sampled traces, so the counts meshstitch must show are the sampled ones
+(`sampled_requests`, `sampled_errors`), and a span-only edge none of whose traces was sampled
+shows no L7 (`observed_coverage`). At 100 % the sampled counts are the counts.
+
 Latency samples are the span durations in ms, computed as meshstitch does
 (`(end_ns - start_ns) / 1e6`); every span of one request has the same start and end, so it does
 not matter which span a correlator reads. Quantiles use the lower nearest rank
@@ -51,6 +58,7 @@ class EdgeTruth:
     plaintext: bool
     via: str  # "<ns>/<waypoint>" or ""
     protocol: str  # http | tcp
+    metrics: bool = False  # a waypoint counts every request (its request metrics are scraped)
     requests: int = 0
     errors: int = 0
     status_codes: dict[str, int] = field(default_factory=dict)
@@ -58,7 +66,14 @@ class EdgeTruth:
     bytes_received: int = 0
     connections_opened: int = 0
     connections_closed: int = 0
+    # connections refused (kept reporter), by the cause meshstitch must name: "DENY" for an
+    # AuthorizationPolicy denial, whichever ztunnel's flag it is read from
+    connections_failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    sampled_requests: int = 0  # requests whose trace was recorded
+    sampled_errors: int = 0
+    sampled_latencies_ms: list[float] = field(default_factory=list)
     ticks: list[TickTruth] = field(default_factory=list)
     # Quantiles read from a file written without samples (`include_samples=False`).
     stored_quantiles_ms: dict[str, float | None] = field(default_factory=dict, compare=False)
@@ -73,12 +88,27 @@ class EdgeTruth:
 
     @property
     def l7_requests(self) -> int:
-        """Requests meshstitch should count (0 on a blind spot)."""
-        return self.requests if self.has_l7 else 0
+        """Requests meshstitch should count (0 on a blind spot; sampled ones without metrics)."""
+        if not self.has_l7:
+            return 0
+        return self.requests if self.metrics else self.sampled_requests
 
     @property
     def l7_errors(self) -> int:
-        return self.errors if self.has_l7 else 0
+        if not self.has_l7:
+            return 0
+        return self.errors if self.metrics else self.sampled_errors
+
+    @property
+    def observed_coverage(self) -> Coverage | None:
+        """The coverage meshstitch can decide from the wire; None: the edge is invisible."""
+        if self.coverage is Coverage.L4_ONLY or self.metrics or self.sampled_requests:
+            return self.coverage
+        return Coverage.L4_ONLY if self.has_l4 else None
+
+    def sampled_quantile(self, q: float) -> float | None:
+        """The quantile of the sampled requests (what a sketch of the spans can know)."""
+        return lower_nearest_rank(self.sampled_latencies_ms, q)
 
     def quantile(self, q: float) -> float | None:
         """Exact lower-nearest-rank quantile of the samples (needs samples in memory)."""
@@ -108,6 +138,7 @@ class EdgeTruth:
         out["p50_ms"], out["p95_ms"], out["p99_ms"] = self.p50_ms, self.p95_ms, self.p99_ms
         if not include_samples:
             del out["latencies_ms"]
+            del out["sampled_latencies_ms"]
         return out
 
     @classmethod
@@ -146,7 +177,8 @@ class Truth:
         return [
             e
             for e in self.edges.values()
-            if e.requests or e.connections_opened or e.bytes_sent or e.bytes_received
+            if e.observed_coverage is not None
+            and (e.l7_requests or e.connections_opened or e.bytes_sent or e.bytes_received)
         ]
 
     def to_dict(self, include_samples: bool = True) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from app.sim.endpoint import MetricsEndpoint
 from app.sim.ztunnel_series import LABEL_NAMES, Labels
 
 # (printed family, HELP) in ztunnel's order; counter index = position here.
@@ -29,9 +29,16 @@ FAMILIES = (
         "istio_tcp_sent_bytes",
         "The size of total bytes sent during response in case of a TCP connection.",
     ),
+    # ztunnel since istio/ztunnel#1695 (src/proxy/metrics.rs `connection_failures`): incremented
+    # with the closed counter when the close carries a failure flag.
+    (
+        "istio_tcp_connections_failed",
+        "The total number of TCP connections that failed to establish (unstable)",
+    ),
 )
-OPENED, CLOSED, RECEIVED, SENT = range(4)
-Counts = tuple[int, int, int, int]  # opened, closed, received (request), sent (response)
+OPENED, CLOSED, RECEIVED, SENT, FAILED = range(5)
+Counts = tuple[int, int, int, int, int]  # opened, closed, received (request), sent, failed
+_ZERO: Counts = (0, 0, 0, 0, 0)
 
 
 def _escape(value: str) -> str:
@@ -57,7 +64,7 @@ class ZtunnelNode:
         with self._lock:
             if restart and self._restart_detectable(increments):
                 for labels, counters in self._counters.items():
-                    counters[:] = increments.get(labels, (0, 0, 0, 0))
+                    counters[:] = increments.get(labels, _ZERO)
                 for labels, counts in increments.items():
                     if labels not in self._counters:
                         self._add_series(labels, list(counts))
@@ -68,13 +75,13 @@ class ZtunnelNode:
                 if current is None:
                     self._add_series(labels, list(counts))
                 else:
-                    for i in range(4):
+                    for i in range(len(FAMILIES)):
                         current[i] += counts[i]
             return False
 
     def _restart_detectable(self, increments: Mapping[Labels, Counts]) -> bool:
         for labels, counters in self._counters.items():
-            delta = increments.get(labels, (0, 0, 0, 0))
+            delta = increments.get(labels, _ZERO)
             if any(0 < before <= after for before, after in zip(counters, delta, strict=True)):
                 return False
         return True
@@ -85,7 +92,7 @@ class ZtunnelNode:
 
     def counters(self) -> dict[Labels, Counts]:
         with self._lock:
-            return {k: (v[0], v[1], v[2], v[3]) for k, v in self._counters.items()}
+            return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in self._counters.items()}
 
     def exposition(self) -> str:
         lines = ["# HELP istio_build Istio component build info", "# TYPE istio_build gauge"]
@@ -95,52 +102,16 @@ class ZtunnelNode:
                 lines.append(f"# HELP {family} {help_text}")
                 lines.append(f"# TYPE {family} counter")
                 for labels, counters in self._counters.items():
+                    if index == FAILED and not counters[FAILED]:
+                        continue  # a series is created on first failure (`get_or_create`)
                     text = self._label_text[labels]
                     lines.append(f"{family}_total{{{text}}} {counters[index]}")
         return "\n".join(lines) + "\n"
 
 
-class ZtunnelEndpoint:
+class ZtunnelEndpoint(MetricsEndpoint):
     """`GET /metrics` for one node on 127.0.0.1:<ephemeral port>, served from a daemon thread."""
 
     def __init__(self, node: ZtunnelNode, host: str = "127.0.0.1") -> None:
         self.node = node
-        handler = _handler_for(node)
-        self._server = ThreadingHTTPServer((host, 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sim-ztunnel-{node.name}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/metrics"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def _handler_for(node: ZtunnelNode) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = node.exposition().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # a scrape per tick per node would flood stderr
-
-    return Handler
+        super().__init__(f"ztunnel-{node.name}", "/metrics", node.exposition, host)

@@ -21,6 +21,15 @@ with_source` / `with_destination` / `with_destination_service`; `src/state/workl
   (the Kubernetes Service name), `destination_service_namespace` its namespace; all three
   `unknown` when the client dialled a pod IP (no Service is known).
 
+A connection denied by an L4 AuthorizationPolicy (`Edge.denied`) is opened and closed at once
+(istio/ztunnel `src/proxy/metrics.rs`: `ConnectionResultBuilder::build` increments
+`connection_opens` with `response_flags="-"`; `record_with_flag` / `record` set the flag before
+`connection_close` and `connection_failures`, so the close and the failure land on a second
+series that differs only in `response_flags`), with no bytes. The destination's ztunnel flags it
+`DENY` (`inbound.rs`, `assert_rbac` → `AuthorizationPolicyDenied`); the caller's ztunnel sees its
+HBONE CONNECT answered 401 (`Error::HttpStatus`), which `extract_failure_reason` maps to
+`CONNECT`.
+
 A sidecar or gateway caller is not captured, but it opens HBONE to the ambient destination, so
 the destination's ztunnel reports it with its mTLS identity (`source_principal` from the TLS
 handshake, `with_derived_source`) and `connection_security_policy="mutual_tls"`.
@@ -79,7 +88,7 @@ class SeriesRef:
     kept: bool  # meshstitch counts this series for the edge
 
 
-def _source_workload(service: Service, workload: Workload) -> tuple[str, ...]:
+def source_workload_labels(service: Service, workload: Workload) -> tuple[str, ...]:
     return (
         workload.name,
         service.name,
@@ -114,7 +123,7 @@ def _service_labels(service: Service | None) -> tuple[str, str, str]:
     return (service.host, service.namespace, service.service_name)
 
 
-def _destination_workload(
+def destination_workload_labels(
     service: Service, workload: Workload, pod_addressed: bool = False
 ) -> tuple[str, ...]:
     return (
@@ -153,6 +162,14 @@ def _labels(reporter: str, source: tuple[str, ...], dest: tuple[str, ...], mtls:
     return (reporter, *source, *dest, "tcp", "-", "mutual_tls" if mtls else UNKNOWN)
 
 
+DENIAL_FLAGS = {"source": "CONNECT", "destination": "DENY"}
+_FLAGS_AT = LABEL_NAMES.index("response_flags")
+
+
+def with_flag(labels: Labels, flag: str) -> Labels:
+    return (*labels[:_FLAGS_AT], flag, *labels[_FLAGS_AT + 1 :])
+
+
 def series_for(
     topology: Topology,
     edge: Edge,
@@ -166,14 +183,14 @@ def series_for(
     target_service = None if external else topology.service(edge.target)
     mtls = not cls.plaintext
     if source_service is not None and source_workload is not None:
-        src = _source_workload(source_service, source_workload)
+        src = source_workload_labels(source_service, source_workload)
     else:
         src = _SOURCE_UNKNOWN
     if external is not None:
         dst = _destination_external(external)
     else:
         assert target_service is not None and target_workload is not None
-        dst = _destination_workload(target_service, target_workload, cls.pod_addressed)
+        dst = destination_workload_labels(target_service, target_workload, cls.pod_addressed)
     out: list[SeriesRef] = []
     waypoint = topology.via_waypoint(edge, cls)
     if waypoint is not None:

@@ -7,6 +7,7 @@ Scores (precision, recall, exact-count share, coverage-class share, p99 error) a
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 
 from app.settings import Settings
-from app.sim import Coverage, Topology, Truth, bookinfo, generate_mesh
+from app.sim import Coverage, EdgeTruth, Topology, Truth, bookinfo, generate_mesh
 from app.sim.harness import SimulatedRun, aligned_start, serve_meshstitch
 from tests.e2e.conftest import BUCKET_S
 
@@ -39,6 +40,44 @@ class Scores:
         )
 
 
+def _p99_problem(t: EdgeTruth, l7: dict[str, Any]) -> tuple[float, str | None]:
+    """(relative error of the shown p99 against the true one, a problem or None).
+
+    A p99 from spans must be the sampled spans' quantile within the sketch's 1 %; a p99 from an
+    edge with waypoint metrics must have the true p99 of all requests inside its stated bound."""
+    latency = l7.get("latency_ms") or {}
+    p99, true_p99 = latency.get("p99"), t.p99_ms
+    if true_p99 is None:
+        return 0.0, None
+    if p99 is None:
+        return 1.0, f"no p99 (true {true_p99:.3f})"
+    error = abs(p99 - true_p99) / true_p99
+    if t.metrics:
+        lo, hi = (latency.get("bounds") or {}).get("p99") or (None, None)
+        if lo is None or not (lo <= true_p99 < (hi if hi is not None else math.inf)):
+            return error, f"true p99 {true_p99:.3f} outside the bound [{lo}, {hi})"
+    if latency.get("from") == "spans":
+        sampled = t.sampled_quantile(0.99)
+        if sampled is None or abs(p99 - sampled) > 0.01 * sampled:
+            return error, f"p99 {p99} vs sampled spans' {sampled}"
+    return error, None
+
+
+def _source_problems(t: EdgeTruth, l7: dict[str, Any]) -> list[str]:
+    """Where the counts come from and what the sampled spans add."""
+    want = "metrics" if t.metrics else "spans"
+    problems = []
+    if l7.get("counts_from") != want or l7.get("exact") is not t.metrics:
+        problems.append(f"counts_from {l7.get('counts_from')} exact {l7.get('exact')}")
+    if l7.get("spans") != t.sampled_requests:
+        problems.append(f"spans {l7.get('spans')} != sampled {t.sampled_requests}")
+    if t.metrics and t.requests:
+        share = t.sampled_requests / t.requests
+        if abs((l7.get("sampling_share") or 0.0) - share) > 1e-6:
+            problems.append(f"sampling_share {l7.get('sampling_share')} != {share:.6f}")
+    return problems
+
+
 def score(truth: Truth, served: list[dict[str, Any]]) -> Scores:
     expected = {(e.source, e.target): e for e in truth.visible_edges()}
     got = {(e["source"], e["target"]): e for e in served}
@@ -57,22 +96,24 @@ def score(truth: Truth, served: list[dict[str, Any]]) -> Scores:
             "bytes_received": (t.bytes_received, l4.get("bytes_received", 0)),
             "connections_opened": (t.connections_opened, l4.get("connections_opened", 0)),
             "connections_closed": (t.connections_closed, l4.get("connections_closed", 0)),
+            "connections_failed": (t.connections_failed, l4.get("connections_failed", 0)),
         }
         wrong = {k: v for k, v in counts.items() if v[0] != v[1]}
         if wrong:
             problems.append(f"{key}: (truth, served) {wrong}")
         else:
             exact += 1
-        if e["coverage"] == t.coverage.value:
+        coverage = t.observed_coverage
+        if coverage is not None and e["coverage"] == coverage.value:
             coverage_ok += 1
         else:
-            problems.append(f"{key}: coverage {e['coverage']} != {t.coverage.value}")
-        if t.l7_requests and t.p99_ms:
-            p99 = (l7.get("latency_ms") or {}).get("p99")
-            error = abs(p99 - t.p99_ms) / t.p99_ms if p99 is not None else 1.0
+            problems.append(f"{key}: coverage {e['coverage']} != {coverage}")
+        if t.l7_requests:
+            problems += [f"{key}: {p}" for p in _source_problems(t, l7)]
+            error, problem = _p99_problem(t, l7)
             worst = max(worst, error)
-            if error > 0.01:
-                problems.append(f"{key}: p99 {p99} vs {t.p99_ms:.3f}")
+            if problem:
+                problems.append(f"{key}: {problem}")
     n = max(len(hits), 1)
     return Scores(
         precision=len(hits) / max(len(got), 1),
@@ -222,4 +263,7 @@ def test_istio_1_29_waypoints_name_their_callers_with_peer_tags(settings: Settin
             for e in result.edges
             if (e["source"], e["target"]) == ("bookinfo/productpage", "bookinfo/reviews")
         )
-        assert set(edge["provenance"]["evidence"]) == {"peer_tags"}, edge["provenance"]
+        # spans name it by the peer tags; the waypoint's request metrics count the same requests
+        evidence = edge["provenance"]["evidence"]
+        assert set(evidence) == {"peer_tags", "waypoint_metrics"}, edge["provenance"]
+        assert evidence["peer_tags"] == evidence["waypoint_metrics"] == edge["l7"]["requests"]

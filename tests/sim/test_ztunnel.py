@@ -175,11 +175,11 @@ def test_counters_only_grow_except_at_detectable_restarts(sim: MeshSimulator) ->
 def test_an_undetectable_restart_waits_for_a_later_tick() -> None:
     node = ZtunnelNode("n")
     labels = tuple("x" for _ in LABEL_NAMES)
-    node.advance({labels: (1, 1, 10, 10)})
-    assert node.advance({labels: (1, 1, 20, 20)}, restart=True) is False  # 20 >= 10: hidden
-    assert node.counters()[labels] == (2, 2, 30, 30)
-    assert node.advance({labels: (0, 0, 5, 5)}, restart=True) is True
-    assert node.counters()[labels] == (0, 0, 5, 5)
+    node.advance({labels: (1, 1, 10, 10, 0)})
+    assert node.advance({labels: (1, 1, 20, 20, 0)}, restart=True) is False  # 20 >= 10: hidden
+    assert node.counters()[labels] == (2, 2, 30, 30, 0)
+    assert node.advance({labels: (0, 0, 5, 5, 0)}, restart=True) is True
+    assert node.counters()[labels] == (0, 0, 5, 5, 0)
 
 
 def test_random_restarts_are_seeded() -> None:
