@@ -29,7 +29,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from app.domain import Endpoint, ErrorCause, IdentityEvidence, L7MetricSample, NodeKind
-from app.poll.ztunnel_labels import UNKNOWN, aliases_of, source_endpoint, target_endpoint
+from app.poll.ztunnel_labels import (
+    ENDPOINT_LABELS,
+    UNKNOWN,
+    aliases_of,
+    label_key,
+    source_endpoint,
+    target_endpoint,
+)
 
 REQUESTS = "istio_requests_total"
 DURATION = "istio_request_duration_milliseconds"
@@ -46,18 +53,7 @@ WAYPOINT_REPORTER = "waypoint"
 # The labels that identify an edge and its outcome; the rest (app, version, revision, cluster,
 # locality, Prometheus' own job/instance/pod) is dropped before grouping.
 EDGE_LABELS = (
-    "reporter",
-    "source_workload",
-    "source_workload_namespace",
-    "source_principal",
-    "source_canonical_service",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_canonical_service",
+    *ENDPOINT_LABELS,
     "request_protocol",
     "response_code",
     "grpc_response_status",
@@ -72,7 +68,7 @@ def is_waypoint_family(name: str) -> bool:
 
 
 def edge_key(labels: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(labels.get(name, UNKNOWN) for name in EDGE_LABELS)
+    return label_key(labels, EDGE_LABELS)
 
 
 @dataclass(slots=True)
