@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     token = settings.api_token.get_secret_value()
     if token:
         app.add_middleware(BearerTokenMiddleware, token=token)
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    origins = settings.cors_origin_list()
     if origins:  # CORS is off unless origins are named
         app.add_middleware(
             CORSMiddleware,

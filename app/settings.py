@@ -16,12 +16,15 @@ from app.domain import Alias, AliasSource
 DEFAULT_SQLITE_PATH = Path("data") / "meshstitch.db"
 
 
+def _csv(value: str) -> list[str]:
+    """A comma-separated setting's items, stripped; empty items dropped."""
+    return [item for item in (part.strip() for part in value.split(",")) if item]
+
+
 def parse_alias_setting(value: str) -> list[Alias]:
     """`ns/alias=canonical,…` (or `ns/alias=ns/canonical`) → aliases; ValueError names a bad item."""
     out = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
+    for item in _csv(value):
         left, sep, right = item.partition("=")
         namespace, slash, name = left.strip().partition("/")
         target_ns, _, service = right.strip().rpartition("/")
@@ -209,13 +212,16 @@ class Settings(BaseSettings):
 
     def waypoint_workload_list(self) -> list[str]:
         """`name` or `namespace/name` entries of `waypoint_workloads`."""
-        return [w.strip() for w in self.waypoint_workloads.split(",") if w.strip()]
+        return _csv(self.waypoint_workloads)
 
     def waypoint_target_list(self) -> list[str]:
-        return [t.strip() for t in self.waypoint_targets.split(",") if t.strip()]
+        return _csv(self.waypoint_targets)
 
     def prometheus_dedupe_label_list(self) -> list[str]:
-        return [t.strip() for t in self.prometheus_dedupe_labels.split(",") if t.strip()]
+        return _csv(self.prometheus_dedupe_labels)
 
     def ztunnel_target_list(self) -> list[str]:
-        return [t.strip() for t in self.ztunnel_targets.split(",") if t.strip()]
+        return _csv(self.ztunnel_targets)
+
+    def cors_origin_list(self) -> list[str]:
+        return _csv(self.cors_origins)

@@ -274,8 +274,12 @@ class EdgeAggregator:
             if obs.trace_id:
                 keep_best(state.failed, (-duration, obs.trace_id, obs.end_ns, code))
 
-    # ---- L4 -------------------------------------------------------------------------------------
-    def add_l4(self, sample: L4Sample) -> None:
+    # ---- polled samples (L4 and waypoint request metrics) ---------------------------------------
+    def _keys(
+        self, sample: L4Sample | L7MetricSample
+    ) -> tuple[int, Endpoint, Endpoint, list[EdgeKey]]:
+        """(end second, canonical source, canonical target, the edge keys it adds to): the
+        service edge always, the workload edge when either end names a workload."""
         end_s = int(sample.end_s)
         bucket = self.bucket_start(end_s)
         canonical = self.identity.canonical
@@ -285,14 +289,16 @@ class EdgeAggregator:
         keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
         if source.workload or target.workload:
             keys.append(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl))
+        return end_s, source, target, keys
+
+    # ---- L4 -------------------------------------------------------------------------------------
+    def add_l4(self, sample: L4Sample) -> None:
+        end_s, source, target, keys = self._keys(sample)
         reporter = SOLE if sample.sole else str(sample.reporter)
         failed = sample.failed and sample.connections_closed
         for key in keys:
             level, src_id, tgt_id = key.level, key.source, key.target
-            state = self._edges.get(key)
-            if state is None:
-                state = self._edges[key] = _EdgeState()
-            b = state.bucket
+            b = self._state(key).bucket
             if not b.protocol:
                 b.protocol = "tcp"
             if sample.via_waypoint and not b.via:
@@ -321,21 +327,10 @@ class EdgeAggregator:
 
     # ---- waypoint request metrics ---------------------------------------------------------------
     def add_l7_metric(self, sample: L7MetricSample) -> None:
-        end_s = int(sample.end_s)
-        bucket = self.bucket_start(end_s)
-        canonical = self.identity.canonical
-        source, target = canonical(sample.source), canonical(sample.target)
-        src_svc, src_wl = self._node_ids(source)
-        tgt_svc, tgt_wl = self._node_ids(target)
-        keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
-        if source.workload or target.workload:
-            keys.append(EdgeKey(bucket, Level.WORKLOAD, src_wl, tgt_wl))
+        end_s, source, target, keys = self._keys(sample)
         cause = sample.error_cause
         for key in keys:
-            state = self._edges.get(key)
-            if state is None:
-                state = self._edges[key] = _EdgeState()
-            b = state.bucket
+            b = self._state(key).bucket
             if not b.protocol or b.protocol == "tcp":
                 b.protocol = sample.protocol
             if sample.via_waypoint and not b.via:

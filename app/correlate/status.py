@@ -3,11 +3,11 @@
 Status code string: `grpc:<code>` when a gRPC status is present (gRPC answers HTTP 200 even when
 it fails), else the HTTP status (`"503"`), else `""`.
 
-A request is an error when any of these holds; `ErrorCause` is the FIRST that applies, in order:
+A request is an error when any of these holds; `ErrorCause` is the FIRST that applies, in the
+order of app/rules/error_cause.py (shared with waypoint request metrics):
 
-1. `RESPONSE_FLAGS` — Envoy `response_flags` other than `-`/empty (UF, URX, UH, NR, UC, DC, UT …).
-   First because it says *why* the proxy failed the request; the 503 it answers with is the
-   symptom. `DI` (delay injected by fault injection) alone is not a failure and is ignored.
+1. `RESPONSE_FLAGS` — Envoy `response_flags` other than `-`/empty (UF, URX, UH, NR, UC, DC, UT …);
+   `DI` (delay injected by fault injection) alone is not a failure and is ignored.
 2. `GRPC` — `grpc.status_code` / `rpc.grpc.status_code` non-zero.
 3. `HTTP_5XX` — `http.status_code` / `http.response.status_code` ≥ 500.
 4. `SPAN_STATUS` — the span's status is ERROR (what the OTel connector and Tempo use alone).
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from app.domain import AttrValue, ErrorCause
 from app.hot_path import BoundedMemo
+from app.rules.error_cause import first_error_cause
 
-_HARMLESS_FLAGS = frozenset({"", "-", "DI"})
 _CACHE_MAX = 4096
 # (http status attribute, response_flags, status_error) → result, for spans without a gRPC status
 # whose values are str/int/None (Envoy writes strings): a handful of distinct keys per mesh.
@@ -64,15 +64,8 @@ def _span_status(
     http = _int(attributes.get("http.status_code", attributes.get("http.response.status_code")))
     code = f"grpc:{grpc}" if grpc is not None else (str(http) if http is not None else "")
     flags = attributes.get("response_flags")
-    if flags is not None and str(flags).strip() not in _HARMLESS_FLAGS:
-        return code, ErrorCause.RESPONSE_FLAGS
-    if grpc:
-        return code, ErrorCause.GRPC
-    if http is not None and http >= 500:
-        return code, ErrorCause.HTTP_5XX
-    if status_error:
-        return code, ErrorCause.SPAN_STATUS
-    return code, None
+    flags_text = "" if flags is None else str(flags).strip()
+    return code, first_error_cause(flags_text, bool(grpc), http, status_error)
 
 
 def span_protocol(attributes: dict[str, AttrValue]) -> str:

@@ -31,15 +31,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from app.rules.histogram_bound import le_bound
+
 SKETCH_RELATIVE_ERROR = 0.01
 SPANS, HISTOGRAM = "spans", "histogram"
-
-
-def _upper(le: str) -> float:
-    try:
-        return float(le)
-    except ValueError:
-        return math.inf
 
 
 def _bin(value: int) -> tuple[int, float]:
@@ -69,7 +64,7 @@ def first_uncounted(le: float) -> float:
 def bucket_of(buckets: Mapping[str, int], q: float) -> tuple[float, float, float] | None:
     """(lo, hi, interpolated) for quantile q of per-bucket counts keyed by `le`, in true ms
     ([lo, hi) holds the quantile); None if empty."""
-    ordered = sorted(((_upper(le), n) for le, n in buckets.items() if n > 0), key=lambda x: x[0])
+    ordered = sorted(((le_bound(le), n) for le, n in buckets.items() if n > 0), key=lambda x: x[0])
     total = sum(n for _, n in ordered)
     if not total:
         return None

@@ -1,7 +1,8 @@
 """Direct scrape of ztunnel endpoints (port 15020, /metrics) and of waypoint pods (port 15020,
 /stats/prometheus): parse, per-series deltas, samples. One `ScrapedTarget` per URL keeps its
-parser, counter state and health; `DirectScrape` (ztunnel) and `WaypointScrape` (waypoint
-request metrics) differ only in which families they keep and how increases become samples."""
+parser, counter state and health; `TargetScrape` owns the target set; `DirectScrape` (ztunnel)
+and `WaypointScrape` (waypoint request metrics) differ only in which families they keep and how
+increases become samples."""
 
 from __future__ import annotations
 
@@ -72,8 +73,13 @@ def group_increases(
 TargetsProvider = Callable[[], Awaitable[list[Target]]]
 
 
-class DirectScrape:
-    """Scrapes every due target concurrently (bounded), each within `timeout_s`."""
+class TargetScrape:
+    """The target set a direct-scrape source owns: refreshed from its provider on every poll (a
+    new URL starts a `ScrapedTarget`, a gone one forgets its state), every due target scraped
+    concurrently (bounded), each within `timeout_s`, failures recorded in its state.
+    Subclasses say which families they keep and turn the increases into samples."""
+
+    keep: Callable[[str], bool] = staticmethod(is_traffic_family)
 
     def __init__(
         self,
@@ -96,33 +102,41 @@ class DirectScrape:
     def states(self) -> list[TargetState]:
         return [t.state for t in self.scraped.values()]
 
-    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]:
+    async def _scrape_due(
+        self, client: httpx.AsyncClient, now_s: float
+    ) -> list[tuple[ScrapedTarget, list[tuple[Sample, float]], float]]:
+        """(target, its series increases, interval start) for every due target that answered,
+        in target order."""
         wanted = await self._targets()
         known = {t.target.url for t in self.scraped.values()}
         for target in wanted:
             if target.url not in known:
-                self.scraped[target.url] = ScrapedTarget(target, self._interval_s)
+                self.scraped[target.url] = ScrapedTarget(target, self._interval_s, keep=self.keep)
         for url in known - {t.url for t in wanted}:
             del self.scraped[url]  # gone (pod deleted): forget its state
         due = [t for t in self.scraped.values() if t.state.due(now_s)]
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def one(t: ScrapedTarget) -> list[SeriesIncrease]:
+        async def one(t: ScrapedTarget) -> tuple[list[tuple[Sample, float]], float] | None:
             async with gate:
-                return await self._scrape(client, t, now_s)
+                return await scrape_increases(client, t, now_s, self._timeout_s)
 
-        batches = await asyncio.gather(*(one(t) for t in due))
+        results = await asyncio.gather(*(one(t) for t in due))
+        return [(t, *r) for t, r in zip(due, results, strict=True) if r is not None]
+
+
+class DirectScrape(TargetScrape):
+    """ztunnel endpoints: all targets' increases joined into half-edge samples together."""
+
+    async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]:
+        scraped = await self._scrape_due(client, now_s)
         # All targets together: the two half-edges of a waypoint call are printed by two ztunnels.
-        return to_samples((s for batch in batches for s in batch), now_s, self._identity)
-
-    async def _scrape(
-        self, client: httpx.AsyncClient, t: ScrapedTarget, now_s: float
-    ) -> list[SeriesIncrease]:
-        scraped = await scrape_increases(client, t, now_s, self._timeout_s)
-        if scraped is None:
-            return []
-        increases, start_s = scraped
-        return [(labels, counts, start_s) for labels, counts in group_increases(increases)]
+        increases: list[SeriesIncrease] = [
+            (labels, counts, start_s)
+            for _, target_increases, start_s in scraped
+            for labels, counts in group_increases(target_increases)
+        ]
+        return to_samples(increases, now_s, self._identity)
 
 
 async def fetch(client: httpx.AsyncClient, url: str) -> str:
@@ -162,56 +176,19 @@ async def scrape_increases(
     return increases, start_s
 
 
-class WaypointScrape:
-    """Scrapes waypoint pods' request metrics (every due target concurrently, bounded). Each
-    target's increases become samples on their own: a waypoint's series describe whole calls,
-    so nothing needs joining across targets (unlike ztunnel's half-edges)."""
+class WaypointScrape(TargetScrape):
+    """Waypoint pods' request metrics. Each target's increases become samples on their own: a
+    waypoint's series describe whole calls, so nothing needs joining across targets (unlike
+    ztunnel's half-edges)."""
 
-    def __init__(
-        self,
-        targets: TargetsProvider,
-        *,
-        interval_s: float,
-        timeout_s: float,
-        identity: IdentityEvidence,
-        concurrency: int = 16,
-    ) -> None:
-        self._targets = targets
-        self._interval_s, self._timeout_s = interval_s, timeout_s
-        self._identity = identity
-        self._concurrency = concurrency
-        self.scraped: dict[str, ScrapedTarget] = {}
-
-    def series(self) -> int:
-        return sum(len(t.deltas) for t in self.scraped.values())
-
-    def states(self) -> list[TargetState]:
-        return [t.state for t in self.scraped.values()]
+    keep = staticmethod(is_waypoint_family)
 
     async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L7MetricSample]:
-        wanted = await self._targets()
-        known = {t.target.url for t in self.scraped.values()}
-        for target in wanted:
-            if target.url not in known:
-                self.scraped[target.url] = ScrapedTarget(
-                    target, self._interval_s, keep=is_waypoint_family
-                )
-        for url in known - {t.url for t in wanted}:
-            del self.scraped[url]
-        due = [t for t in self.scraped.values() if t.state.due(now_s)]
-        gate = asyncio.Semaphore(self._concurrency)
-
-        async def one(t: ScrapedTarget) -> list[L7MetricSample]:
-            async with gate:
-                scraped = await scrape_increases(client, t, now_s, self._timeout_s)
-            if scraped is None:
-                return []
-            increases, start_s = scraped
+        out: list[L7MetricSample] = []
+        for t, increases, start_s in await self._scrape_due(client, now_s):
             entries = group(((s.name, s.labels, d) for s, d in increases), start_s)
-            return to_metric_samples(entries, now_s, self._identity, t.target.via)
-
-        batches = await asyncio.gather(*(one(t) for t in due))
-        return [s for batch in batches for s in batch]
+            out.extend(to_metric_samples(entries, now_s, self._identity, t.target.via))
+        return out
 
 
 def static_targets(urls: Iterable[str]) -> TargetsProvider:

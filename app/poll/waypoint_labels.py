@@ -18,9 +18,9 @@ What a waypoint prints (Envoy's Istio stats filter, served by the waypoint pod's
   the destination workload is the real server), so a waypoint metric, the ztunnel half-edges and
   the spans land on one edge through the same node identity.
 
-Error cause, first that applies, as for spans (app/correlate/status.py): `response_flags` other
-than `-`/`DI`, then a non-zero `grpc_response_status`, then a 5xx `response_code`. The status
-code is `grpc:<n>` when a gRPC status is present, else the HTTP code.
+Error cause: app/rules/error_cause.py, the order spans follow too (`response_flags` other than
+`-`/`DI`/`unknown`, then a non-zero `grpc_response_status`, then a 5xx `response_code`). The
+status code is `grpc:<n>` when a gRPC status is present, else the HTTP code.
 """
 
 from __future__ import annotations
@@ -29,7 +29,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from app.domain import Endpoint, ErrorCause, IdentityEvidence, L7MetricSample, NodeKind
-from app.poll.ztunnel_labels import UNKNOWN, aliases_of, source_endpoint, target_endpoint
+from app.poll.ztunnel_labels import (
+    ENDPOINT_LABELS,
+    UNKNOWN,
+    aliases_of,
+    label_key,
+    source_endpoint,
+    target_endpoint,
+)
+from app.rules.error_cause import first_error_cause
+from app.rules.histogram_bound import le_bound
 
 REQUESTS = "istio_requests_total"
 DURATION = "istio_request_duration_milliseconds"
@@ -46,25 +55,13 @@ WAYPOINT_REPORTER = "waypoint"
 # The labels that identify an edge and its outcome; the rest (app, version, revision, cluster,
 # locality, Prometheus' own job/instance/pod) is dropped before grouping.
 EDGE_LABELS = (
-    "reporter",
-    "source_workload",
-    "source_workload_namespace",
-    "source_principal",
-    "source_canonical_service",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_canonical_service",
+    *ENDPOINT_LABELS,
     "request_protocol",
     "response_code",
     "grpc_response_status",
     "response_flags",
     "connection_security_policy",
 )
-_HARMLESS_FLAGS = frozenset({"", "-", "DI", UNKNOWN})
 
 
 def is_waypoint_family(name: str) -> bool:
@@ -72,7 +69,7 @@ def is_waypoint_family(name: str) -> bool:
 
 
 def edge_key(labels: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(labels.get(name, UNKNOWN) for name in EDGE_LABELS)
+    return label_key(labels, EDGE_LABELS)
 
 
 @dataclass(slots=True)
@@ -121,17 +118,10 @@ def group(
     return list(acc.values())
 
 
-def _upper(le: str) -> float:
-    try:
-        return float(le)
-    except ValueError:
-        return float("inf")
-
-
 def per_bucket(cumulative: Mapping[str, float]) -> tuple[tuple[str, int], ...]:
     """Cumulative `le` increases → per-bucket request counts (never negative), by bound."""
     out, below = [], 0
-    for le in sorted(cumulative, key=_upper):
+    for le in sorted(cumulative, key=le_bound):
         total = max(below, round(cumulative[le]))
         if total > below:
             out.append((le, total - below))
@@ -146,13 +136,13 @@ def outcome(labels: Mapping[str, str]) -> tuple[str, ErrorCause | None]:
     grpc = labels.get("grpc_response_status", "")
     grpc = "" if grpc == UNKNOWN else grpc
     status = f"grpc:{grpc}" if grpc else code
-    if labels.get("response_flags", "-") not in _HARMLESS_FLAGS:
-        return status, ErrorCause.RESPONSE_FLAGS
-    if grpc and grpc != "0":
-        return status, ErrorCause.GRPC
-    if code.isdigit() and int(code) >= 500:
-        return status, ErrorCause.HTTP_5XX
-    return status, None
+    flags = labels.get("response_flags", "-")
+    cause = first_error_cause(
+        "" if flags == UNKNOWN else flags,
+        grpc_failed=bool(grpc) and grpc != "0",
+        http_status=int(code) if code.isdigit() else None,
+    )
+    return status, cause
 
 
 def _target(labels: Mapping[str, str], source: Endpoint | None = None) -> Endpoint:

@@ -40,9 +40,9 @@ REQUEST_BYTES = "istio_tcp_received_bytes_total"  # client → server, both repo
 RESPONSE_BYTES = "istio_tcp_sent_bytes_total"  # server → client, both reporters
 FAMILIES = (OPENED, CLOSED, REQUEST_BYTES, RESPONSE_BYTES)
 
-# The labels that identify an edge; everything else (app, version, cluster, revision,
-# locality, request_protocol) is dropped before grouping.
-EDGE_LABELS = (
+# The labels that name the reporter and both ends of a call; Istio's waypoint request metrics
+# carry the same ones (poll/waypoint_labels.py).
+ENDPOINT_LABELS = (
     "reporter",
     "source_workload",
     "source_workload_namespace",
@@ -55,9 +55,10 @@ EDGE_LABELS = (
     "destination_workload_namespace",
     "destination_principal",
     "destination_canonical_service",
-    "connection_security_policy",
-    "response_flags",
 )
+# The labels that identify an edge; everything else (app, version, cluster, revision,
+# locality, request_protocol) is dropped before grouping.
+EDGE_LABELS = (*ENDPOINT_LABELS, "connection_security_policy", "response_flags")
 _SVC_SUFFIX = ".svc.cluster.local"
 
 
@@ -90,8 +91,13 @@ class Counts:
         return bool(self.opened or self.closed or self.request_bytes or self.response_bytes)
 
 
+def label_key(labels: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of `names` in order (`unknown` where absent): a grouping key."""
+    return tuple(labels.get(name, UNKNOWN) for name in names)
+
+
 def edge_key(labels: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(labels.get(name, UNKNOWN) for name in EDGE_LABELS)
+    return label_key(labels, EDGE_LABELS)
 
 
 def _destination_service(labels: Mapping[str, str]) -> tuple[str, str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,65 +13,21 @@ import pytest
 from app.correlate.identity import NodeIdentity
 from app.domain import Reporter
 from app.poll.promql import PromQLError, PromQLSource, parse_vector
-from tests.conftest import skip_or_fail
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
-from tests.ports import free_port
+from tests.prometheus_server import instant, run_prometheus, wait_for
 
 
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[str, FakeZtunnel]]:
-    binary = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    )
-    if binary is None:
-        skip_or_fail("the Debian prometheus package is not installed (.ci/install-prometheus)")
-    assert binary is not None
     fake = FakeZtunnel()
     with serve(fake) as url:
         target = url.split("//")[1].split("/")[0]
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
+        config = (
             f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
             f"scrape_configs: [{{job_name: ztunnel, static_configs: [{{targets: ['{target}']}}]}}]\n"
         )
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", fake
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def instant(base: str, query: str) -> float:
-    try:
-        body = httpx.get(f"{base}/api/v1/query", params={"query": query}, timeout=2).json()
-    except (httpx.HTTPError, ValueError):
-        return math.nan
-    result = body.get("data", {}).get("result") or []
-    return float(result[0]["value"][1]) if result else math.nan
-
-
-def wait_for(base: str, query: str, want: float, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if instant(base, query) >= want:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"Prometheus never answered {query} >= {want}")
+        with run_prometheus(config, tmp_path) as base:
+            yield base, fake
 
 
 @pytest.mark.prometheus

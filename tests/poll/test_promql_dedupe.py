@@ -6,8 +6,6 @@ request metrics come back as exact L7 samples."""
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,10 +17,8 @@ import pytest
 from app.correlate.identity import NodeIdentity
 from app.domain import ErrorCause, L4Sample, L7MetricSample
 from app.poll.promql import PromQLSource, build_query
-from tests.conftest import skip_or_fail
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
-from tests.poll.test_promql import instant, wait_for
-from tests.ports import free_port
+from tests.prometheus_server import instant, run_prometheus, wait_for
 
 SAMPLE = (Path(__file__).parents[1] / "data" / "waypoint" / "waypoint-sample.prom").read_text()
 
@@ -56,16 +52,10 @@ def _host(url: str) -> str:
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[Mesh]:
-    binary = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    )
-    if binary is None:
-        skip_or_fail("the Debian prometheus package is not installed (.ci/install-prometheus)")
-    assert binary is not None
     a, b, waypoint = FakeZtunnel(), FakeZtunnel(), FakeWaypoint()
     with serve(a) as url_a, serve(b) as url_b, serve(waypoint) as url_w:  # type: ignore[arg-type]
         ta, tb, tw = _host(url_a), _host(url_b), _host(url_w)
-        (tmp_path / "prometheus.yml").write_text(
+        config = (
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             "scrape_configs:\n"
             f"  - {{job_name: ztunnel, static_configs: [{{targets: ['{ta}', '{tb}']}}]}}\n"
@@ -73,26 +63,8 @@ def mesh(tmp_path: Path) -> Iterator[Mesh]:
             f"  - {{job_name: annotations, static_configs: [{{targets: ['{ta}', '{tw}']}}]}}\n"
             f"  - {{job_name: waypoints, static_configs: [{{targets: ['{tw}']}}]}}\n"
         )
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            yield Mesh(f"http://127.0.0.1:{port}", a, b, waypoint)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        with run_prometheus(config, tmp_path) as base:
+            yield Mesh(base, a, b, waypoint)
 
 
 def _within(got: int, true: int) -> bool:
