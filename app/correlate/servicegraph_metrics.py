@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.domain import L4Sample, L7MetricSample, L7Observation, NodeKind, Provenance
+from app.rules.histogram_bound import le_bound
 
 # The OTel Collector servicegraph connector's default buckets, in seconds (2 ms … 15 s).
 BUCKETS_S = (
@@ -108,6 +109,9 @@ class ServiceGraphMetrics:
         self._l4_callers: CallerIndex = {}
         self._resolved: dict[tuple[str, str, str, str], Resolution] = {}
         self._exact: set[SeriesKey] = set()  # series counted from waypoint metrics
+        # What spans had counted on a series when it switched to metrics: the metrics count those
+        # requests again, so their first increments pay this back instead of being added.
+        self._credit: dict[SeriesKey, SeriesState] = {}
 
     def observe_metrics(self, samples: Sequence[L7MetricSample]) -> None:
         """Waypoint request metrics (pipeline metric observer): exact counts for their series."""
@@ -127,17 +131,17 @@ class ServiceGraphMetrics:
                     else:
                         state = self._series[key] = SeriesState()
                         self._exact.add(key)
-                else:
+                elif key not in self._exact:
                     self._exact.add(key)
-                state.requests += sample.requests
-                state.failed += sample.requests if sample.error_cause is not None else 0
-                state.seconds_sum += sample.latency_sum_ms / 1000.0
-                for le, n in sample.latency_buckets:
-                    try:
-                        upper_s = float(le) / 1000.0
-                    except ValueError:
-                        upper_s = float("inf")
-                    state.bucket_counts[bisect.bisect_left(BUCKETS_S, upper_s)] += n
+                    if state.requests:
+                        self._credit[key] = _copy(state)
+                increment = _from_metric(sample)
+                credit = self._credit.get(key)
+                if credit is not None:
+                    _pay_back(increment, credit)
+                    if credit.requests <= 0:
+                        del self._credit[key]
+                _merge(state, increment)
 
     def observe(self, observations: Sequence[L7Observation]) -> None:
         with self._lock:
@@ -242,6 +246,49 @@ def _count(state: SeriesState, obs: L7Observation) -> None:
     state.failed += obs.error_cause is not None
     state.seconds_sum += seconds
     state.bucket_counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+
+
+def _from_metric(sample: L7MetricSample) -> SeriesState:
+    state = SeriesState(
+        requests=sample.requests,
+        failed=sample.requests if sample.error_cause is not None else 0,
+        seconds_sum=sample.latency_sum_ms / 1000.0,
+    )
+    for le, n in sample.latency_buckets:
+        state.bucket_counts[bisect.bisect_left(BUCKETS_S, le_bound(le) / 1000.0)] += n
+    return state
+
+
+def _copy(state: SeriesState) -> SeriesState:
+    return SeriesState(state.requests, state.failed, state.seconds_sum, list(state.bucket_counts))
+
+
+def _pay_back(increment: SeriesState, credit: SeriesState) -> None:
+    """Take from `increment` what spans already counted (`credit`), keeping both consistent:
+    requests and histogram buckets fall by the same amount (same buckets first)."""
+    paid = min(increment.requests, credit.requests)
+    if paid <= 0:
+        return
+    share = paid / increment.requests
+    increment.requests -= paid
+    credit.requests -= paid
+    failed = min(increment.failed, credit.failed)
+    increment.failed -= failed
+    credit.failed -= failed
+    seconds = min(increment.seconds_sum * share, credit.seconds_sum)
+    increment.seconds_sum -= seconds
+    credit.seconds_sum -= seconds
+    left = paid
+    buckets, owed = increment.bucket_counts, credit.bucket_counts
+    for i in range(len(buckets)):  # same buckets first
+        take = min(buckets[i], owed[i], left)
+        buckets[i] -= take
+        owed[i] -= take
+        left -= take
+    for i in range(len(buckets)):  # then wherever the metrics put them
+        take = min(buckets[i], left)
+        buckets[i] -= take
+        left -= take
 
 
 def _merge(into: SeriesState, other: SeriesState) -> None:
