@@ -56,7 +56,7 @@ def run_demo(settings: Settings, ticks: int = 0) -> int:
         trace_sampling=TRACE_SAMPLING,
     )
     urls = sim.start_ztunnels()
-    waypoints = sim.start_waypoints()
+    waypoints = [f"{w}={url}" for w, url in sim.start_waypoints().items()]
     settings = settings.model_copy(
         update={
             "ztunnel_targets": ",".join(urls),
@@ -107,7 +107,7 @@ def _header(
         f"  database: {settings.database_url}",
         f"  OTLP/gRPC: {settings.host}:{grpc_port}   OTLP/HTTP: {base}/v1/traces",
         f"  simulated ztunnels: {len(ztunnels)} nodes, e.g. {ztunnels[0]}",
-        f"  simulated waypoints: {len(waypoints)}, e.g. {waypoints[0]}; "
+        f"  simulated waypoints: {len(waypoints)}, e.g. {waypoints[0].split('=', 1)[1]}; "
         f"{TRACE_SAMPLING:.0%} of traces sampled",
         "",
     ]

@@ -137,7 +137,9 @@ class Settings(BaseSettings):
     waypoint_targets: str = Field(
         default="",
         description="Comma-separated waypoint metrics URLs (`http://<pod>:15020/stats/prometheus`) "
-        "to scrape for unsampled request metrics (istio_requests_total, …, reporter=waypoint). "
+        "to scrape for unsampled request metrics (istio_requests_total, …, reporter=waypoint); "
+        "`<namespace>/<waypoint>=<url>` also names the waypoint the pod serves, so its L4 "
+        "half-edges are joined before any of its spans is sampled. "
         "With ztunnel_discovery=kubernetes, waypoint pods are also discovered by their Gateway "
         "labels.",
     )
@@ -197,6 +199,13 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
+    @field_validator("waypoint_targets")
+    @classmethod
+    def _check_waypoint_targets(cls, value: str) -> str:
+        for entry in _csv(value):
+            parse_waypoint_target(entry)  # a ValueError names the bad entry
+        return value
+
     @field_validator("aliases")
     @classmethod
     def _check_aliases(cls, value: str) -> str:
@@ -225,3 +234,17 @@ class Settings(BaseSettings):
 
     def cors_origin_list(self) -> list[str]:
         return _csv(self.cors_origins)
+
+
+def parse_waypoint_target(entry: str) -> tuple[str, str]:
+    """(url, waypoint) of a `waypoint_targets` entry: `<url>` (waypoint "") or
+    `<namespace>/<waypoint>=<url>`."""
+    name, sep, url = entry.partition("=")
+    if not sep or "://" in name:
+        return entry, ""
+    namespace, slash, waypoint = name.strip().partition("/")
+    if not (slash and namespace and waypoint and "/" not in waypoint and url.strip()):
+        raise ValueError(
+            f"waypoint target {entry!r}: expected <url> or <namespace>/<waypoint>=<url>"
+        )
+    return url.strip(), f"{namespace}/{waypoint}"

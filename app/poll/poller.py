@@ -24,7 +24,7 @@ from app.poll.discovery import WAYPOINT_SELECTOR, KubernetesDiscovery
 from app.poll.kube_access import access_from_settings
 from app.poll.pod_directory import PodDirectory
 from app.poll.promql import PromQLSource
-from app.poll.scrape import DirectScrape, Target, WaypointScrape, static_targets
+from app.poll.scrape import DirectScrape, Target, WaypointScrape, static_targets, waypoint_target
 from app.poll.target_state import TargetState
 from app.self_report import MetricFamily, PartState
 from app.settings import Settings
@@ -302,7 +302,11 @@ def build_poller(
         ztunnel_targets = provide
     elif settings.ztunnel_target_list():
         ztunnel_targets = static_targets(settings.ztunnel_target_list())
-    static_waypoints = static_targets(settings.waypoint_target_list())
+    named = [waypoint_target(entry) for entry in settings.waypoint_target_list()]
+    for target in named:
+        if target.via:
+            identity.learn_waypoint(*target.via.split("/", 1))
+    static_waypoints = static_targets(named)
     waypoint_targets: Callable[[], Awaitable[list[Target]]] | None = None
     if waypoint_discovery is not None:
         found_waypoints = waypoint_discovery

@@ -26,6 +26,7 @@ from app.poll.ztunnel_labels import (
     edge_key,
     is_traffic_family,
 )
+from app.settings import parse_waypoint_target
 
 MAX_BODY_BYTES = 256 * 2**20
 
@@ -191,8 +192,16 @@ class WaypointScrape(TargetScrape):
         return out
 
 
-def static_targets(urls: Iterable[str]) -> TargetsProvider:
-    fixed = [Target(u) for u in urls]
+def waypoint_target(entry: str) -> Target:
+    """A `MESHSTITCH_WAYPOINT_TARGETS` entry: `<url>` or `<namespace>/<waypoint>=<url>`. Naming
+    the waypoint a pod belongs to tells meshstitch that workload is a waypoint before any span
+    of it is sampled (what discovery learns from the pod's Gateway label)."""
+    url, via = parse_waypoint_target(entry)
+    return Target(url, via=via)
+
+
+def static_targets(urls: Iterable[str | Target]) -> TargetsProvider:
+    fixed = [u if isinstance(u, Target) else Target(u) for u in urls]
 
     async def provide() -> list[Target]:
         return fixed

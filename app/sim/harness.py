@@ -110,7 +110,9 @@ class SimulatedRun:
         )
         self.tick_s = tick_s
         urls = self.sim.start_ztunnels()
-        waypoints = self.sim.start_waypoints()
+        # Each waypoint target named as a deployment names its static targets (as discovery
+        # names a pod from its Gateway label): `<ns>/<waypoint>=<url>`.
+        waypoints = [f"{w}={url}" for w, url in self.sim.start_waypoints().items()]
         poll_settings = running.settings.model_copy(
             update={"ztunnel_targets": ",".join(urls), "waypoint_targets": ",".join(waypoints)}
         )

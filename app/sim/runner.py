@@ -2,7 +2,7 @@
 
     sim = MeshSimulator(bookinfo(), seed=1, otlp_endpoint="127.0.0.1:4317", protocol="grpc")
     urls = sim.start_ztunnels()          # -> MESHSTITCH_ZTUNNEL_TARGETS=",".join(urls)
-    waypoints = sim.start_waypoints()    # -> MESHSTITCH_WAYPOINT_TARGETS=",".join(waypoints)
+    waypoints = sim.start_waypoints()    # -> MESHSTITCH_WAYPOINT_TARGETS="<ns>/<waypoint>=<url>,…"
     poller.poll_once()                   # baseline scrape BEFORE the first tick
     for t in range(t0, t0 + 600, 60):
         sim.tick(t, t + 60)              # spans acknowledged by the receiver, counters advanced
@@ -138,8 +138,9 @@ class MeshSimulator:
     def ztunnel_urls(self) -> list[str]:
         return [self._endpoints[n].url for n in self.nodes if n in self._endpoints]
 
-    def start_waypoints(self) -> list[str]:
-        """Serve every waypoint's request metrics on 127.0.0.1:<port>/stats/prometheus."""
+    def start_waypoints(self) -> dict[str, str]:
+        """Serve every waypoint's request metrics on 127.0.0.1:<port>/stats/prometheus;
+        returns waypoint id (`<ns>/<name>`) -> URL."""
         for wid, proxy in self.waypoints.items():
             if wid not in self._waypoint_endpoints:
                 self._waypoint_endpoints[wid] = MetricsEndpoint(
@@ -148,10 +149,8 @@ class MeshSimulator:
         return self.waypoint_urls
 
     @property
-    def waypoint_urls(self) -> list[str]:
-        return [
-            self._waypoint_endpoints[w].url for w in self.waypoints if w in self._waypoint_endpoints
-        ]
+    def waypoint_urls(self) -> dict[str, str]:
+        return {w: e.url for w, e in self._waypoint_endpoints.items()}
 
     def restart_ztunnel(self, node: str) -> None:
         """Restart `node`'s ztunnel at the next tick where meshstitch can detect the reset."""

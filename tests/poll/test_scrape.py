@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.correlate.identity import NodeIdentity
 from app.domain import L4Sample, Reporter
 from app.poll.poller import L4Poller
-from app.poll.scrape import DirectScrape, static_targets
+from app.poll.scrape import DirectScrape, static_targets, waypoint_target
+from app.settings import Settings
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 
 A_TO_B = series_labels("source", **source("productpage-v1"), **destination("details-v1"))
@@ -113,3 +116,20 @@ def test_background_thread_start_stop() -> None:
         finally:
             poller.stop()
         assert not poller.running
+
+
+def test_a_named_waypoint_target_names_its_waypoint_and_bad_names_are_refused() -> None:
+
+    plain = waypoint_target("http://10.0.0.9:15020/stats/prometheus")
+    assert (plain.url, plain.via) == ("http://10.0.0.9:15020/stats/prometheus", "")
+    named = waypoint_target("bookinfo/bookinfo-pods=http://10.0.0.9:15020/stats/prometheus")
+    assert (named.url, named.via) == (
+        "http://10.0.0.9:15020/stats/prometheus",
+        "bookinfo/bookinfo-pods",
+    )
+    # a URL whose query has '=' is still a plain URL
+    query = waypoint_target("http://10.0.0.9:15020/stats/prometheus?usedonly=1")
+    assert query.via == "" and query.url.endswith("usedonly=1")
+    for bad in ("bookinfo=http://x", "a/b/c=http://x", "/w=http://x", "ns/w="):
+        with pytest.raises(ValueError, match="waypoint target"):
+            Settings(waypoint_targets=bad)
