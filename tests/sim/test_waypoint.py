@@ -16,7 +16,7 @@ def test_a_waypoint_prints_every_request_and_its_histograms_as_envoy_does() -> N
     try:
         t0 = 1_800_000_000.0
         sim.tick(t0, t0 + 60)
-        (url,) = sim.start_waypoints()
+        (url,) = sim.start_waypoints().values()
         assert url.endswith("/stats/prometheus")
         body = httpx.get(url, timeout=10).text
         assert (
