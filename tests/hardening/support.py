@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,3 +164,43 @@ def edges(
 
 def requests_in_store(url: str, headers: Mapping[str, str] | None = None) -> int:
     return sum(e["l7"]["requests"] for e in edges(url, headers) if e["l7"])
+
+
+POLL_INTERVAL_S = 0.1
+POLLER_WAIT_S = 30.0
+
+
+def poll_settings(database_url: str, **targets: str) -> Settings:
+    """Settings for a served app that polls the given targets fast (`ztunnel_targets=…`,
+    `waypoint_targets=…`)."""
+    return Settings(
+        database_url=database_url,
+        host="127.0.0.1",
+        http_port=0,
+        grpc_port=0,
+        poll_interval_s=POLL_INTERVAL_S,
+        poll_timeout_s=10,
+        **targets,  # type: ignore[arg-type]
+    )
+
+
+def wait_for_poller(url: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Bounded polling of /readyz (the poller runs on its own thread and clock) until `check`
+    holds for its poller part; every answer on the way is a 200."""
+    deadline = time.monotonic() + POLLER_WAIT_S
+    while True:
+        report = httpx.get(f"{url}/readyz", timeout=10)
+        assert report.status_code == 200, report.text
+        poller: dict[str, Any] = report.json()["parts"]["poller"]
+        if check(poller):
+            return poller
+        assert time.monotonic() < deadline, report.text
+        time.sleep(POLL_INTERVAL_S)
+
+
+def live_and_dead(live: str, dead: str) -> Callable[[dict[str, Any]], bool]:
+    """The poller has scraped `live` and failed `dead` at least once."""
+    return lambda p: (
+        p["targets"].get(live, {}).get("healthy") is True
+        and p["targets"].get(dead, {}).get("consecutive_failures", 0) > 0
+    )

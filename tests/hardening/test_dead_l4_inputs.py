@@ -4,38 +4,23 @@
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from app.settings import Settings
 from tests.hardening.support import (
+    POLL_INTERVAL_S,
     PROTOBUF,
     edges,
+    live_and_dead,
+    poll_settings,
     requests_in_store,
     serve_app,
+    wait_for_poller,
     waypoint_request,
 )
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 from tests.ports import free_port
-
-POLL_INTERVAL_S = 0.1
-WAIT_S = 30.0
-
-
-def _wait_for(url: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Bounded polling of /readyz (the poller runs on its own thread and clock)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        report = httpx.get(f"{url}/readyz", timeout=10)
-        poller = report.json()["parts"]["poller"]
-        if check(poller):
-            assert report.status_code == 200, report.text
-            return poller
-        assert time.monotonic() < deadline, report.text
-        time.sleep(POLL_INTERVAL_S)
 
 
 def _ingest(url: str, posts: int) -> int:
@@ -56,24 +41,10 @@ def test_a_dead_ztunnel_target_beside_a_live_one(sqlite_url: str) -> None:
     )
     fake.add(labels, opened=1, closed=1, req=100, resp=200)
     with serve(fake) as live:
-        settings = Settings(
-            database_url=sqlite_url,
-            host="127.0.0.1",
-            http_port=0,
-            grpc_port=0,
-            ztunnel_targets=f"{dead},{live}",
-            poll_interval_s=POLL_INTERVAL_S,
-            poll_timeout_s=10,
-        )
+        settings = poll_settings(sqlite_url, ztunnel_targets=f"{dead},{live}")
         with serve_app(settings) as served:
             poller = served.app.state.poller
-            state = _wait_for(
-                served.url,
-                lambda p: (
-                    p["targets"].get(live, {}).get("healthy") is True
-                    and p["targets"].get(dead, {}).get("consecutive_failures", 0) > 0
-                ),
-            )
+            state = wait_for_poller(served.url, live_and_dead(live, dead))
             targets = state["targets"]
             assert targets[dead]["healthy"] is False and targets[dead]["last_error"]
             assert targets[live]["healthy"] is True
@@ -82,7 +53,7 @@ def test_a_dead_ztunnel_target_beside_a_live_one(sqlite_url: str) -> None:
             sent = _ingest(served.url, 5)
             emitted = poller.samples_emitted
             fake.add(labels, opened=4, closed=4, req=1000, resp=2000)
-            _wait_for(served.url, lambda p: poller.samples_emitted > emitted)
+            wait_for_poller(served.url, lambda p: poller.samples_emitted > emitted)
             assert served.app.state.pipeline.flush(drain_pairing=True)
             assert requests_in_store(served.url) == sent
             l4 = [e["l4"] for e in edges(served.url) if e["l4"]]
@@ -101,7 +72,7 @@ def test_a_dead_prometheus(sqlite_url: str) -> None:
         poll_timeout_s=10,
     )
     with serve_app(settings) as served:
-        state = _wait_for(
+        state = wait_for_poller(
             served.url,
             lambda p: any(t["consecutive_failures"] for t in p["targets"].values()),
         )

@@ -3,34 +3,13 @@ the dead target, the live waypoint's requests are still counted exactly."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 
-from app.settings import Settings
-from tests.hardening.support import edges, serve_app
+from tests.hardening.support import edges, live_and_dead, poll_settings, serve_app, wait_for_poller
 from tests.poll.fake_waypoint import FakeWaypoint, call, serve_waypoint
 from tests.ports import free_port
 
-POLL_INTERVAL_S = 0.1
-WAIT_S = 30.0
 EDGE = "default/productpage->default/reviews"
-
-
-def _wait_for(url: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Bounded polling of /readyz (the poller runs on its own thread and clock); every answer
-    on the way is a 200."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        report = httpx.get(f"{url}/readyz", timeout=10)
-        assert report.status_code == 200, report.text
-        poller: dict[str, Any] = report.json()["parts"]["poller"]
-        if check(poller):
-            return poller
-        assert time.monotonic() < deadline, report.text
-        time.sleep(POLL_INTERVAL_S)
 
 
 def test_a_dead_waypoint_target_beside_a_live_one(sqlite_url: str) -> None:
@@ -38,24 +17,10 @@ def test_a_dead_waypoint_target_beside_a_live_one(sqlite_url: str) -> None:
     fake = FakeWaypoint()
     fake.observe(call(), 500, duration_ms=3)  # before the first scrape: baselined, not counted
     with serve_waypoint(fake) as live:
-        settings = Settings(
-            database_url=sqlite_url,
-            host="127.0.0.1",
-            http_port=0,
-            grpc_port=0,
-            waypoint_targets=f"{dead},{live}",
-            poll_interval_s=POLL_INTERVAL_S,
-            poll_timeout_s=10,
-        )
+        settings = poll_settings(sqlite_url, waypoint_targets=f"{dead},{live}")
         with serve_app(settings) as served:
             poller = served.app.state.poller
-            state = _wait_for(
-                served.url,
-                lambda p: (
-                    p["targets"].get(live, {}).get("healthy") is True
-                    and p["targets"].get(dead, {}).get("consecutive_failures", 0) > 0
-                ),
-            )
+            state = wait_for_poller(served.url, live_and_dead(live, dead))
             targets = state["targets"]
             assert set(targets) == {dead, live}
             assert targets[dead]["healthy"] is False and targets[dead]["last_error"]
@@ -64,7 +29,7 @@ def test_a_dead_waypoint_target_beside_a_live_one(sqlite_url: str) -> None:
             emitted = poller.samples_emitted
             fake.observe(call(), 40, duration_ms=3, request_bytes=100)
             fake.observe(call(response_code="503", response_flags="UH"), 2, duration_ms=0.2)
-            _wait_for(served.url, lambda p: poller.samples_emitted >= emitted + 2)
+            wait_for_poller(served.url, lambda p: poller.samples_emitted >= emitted + 2)
             assert served.app.state.pipeline.flush()
             by_id = {e["id"]: e for e in edges(served.url)}
             l7 = by_id[EDGE]["l7"]
