@@ -74,7 +74,8 @@ class EdgeReader:
         self.moved: dict[Pair, Pair] = {}
         self._kinds: dict[str, str] = {}
         self._unknown: set[str] | None = None
-        self._observed: tuple[float | None] | None = None
+        # spans and metric requests over the buckets with waypoint metrics read so far
+        self._observed_spans = self._observed_requests = 0
 
     # ---- nodes ----------------------------------------------------------------------------
     def kinds(self, ids: Iterable[str]) -> dict[str, str]:
@@ -118,30 +119,31 @@ class EdgeReader:
         for pair, bucket in buckets.items():
             self.merged[pair] = bucket
             out[pair] = to_graph_edge(*pair, bucket)
-        return self._with_sampling(out, buckets.values())
+        self._observe_sampling(buckets.values())
+        return out
 
-    def _with_sampling(
-        self, edges: dict[Pair, GraphEdge], buckets: Iterable[EdgeBucket]
-    ) -> dict[Pair, GraphEdge]:
+    def _observe_sampling(self, buckets: Iterable[EdgeBucket]) -> None:
+        for b in buckets:
+            if b.l7m_requests:
+                self._observed_spans += b.l7_requests
+                self._observed_requests += b.l7m_requests
+
+    def with_sampling(self, edges: list[GraphEdge]) -> list[GraphEdge]:
         """Span-only edges say the rate their counts were sampled at: the configured one, else
-        the share observed (spans ÷ requests) over the window's edges that have waypoint metrics
-        (one query per reader)."""
-        if not any(b.l7_requests and not b.l7m_requests for b in buckets):
-            return edges
+        the share observed (spans ÷ requests) on the edges with waypoint metrics this reader read
+        for the same answer. No query of its own: a window-wide aggregate was a full scan per
+        request (0.44 s of each /graph on bench/graph.py's store)."""
         rate = self.sampling_rate
-        if rate is None:
-            if self._observed is None:
-                self._observed = (
-                    self.edge_repo.sampled_share(self.conn, self.level, self.first_s, self.end_s),
-                )
-            (rate,) = self._observed
+        if rate is None and self._observed_requests:
+            rate = self._observed_spans / self._observed_requests
         if rate is None:
             return edges
-        for pair, edge in edges.items():
-            l7 = edge.l7
-            if l7 is not None and not l7.exact and l7.requests:
-                edges[pair] = replace(edge, l7=replace(l7, sampling_share=rate))
-        return edges
+        return [
+            replace(e, l7=replace(e.l7, sampling_share=rate))
+            if e.l7 is not None and not e.l7.exact and e.l7.requests
+            else e
+            for e in edges
+        ]
 
     def _rejoin(self, buckets: dict[Pair, EdgeBucket]) -> dict[Pair, EdgeBucket]:
         canonical = self.aliases.canonical

@@ -143,6 +143,7 @@ class GraphQueries:
         if coverage is not None:
             edges = [e for e in edges if e.coverage is coverage]
         ids = {n for e in edges for n in (e.source, e.target)} | set(keep)
+        edges = reader.with_sampling(edges)
         return Graph(reader.graph_nodes(ids), edges, window.start_s, window.end_s)
 
     def graph(

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy import Connection, Row, delete, select
 
 from app.codegen import compile_function
 from app.domain import Reporter
@@ -411,20 +411,6 @@ class EdgeRepository:
             t.c.level == level, t.c.bucket_start_s >= first_bucket_s, t.c.bucket_start_s < end_s
         )
         return _filtered(conn, base, t, sources, targets)
-
-    def sampled_share(
-        self, conn: Connection, level: str, first_bucket_s: int, end_s: int
-    ) -> float | None:
-        """Spans ÷ waypoint-metric requests over the window's buckets that have metrics: the
-        trace sampling rate the mesh shows (None without such buckets)."""
-        stmt = select(func.sum(t.c.l7_requests), func.sum(t.c.l7m_requests)).where(
-            t.c.level == level,
-            t.c.bucket_start_s >= first_bucket_s,
-            t.c.bucket_start_s < end_s,
-            t.c.l7m_requests > 0,
-        )
-        spans, requests = conn.execute(stmt).one()
-        return float(spans or 0) / float(requests) if requests else None
 
     def targets_with_unknown_sources(
         self,
