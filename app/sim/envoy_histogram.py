@@ -50,10 +50,10 @@ class EnvoyHistogram:
     bins: dict[tuple[float, float], int] = field(default_factory=dict)
     count: int = 0
 
-    def record(self, value: int) -> None:
+    def record(self, value: int, n: int = 1) -> None:
         key = bin_of(value)
-        self.bins[key] = self.bins.get(key, 0) + 1
-        self.count += 1
+        self.bins[key] = self.bins.get(key, 0) + n
+        self.count += n
 
     def cumulative(self, buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> list[int]:
         """`hist_approx_count_below` for each bucket bound."""
@@ -65,6 +65,17 @@ class EnvoyHistogram:
     @property
     def approx_sum(self) -> float:
         return sum((lower + width / 2) * n for (lower, width), n in self.bins.items())
+
+    def lines(self, family: str, labels: str) -> list[str]:
+        """The exposition lines of this series (`labels`: its label text without braces)."""
+        out = [
+            f'{family}_bucket{{{labels},le="{format_value(le)}"}} {n}'
+            for le, n in zip(DEFAULT_BUCKETS, self.cumulative(), strict=True)
+        ]
+        out.append(f'{family}_bucket{{{labels},le="+Inf"}} {self.count}')
+        out.append(f"{family}_sum{{{labels}}} {format_value(self.approx_sum)}")
+        out.append(f"{family}_count{{{labels}}} {self.count}")
+        return out
 
 
 def format_value(value: float) -> str:

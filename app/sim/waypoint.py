@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from app.sim.envoy_histogram import DEFAULT_BUCKETS, EnvoyHistogram, format_value, recorded_ms
+from app.sim.envoy_histogram import EnvoyHistogram, recorded_ms
 from app.sim.topology import CLUSTER_ID, Edge, EdgeClass, Topology, Waypoint
 from app.sim.traffic import Request
 from app.sim.ztunnel_series import LABEL_NAMES as ZTUNNEL_LABELS
@@ -139,11 +139,6 @@ class WaypointProxy:
             for family, attr in HISTOGRAMS:
                 lines.append(f"# TYPE {family} histogram")
                 for labels, series in self._series.items():
-                    text = self._label_text[labels]
                     histogram: EnvoyHistogram = getattr(series, attr)
-                    for le, n in zip(DEFAULT_BUCKETS, histogram.cumulative(), strict=True):
-                        lines.append(f'{family}_bucket{{{text},le="{format_value(le)}"}} {n}')
-                    lines.append(f'{family}_bucket{{{text},le="+Inf"}} {histogram.count}')
-                    lines.append(f"{family}_sum{{{text}}} {format_value(histogram.approx_sum)}")
-                    lines.append(f"{family}_count{{{text}}} {histogram.count}")
+                    lines += histogram.lines(family, self._label_text[labels])
         return "\n".join(lines) + "\n"

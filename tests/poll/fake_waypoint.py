@@ -5,8 +5,10 @@ The label names, their order and the productpage → reviews values are read fro
 tests/data/waypoint/waypoint-sample.prom (shape and sources in its README); the families are the
 ones that sample and README name: `istio_requests_total`, and the histograms
 `istio_request_duration_milliseconds`, `istio_request_bytes`, `istio_response_bytes` (`_bucket`
-with cumulative `le`, `_sum`, `_count`), Istio's default duration buckets printed with `%.32g`.
-Tests record requests with `observe(...)` and restart the pod with `reset()`.
+with cumulative `le`, `_sum`, `_count`), filled as Istio and Envoy fill them (whole
+milliseconds, Envoy's default buckets and bins for all three: app/sim/envoy_histogram.py, which
+cites the istio/proxy and Envoy sources). Tests record requests with `observe(...)` and restart
+the pod with `reset()`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from app.sim.envoy_histogram import EnvoyHistogram, bin_of
 from tests.conftest import DATA
 from tests.poll.fake_ztunnel import serve
 
@@ -26,10 +29,12 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 LABEL_ORDER = tuple(name for name, _ in _LABEL.findall(_FIRST_SERIES))
 # productpage-v1 → reviews-v2 in namespace default, 200, response_flags "-", reporter waypoint
 BASE_LABELS = dict(_LABEL.findall(_FIRST_SERIES))
-# Istio's default request duration buckets (ms); bytes histograms use powers of ten
-DURATION_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-                    300000, 600000, 1800000, 3600000)  # fmt: skip
-BYTES_BUCKETS = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000)
+
+
+def summed(value: float) -> float:
+    """What one value adds to Envoy's `_sum`: its bin's midpoint (whole ms for durations)."""
+    lower, width = bin_of(int(value))
+    return lower + width / 2
 
 
 def envoy_number(value: float) -> str:
@@ -73,35 +78,11 @@ def call(
 
 
 @dataclass
-class Histogram:
-    bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)  # per bucket, then +Inf
-    total: float = 0.0
-
-    def observe(self, value: float, n: int) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
-        index = next((i for i, b in enumerate(self.bounds) if value <= b), len(self.bounds))
-        self.counts[index] += n
-        self.total += value * n
-
-    def lines(self, family: str, labels: str) -> list[str]:
-        counts = self.counts or [0] * (len(self.bounds) + 1)
-        out, cumulative = [], 0
-        for bound, n in zip((*map(envoy_number, self.bounds), "+Inf"), counts, strict=True):
-            cumulative += n
-            out.append(f'{family}_bucket{{{labels},le="{bound}"}} {cumulative}')
-        out.append(f"{family}_sum{{{labels}}} {envoy_number(self.total)}")
-        out.append(f"{family}_count{{{labels}}} {cumulative}")
-        return out
-
-
-@dataclass
 class Series:
     requests: int = 0
-    duration: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
-    request_bytes: Histogram = field(default_factory=lambda: Histogram(BYTES_BUCKETS))
-    response_bytes: Histogram = field(default_factory=lambda: Histogram(BYTES_BUCKETS))
+    duration: EnvoyHistogram = field(default_factory=EnvoyHistogram)
+    request_bytes: EnvoyHistogram = field(default_factory=EnvoyHistogram)
+    response_bytes: EnvoyHistogram = field(default_factory=EnvoyHistogram)
 
 
 @dataclass
@@ -124,9 +105,9 @@ class FakeWaypoint:
         with self.lock:
             s = self.series.setdefault(key, Series())
             s.requests += n
-            s.duration.observe(duration_ms, n)
-            s.request_bytes.observe(request_bytes, n)
-            s.response_bytes.observe(response_bytes, n)
+            s.duration.record(int(duration_ms), n)  # Istio records whole ms, truncated
+            s.request_bytes.record(request_bytes, n)
+            s.response_bytes.record(response_bytes, n)
 
     def reset(self) -> None:
         """The waypoint pod restarted: Envoy's counters start again from nothing."""

@@ -5,12 +5,14 @@ codes, bytes, latency buckets, a restarted pod, dead and garbage targets, sideca
 
 from __future__ import annotations
 
+import pytest
+
 from app.correlate.identity import NodeIdentity
 from app.domain import Endpoint, ErrorCause, L7MetricSample
 from app.poll.poller import L4Poller, Polled, build_poller
 from app.poll.scrape import WaypointScrape
 from app.settings import Settings
-from tests.poll.fake_waypoint import FakeWaypoint, call, serve_waypoint
+from tests.poll.fake_waypoint import FakeWaypoint, call, serve_waypoint, summed
 from tests.ports import free_port
 
 OK = call()  # productpage-v1 → reviews-v2, 200, "-", as printed in the sample
@@ -98,18 +100,23 @@ async def test_increases_are_exact_requests_errors_bytes_and_latency_buckets() -
     assert (ok.source, ok.target) == (PRODUCTPAGE, REVIEWS)
     assert (ok.start_s, ok.end_s) == (first_scrape_s, clock.now)
     assert (ok.requests, ok.error_cause, ok.response_flags, ok.protocol) == (40, None, "-", "http")
-    assert (ok.request_bytes, ok.response_bytes) == (40 * 120, 30 * 1000 + 8 * 5000 + 2 * 7)
+    # Envoy's `_sum` adds each value at its bin's midpoint (120 B -> 125): within 5 %
+    assert (ok.request_bytes, ok.response_bytes) == (
+        round(40 * summed(120)),
+        round(30 * summed(1000) + 8 * summed(5000) + 2 * summed(7)),
+    )
     # per-bucket increases keyed by `le` as Envoy prints it; the 500 baselined requests are not in
     assert ok.latency_buckets == (("5", 30), ("50", 8), ("1000", 2))
-    assert ok.latency_sum_ms == 30 * 3 + 8 * 40 + 2 * 700
+    assert ok.latency_sum_ms == pytest.approx(30 * summed(3) + 8 * summed(40) + 2 * summed(700))
     assert ok.mutual_tls and ok.via_waypoint == ""
 
     # two label sets answer 503: the response flag (UH) is the cause before the status code
     flagged, plain = got[("reviews", "503", "UH")], got[("reviews", "503", "-")]
     assert (flagged.requests, flagged.error_cause) == (3, ErrorCause.RESPONSE_FLAGS)
-    assert flagged.response_bytes == 3 * 19 and flagged.latency_buckets == (("0.5", 3),)
+    assert flagged.response_bytes == round(3 * summed(19))
+    assert flagged.latency_buckets == (("0.5", 3),)  # under 1 ms: recorded as 0
     assert (plain.requests, plain.error_cause) == (2, ErrorCause.HTTP_5XX)
-    assert plain.request_bytes == 100 and plain.latency_buckets == (("25", 2),)
+    assert plain.request_bytes == round(2 * summed(50)) and plain.latency_buckets == (("25", 2),)
 
     grpc = got[("reviews", "grpc:14", "-")]
     assert (grpc.requests, grpc.error_cause, grpc.protocol) == (4, ErrorCause.GRPC, "grpc")
@@ -135,9 +142,13 @@ async def test_a_restarted_waypoint_counts_its_new_counters_whole_as_ztunnel_res
         fake.observe(OK, 1, duration_ms=40, request_bytes=11, response_bytes=21)
         after = await poll(poller, clock)
         ok = after[("reviews", "200", "-")]
-        assert (ok.requests, ok.request_bytes, ok.response_bytes) == (5, 55, 105)
+        assert (ok.requests, ok.request_bytes, ok.response_bytes) == (
+            5,
+            round(5 * summed(11)),
+            round(5 * summed(21)),
+        )
         assert ok.latency_buckets == (("5", 4), ("50", 1))
-        assert ok.latency_sum_ms == 4 * 3 + 40
+        assert ok.latency_sum_ms == pytest.approx(4 * summed(3) + summed(40))
         assert poller.source.scraped[url].deltas.resets > 0  # type: ignore[attr-defined]
         # nothing moved: no samples, not the old totals again
         assert await poll(poller, clock) == {}
@@ -158,7 +169,7 @@ async def test_garbage_and_dead_targets_are_reported_and_the_live_one_still_coun
         good.observe(OK, 12, request_bytes=3)
         got = await poll(poller, clock)
         assert got_requests(got) == {("reviews", "200", "-"): 12}
-        assert got[("reviews", "200", "-")].request_bytes == 36
+        assert got[("reviews", "200", "-")].request_bytes == round(12 * summed(3))
         state = poller.readiness()
         assert state.ready and state.detail["all_targets_healthy"] is False
         targets = state.detail["targets"]
