@@ -43,6 +43,14 @@ class WindowOut(BaseModel):
     from_: str = Field(alias="from", description="RFC 3339 start of the window")
     to: str = Field(description="RFC 3339 end of the window")
     seconds: float
+    observed_from: str = Field(
+        description="RFC 3339 start of the observed part of the window: the first whole bucket "
+        "read, or the store's first data if later (meshstitch was not observing before it)"
+    )
+    observed_seconds: float = Field(
+        description="every rate in this answer (rps, bytes per second) divides by these "
+        "seconds: the observed part of the window, not its whole length"
+    )
 
 
 class NodeOut(BaseModel):

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from app.domain import Coverage
-from app.graph.export import node_rates
+from app.graph.export import node_rates, rates_note
 from app.graph.model import Graph, GraphEdge
 
 NODE_GRAPH_META = {"preferredVisualisationType": "nodeGraph"}
@@ -36,6 +36,12 @@ def frame(
     return out
 
 
+def rates_meta(graph: Graph, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`meta` with a notice saying what the frame's rates divide by (Grafana shows
+    QueryResultMeta notices on the panel)."""
+    return {**(meta or {}), "notices": [{"severity": "info", "text": rates_note(graph)}]}
+
+
 def _rate_text(rps: float) -> str:
     return f"{rps:.2f} req/s" if rps else ""
 
@@ -52,7 +58,7 @@ def _edge_mainstat(edge: GraphEdge, graph: Graph) -> str:
     if edge.l7 is not None and edge.l7.requests:
         return _rate_text(graph.rps(edge.l7.requests))
     if edge.l4 is not None:
-        return _bytes_rate_text(edge.l4.bytes_total / graph.window_s)
+        return _bytes_rate_text(edge.l4.bytes_total / graph.rate_s)
     return ""
 
 
@@ -124,7 +130,7 @@ def node_graph_frames(graph: Graph, ref_id: str = "A") -> list[dict[str, Any]]:
                 displayName="L4 bytes in",
             ),
         ],
-        NODE_GRAPH_META,
+        rates_meta(graph, NODE_GRAPH_META),
     )
     edges = sorted(graph.edges, key=lambda e: e.id)
 

@@ -252,7 +252,9 @@ def _graph(queries: GraphQueries, sel: Selection, window: Window) -> Any:
             )
             nodes.update(part.nodes)
             edges.update((e.id, e) for e in part.edges)
-        graph = Graph(nodes, list(edges.values()), window.start_s, window.end_s)
+        graph = Graph(
+            nodes, list(edges.values()), window.start_s, window.end_s, queries.observed_from(window)
+        )
     else:
         graph = queries.whole_graph(window, sel.level)
     return restrict(

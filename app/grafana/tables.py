@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.domain import Coverage
-from app.grafana.frames import field, frame
+from app.grafana.frames import field, frame, rates_meta
 from app.grafana.requests import Selection
 from app.graph.model import Graph, GraphEdge
 
@@ -51,6 +51,7 @@ def restrict(graph: Graph, edges: list[GraphEdge]) -> Graph:
         edges,
         graph.window_start_s,
         graph.window_end_s,
+        graph.observed_from_s,
     )
 
 
@@ -93,6 +94,7 @@ def edges_table(
                 unit="percentunit",
             ),
         ],
+        rates_meta(graph),
     )
 
 

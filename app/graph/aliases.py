@@ -11,12 +11,11 @@ Workload-level ids are workloads (ztunnel's `*_workload`) and are read as stored
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.domain import Alias, Level
+from app.graph.read_every import ReadEvery
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,28 +77,10 @@ class AliasMap:
 _EMPTY = AliasMap()
 
 
-class CachedAliases:
+def cached_aliases(read: Callable[[], list[Alias]], ttl_s: float = 5.0) -> ReadEvery[AliasMap]:
     """The alias table, read at most every `ttl_s` (it changes rarely; replicas write it): an
     alias learned late re-joins stored edges in reads within `ttl_s`."""
-
-    def __init__(self, read: Callable[[], list[Alias]], ttl_s: float = 5.0) -> None:
-        self._read, self._ttl_s = read, ttl_s
-        self._lock = threading.Lock()
-        self._map = _EMPTY
-        self._read_at = -float("inf")
-
-    def get(self) -> AliasMap:
-        now = time.monotonic()
-        if now - self._read_at < self._ttl_s:
-            return self._map
-        with self._lock:
-            if now - self._read_at >= self._ttl_s:
-                self._map = AliasMap.from_aliases(self._read())
-                self._read_at = now
-        return self._map
-
-    def invalidate(self) -> None:
-        self._read_at = -float("inf")
+    return ReadEvery(lambda: AliasMap.from_aliases(read()), ttl_s)
 
 
 _SVC_SUFFIX = ".svc.cluster.local"

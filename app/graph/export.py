@@ -8,7 +8,7 @@ from typing import Any
 
 from app.domain import Coverage
 from app.graph.edge_json import edge_json, finite
-from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats, L7Stats
+from app.graph.model import MIN_RATE_S, Graph, GraphEdge, GraphNode, L4Stats, L7Stats
 
 
 def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
@@ -42,15 +42,43 @@ def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def window_json(start_s: float, end_s: float) -> dict[str, Any]:
-    """A window as every JSON answer shows it."""
-    return {"from": rfc3339(start_s), "to": rfc3339(end_s), "seconds": round(end_s - start_s, 3)}
+def window_json(
+    start_s: float, end_s: float, observed_from_s: float | None = None
+) -> dict[str, Any]:
+    """A window as every JSON answer shows it, with the observed part its rates divide by."""
+    observed = start_s if observed_from_s is None else observed_from_s
+    return {
+        "from": rfc3339(start_s),
+        "to": rfc3339(end_s),
+        "seconds": round(end_s - start_s, 3),
+        "observed_from": rfc3339(observed),
+        "observed_seconds": round(max(end_s - observed, MIN_RATE_S), 3),
+    }
+
+
+def rates_note(graph: Graph) -> str:
+    """What every rate of `graph` divides by, in words (tables, Grafana notices, the CLI)."""
+    window_s = graph.window_end_s - graph.window_start_s
+    if graph.rate_s >= window_s - 0.5:
+        return f"rates per second over the whole {_duration(window_s)} window"
+    return (
+        f"rates per second over the observed {_duration(graph.rate_s)} of the "
+        f"{_duration(window_s)} window (since {rfc3339(graph.rate_start_s)})"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 < 1:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60 and seconds % 60 < 1:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def to_json(graph: Graph) -> dict[str, Any]:
     rates = node_rates(graph)
     return {
-        "window": window_json(graph.window_start_s, graph.window_end_s),
+        "window": window_json(graph.window_start_s, graph.window_end_s, graph.rate_start_s),
         "nodes": [
             {
                 "id": n.id,
@@ -206,13 +234,11 @@ def to_table(graph: Graph) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return (
-        "\n".join(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        )
-        + "\n"
-    )
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join([*lines, "", f"RPS: {rates_note(graph)}"]) + "\n"
 
 
 __all__ = ["GraphNode", "edge_json", "to_cytoscape", "to_dot", "to_json", "to_mermaid", "to_table"]

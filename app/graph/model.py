@@ -59,16 +59,27 @@ def node_from_id(node_id: str, kind: NodeKind = NodeKind.SERVICE) -> GraphNode:
     return GraphNode(node_id, namespace, name or namespace, kind)
 
 
+MIN_RATE_S = 1.0  # a rate over less than a second of observation says nothing more
+
+
 @dataclass(frozen=True, slots=True)
 class Graph:
     nodes: dict[str, GraphNode]
     edges: list[GraphEdge]
     window_start_s: float
     window_end_s: float
+    # Where rates start: the observed part of the window (app/graph/window.observed_start);
+    # None when the whole window was observed.
+    observed_from_s: float | None = None
 
     @property
-    def window_s(self) -> float:
-        return max(self.window_end_s - self.window_start_s, 1e-9)
+    def rate_start_s(self) -> float:
+        return self.window_start_s if self.observed_from_s is None else self.observed_from_s
+
+    @property
+    def rate_s(self) -> float:
+        """Seconds every rate of this graph divides by: the observed part of the window."""
+        return max(self.window_end_s - self.rate_start_s, MIN_RATE_S)
 
     def rps(self, requests: int) -> float:
-        return requests / self.window_s
+        return requests / self.rate_s

@@ -19,11 +19,12 @@ from app.edge.bucket import EdgeBucket
 from app.edge.fields import SOLE
 from app.edge.merge import merge_rows_by_bucket
 from app.edge.stats import l7_stats
-from app.graph.aliases import CachedAliases, name_forms
+from app.graph.aliases import cached_aliases, name_forms
 from app.graph.edge_reader import EdgeReader, to_graph_edge
 from app.graph.export import edge_json, node_rates, rfc3339, window_json
-from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats
+from app.graph.model import MIN_RATE_S, Graph, GraphEdge, GraphNode, L4Stats
 from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
+from app.graph.read_every import ReadEvery
 from app.graph.triage import triage
 from app.graph.window import Window
 from app.store.aliases import AliasRepository
@@ -70,11 +71,23 @@ class GraphQueries:
             EdgeRepository(),
             TraceHopRepository(),
         )
-        self.aliases = CachedAliases(self._read_aliases)
+        self.aliases = cached_aliases(self._read_aliases)
+        self.first_data = ReadEvery(self._read_first_data)
 
     def _read_aliases(self) -> list[Alias]:
         with self.engine.connect() as conn:
             return AliasRepository().all(conn)
+
+    def _read_first_data(self) -> int | None:
+        with self.engine.connect() as conn:
+            return self._nodes.first_seen(conn)
+
+    def observed_from(self, window: Window) -> float:
+        """Where every rate over `window` starts: its observed part (Window.observed_start)."""
+        return window.observed_start(self.bucket_s, self.first_data.get())
+
+    def _window_json(self, window: Window) -> dict[str, Any]:
+        return window_json(window.start_s, window.end_s, self.observed_from(window))
 
     def _reader(self, conn: Connection, window: Window, level: Level) -> EdgeReader:
         return EdgeReader(
@@ -144,7 +157,9 @@ class GraphQueries:
             edges = [e for e in edges if e.coverage is coverage]
         ids = {n for e in edges for n in (e.source, e.target)} | set(keep)
         edges = reader.with_sampling(edges)
-        return Graph(reader.graph_nodes(ids), edges, window.start_s, window.end_s)
+        return Graph(
+            reader.graph_nodes(ids), edges, window.start_s, window.end_s, self.observed_from(window)
+        )
 
     def graph(
         self,
@@ -201,7 +216,9 @@ class GraphQueries:
         nodes = dict(graph.nodes)
         for node_id, node in self._seen_nodes(seen, level).items():
             nodes.setdefault(node_id, node)
-        rates = node_rates(Graph(nodes, graph.edges, window.start_s, window.end_s))
+        rates = node_rates(
+            Graph(nodes, graph.edges, window.start_s, window.end_s, graph.observed_from_s)
+        )
         requests_in: dict[str, int] = {}
         classes: dict[str, dict[str, int]] = {n: {} for n in nodes}
         for edge in graph.edges:
@@ -232,7 +249,7 @@ class GraphQueries:
                     "coverage": classes[node.id],
                 }
             )
-        return {"window": window_json(window.start_s, window.end_s), "services": services}
+        return {"window": self._window_json(window), "services": services}
 
     def edges(
         self,
@@ -253,7 +270,7 @@ class GraphQueries:
         ]
         kept.sort(key=_busiest_first)
         return {
-            "window": window_json(window.start_s, window.end_s),
+            "window": self._window_json(window),
             "edges": [edge_json(e, graph) for e in kept[:limit]],
         }
 
@@ -269,7 +286,7 @@ class GraphQueries:
         blind_bytes = sum(_volume(e) for e in blind)
         seen_bytes = sum(_volume(e) for e in edges if e.coverage is Coverage.FULL)
         return {
-            "window": window_json(window.start_s, window.end_s),
+            "window": self._window_json(window),
             "blind_bytes": blind_bytes,
             "total_bytes": total,
             "l7_coverage_by_bytes": round(seen_bytes / total, 6) if total else None,
@@ -303,18 +320,19 @@ class GraphQueries:
                 neighbourhood([center], depth, Direction.BOTH, now.fetch)
             )
             before_edges = neighbourhood([center], depth, Direction.BOTH, before.fetch)
+        now_from, before_from = self.observed_from(window), self.observed_from(baseline)
         findings = triage(
             center,
             now_edges,
             before_edges,
-            window.seconds,
-            baseline.seconds,
+            window.end_s - now_from,
+            baseline.end_s - before_from,
             blast_radius(center, now_edges),
         )
         return {
             "service": center,
-            "window": window_json(window.start_s, window.end_s),
-            "baseline": window_json(baseline.start_s, baseline.end_s),
+            "window": window_json(window.start_s, window.end_s, now_from),
+            "baseline": window_json(baseline.start_s, baseline.end_s, before_from),
             "findings": [
                 {
                     "kind": f.kind,
@@ -420,10 +438,18 @@ class GraphQueries:
         self, window: Window, level: Level, edge_ids: set[str], metric: str
     ) -> dict[str, list[tuple[int, float | None]]]:
         """One point per bucket (epoch ms) per edge: rates per second, error ratio, latency.
-        L4 bytes come from one reporter over the whole window, as on the graph."""
+        L4 bytes come from one reporter over the whole window, as on the graph. A bucket's rates
+        divide by its observed part: the bucket in progress up to the window's end, the one the
+        store's first data fell in from that data on."""
         if metric not in _SERIES_METRICS:
             raise ValueError(f"unknown series metric {metric!r}")
         series, buckets = self._bucketed(window, level, edge_ids)
+        first_data = self.first_data.get()
+        b = self.bucket_s
+        seconds = {
+            start: max(min(start + b, window.end_s) - max(start, first_data or start), MIN_RATE_S)
+            for start in buckets
+        }
         out: dict[str, list[tuple[int, float | None]]] = {}
         for edge_id, per_bucket in series.items():
             reporter = (
@@ -432,7 +458,7 @@ class GraphQueries:
                 else Reporter.SOURCE
             )
             out[edge_id] = [
-                (start * 1000, _metric(metric, per_bucket.get(start), self.bucket_s, reporter))
+                (start * 1000, _metric(metric, per_bucket.get(start), seconds[start], reporter))
                 for start in buckets
             ]
         return out
@@ -534,14 +560,15 @@ def _l4_view(m: EdgeBucket, reporter: Reporter) -> L4Stats:
     return out
 
 
-def _metric(metric: str, m: EdgeBucket | None, bucket_s: int, reporter: Reporter) -> float | None:
-    """One bucket's value; L7 as the graph shows it (waypoint metrics when the bucket has them)."""
+def _metric(metric: str, m: EdgeBucket | None, seconds: float, reporter: Reporter) -> float | None:
+    """One bucket's value, its rates over its observed `seconds`; L7 as the graph shows it
+    (waypoint metrics when the bucket has them)."""
     if metric == "edge_tcp_bytes":
         counters = _l4_view(m, reporter) if m is not None else None
-        return counters.bytes_total / bucket_s if counters else 0.0
+        return counters.bytes_total / seconds if counters else 0.0
     l7 = l7_stats(m) if m is not None else None
     if metric == "edge_request_rate":
-        return l7.requests / bucket_s if l7 is not None else 0.0
+        return l7.requests / seconds if l7 is not None else 0.0
     if l7 is None or not l7.requests:
         return None
     if metric == "edge_error_rate":

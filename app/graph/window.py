@@ -31,6 +31,17 @@ class Window:
             first += bucket_s
         return first, int(self.end_s)
 
+    def observed_start(self, bucket_s: int, first_data_s: float | None) -> float:
+        """Where the part of the window that could have been observed starts, the start every
+        rate divides from: the first bucket merged for the window (a bucket straddling the
+        start is not read) or the store's first data (meshstitch was not observing before it),
+        whichever is later. A window with nothing observed in it keeps its own start."""
+        first, _ = self.bucket_range(bucket_s)
+        start = max(self.start_s, float(first))
+        if first_data_s is not None and first_data_s > start:
+            start = float(first_data_s)
+        return start if start < self.end_s else self.start_s
+
     def shifted_back(self, seconds: float) -> Window:
         return Window(self.start_s - seconds, self.end_s - seconds)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select
+from sqlalchemy import Connection, Row, delete, func, select
 
 from app.edge.batch import NodeSeen
 from app.store.bulk import Bulk, chunks
@@ -91,6 +91,12 @@ class NodeRepository:
         if id_suffix is not None:
             stmt = stmt.where(t.c.id.endswith(id_suffix, autoescape=True))
         return list(conn.scalars(stmt.order_by(t.c.id)))
+
+    def first_seen(self, conn: Connection) -> int | None:
+        """When the store's first data happened (epoch seconds), None while it is empty: before
+        it meshstitch was not observing, so rates do not divide by that time."""
+        first: int | None = conn.scalar(select(func.min(t.c.first_seen_s)))
+        return first
 
     def kinds(self, conn: Connection, level: str, ids: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}

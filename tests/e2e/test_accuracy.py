@@ -228,7 +228,9 @@ def test_bookinfo_graph_equals_truth_and_blind_spots_are_reported(settings: Sett
             timeout=60,
         )
         assert printed.returncode == 0, printed.stderr
-        rows = [line.split() for line in printed.stdout.splitlines()[1:]]
+        table, _, note = printed.stdout.partition("\n\n")
+        assert note.startswith("RPS: rates per second over the "), printed.stdout
+        rows = [line.split() for line in table.splitlines()[1:]]
         shown = {(r[0], r[1]): r[2] for r in rows}
         for edge in result.truth.visible_edges():
             if "bookinfo/productpage" in (edge.source, edge.target):

@@ -20,10 +20,14 @@ def test_contract_lengths_ids_endpoints_arcs_and_meta() -> None:
     for frame, name in ((nodes, "nodes"), (edges, "edges")):
         assert frame["name"] == name
         assert frame["refId"] == "B"
-        assert frame["meta"] == {"preferredVisualisationType": "nodeGraph"}
+        assert frame["meta"]["preferredVisualisationType"] == "nodeGraph"
         lengths = {len(f["values"]) for f in frame["fields"]}
         assert len(lengths) == 1
         assert all(f["name"] == f["name"].lower() for f in frame["fields"])
+    # Grafana shows a QueryResultMeta notice on the panel: what the rates divide by.
+    assert nodes["meta"]["notices"] == [
+        {"severity": "info", "text": "rates per second over the whole 10 min window"}
+    ]
     n, e = columns(nodes), columns(edges)
     assert len(set(n["id"])) == len(n["id"])
     assert len(set(e["id"])) == len(e["id"])

@@ -45,6 +45,8 @@ def test_json_shape_has_both_layers_and_window() -> None:
         "from": "1970-01-01T00:00:00Z",
         "to": "1970-01-01T00:10:00Z",
         "seconds": 600.0,
+        "observed_from": "1970-01-01T00:00:00Z",
+        "observed_seconds": 600.0,
     }
 
 
@@ -100,6 +102,7 @@ def test_mermaid_is_well_formed() -> None:
 def test_table_lists_busiest_edges_first() -> None:
     lines = to_table(bookinfo()).splitlines()
     assert lines[0].split()[:3] == ["SOURCE", "TARGET", "COVERAGE"]
-    assert lines[-1].startswith("default/reviews") or "l4_only" in to_table(bookinfo())
+    assert lines[-3].startswith("default/reviews") or "l4_only" in to_table(bookinfo())
     assert lines[1].split()[0] == "default/productpage"
-    assert len(lines) == 6
+    assert len(lines) == 8
+    assert lines[-2:] == ["", "RPS: rates per second over the whole 10 min window"]

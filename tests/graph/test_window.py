@@ -79,3 +79,22 @@ def test_resolve_window_errors(kwargs: dict[str, str], message: str) -> None:
 def test_bucket_range_takes_buckets_starting_inside_the_window() -> None:
     assert Window(90, 300).bucket_range(60) == (120, 300)
     assert Window(120, 300).bucket_range(60) == (120, 300)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first_data", "observed"),
+    [
+        (600.0, 900.0, None, 600.0),  # aligned, nothing known about the store: the whole window
+        (600.0, 900.0, 100.0, 600.0),  # data older than the window
+        (600.0, 900.0, 850.0, 850.0),  # meshstitch's first data 50 s before the end
+        (617.0, 917.0, None, 660.0),  # the bucket straddling the start is not read
+        (617.0, 917.0, 640.0, 660.0),  # ... nor is the first data inside it
+        (617.0, 917.0, 700.0, 700.0),
+        (600.0, 900.0, 950.0, 600.0),  # nothing observed in the window: its own start
+        (610.0, 640.0, None, 610.0),  # shorter than a bucket: no whole bucket to start from
+    ],
+)
+def test_rates_start_where_the_window_could_be_observed(
+    start: float, end: float, first_data: float | None, observed: float
+) -> None:
+    assert Window(start, end).observed_start(60, first_data) == observed
