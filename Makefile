@@ -49,4 +49,5 @@ bench: install
 	$(BIN)/python bench/graph.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache build
+	find app -name "*.so" -delete
