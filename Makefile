@@ -7,7 +7,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo serve test lint format openapi lock clean bench
 
-$(STAMP): pyproject.toml requirements.lock
+# The C source too: an editable install compiles the extension once, so a change rebuilds it.
+$(STAMP): pyproject.toml requirements.lock app/ingest/_otlp_wire.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
@@ -49,4 +50,5 @@ bench: install
 	$(BIN)/python bench/graph.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache build
+	find app -name "*.so" -delete

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 import yaml
@@ -15,8 +16,12 @@ import yaml
 from app.gc_tuning import tune_gc
 from app.settings import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 
 def _serve(settings: Settings) -> int:
+    from app.ingest.decoder_choice import DecoderUnavailable
     from app.main import create_app
     from app.store.engine import create_store_engine
     from app.store.schema import SchemaBehindError, ensure_schema
@@ -30,19 +35,31 @@ def _serve(settings: Settings) -> int:
         return 2
     finally:
         engine.dispose()
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except DecoderUnavailable as exc:
+        print(f"meshstitch: {exc}", file=sys.stderr)
+        return 2
     tune_gc()
-    config = uvicorn.Config(
+    config = uvicorn_config(app, settings)
+    server = uvicorn.Server(config)
+    server.run()
+    # uvicorn swallows a failed lifespan startup (e.g. schema behind) and just returns.
+    return 0 if server.started else 2
+
+
+def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.http_port,
         log_level=settings.log_level,
         access_log=False,
+        # uvicorn[standard]: uvloop and httptools, named so that a missing one fails the start
+        # instead of falling back to asyncio and h11 unnoticed.
+        loop="uvloop",
+        http="httptools",
     )
-    server = uvicorn.Server(config)
-    server.run()
-    # uvicorn swallows a failed lifespan startup (e.g. schema behind) and just returns.
-    return 0 if server.started else 2
 
 
 def _migrate(settings: Settings, revision: str) -> int:
@@ -140,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     openapi = sub.add_parser("openapi", help="write the OpenAPI document as YAML")
     openapi.add_argument("--output", "-o", default="-", help="file to write, - for stdout")
-    sub.add_parser("settings", help="print the effective settings as JSON (secrets hidden)")
+    sub.add_parser(
+        "settings",
+        help="print the effective settings as JSON (secrets hidden) and the OTLP decoder in use",
+    )
     return parser
 
 
@@ -165,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "graph":
         return _graph(settings, args)
     if args.command == "settings":
-        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        from app.ingest.decoder_choice import describe_protobuf_decoder
+
+        shown = settings.model_dump(mode="json")
+        shown["otlp_decoder_in_use"] = describe_protobuf_decoder(settings.otlp_decoder)
+        print(json.dumps(shown, indent=2))
         return 0
     return 2  # pragma: no cover - argparse enforces the choices

@@ -31,6 +31,7 @@ from app.correlate.identity import NodeIdentity
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
+from app.ingest.decoder_choice import select_protobuf_decoder
 from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
 from app.ingest.otlp_http import build_otlp_http_router
 from app.pipeline import IngestPipeline
@@ -115,7 +116,13 @@ async def _retention_loop(engine: Engine, retention_h: float) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Chosen once for both transports; DecoderUnavailable here is a refused start.
+    decoder = select_protobuf_decoder(settings.otlp_decoder)
     readiness = Readiness()
+    readiness.register(
+        "otlp_decoder",
+        lambda: PartState(True, {"protobuf": decoder.name, "setting": settings.otlp_decoder}),
+    )
     registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics()
@@ -147,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.callback(_stop_pipeline, pipeline)
             readiness.register("pipeline", lambda: PartState(*pipeline.state()))
 
-            grpc_server = start_grpc_server(pipeline, settings)
+            grpc_server = start_grpc_server(pipeline, settings, decoder=decoder)
             app.state.grpc_port = grpc_server.port
             stack.callback(_stop_grpc, grpc_server)
             readiness.register("otlp_grpc", lambda: PartState(True, {"port": grpc_server.port}))
@@ -162,12 +169,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retention = asyncio.create_task(_retention_loop(engine, settings.retention_h))
             stack.push_async_callback(_cancel, retention)
             log.info(
-                "meshstitch ready: http %s:%s, otlp/grpc port %s, database %s, L4 %s",
+                "meshstitch ready: http %s:%s, otlp/grpc port %s, database %s, L4 %s, "
+                "otlp decoder %s",
                 settings.host,
                 settings.http_port,
                 grpc_server.port,
                 engine.dialect.name,
                 poller.mode if poller else "off",
+                decoder.name,
             )
             yield
             log.info("meshstitch shutting down")
@@ -188,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.queries = queries
     install_problem_handlers(app)
     app.include_router(build_health_router(readiness))
-    app.include_router(build_otlp_http_router(pipeline, settings))
+    app.include_router(build_otlp_http_router(pipeline, settings, decoder))
     app.include_router(build_graph_router(queries))
     app.include_router(build_grafana_router(queries))
     app.include_router(build_metrics_router(registry))

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     max_attributes_per_span: int = Field(
         default=1024, gt=0, description="Attributes read per span; the rest are ignored."
     )
+    otlp_decoder: Literal["auto", "compiled", "python"] = Field(
+        default="compiled",
+        description="OTLP protobuf decoder: `compiled` (the C extension built by pip install; "
+        "startup fails if it is missing), `python` (the reference decoder), `auto` (compiled if "
+        "present, else python with a warning). /readyz names the one running.",
+    )
 
     # ztunnel L4 polling
     ztunnel_targets: str = Field(

@@ -41,7 +41,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python bench/ingest.py` from the repository root
 
+from app.ingest.decoder_choice import ProtobufDecoder, select_protobuf_decoder  # noqa: E402
 from app.ingest.otlp_decode import decode_protobuf  # noqa: E402
+from app.settings import Settings  # noqa: E402
 
 SERVICES = ["reviews", "ratings", "details", "productpage", "checkout", "cart", "payments", "users"]
 
@@ -165,7 +167,15 @@ def serve_fallback(port: int) -> None:
     app = FastAPI()
     app.include_router(build_otlp_http_router(CountingSink(), Settings()))
     app.get("/healthz")(lambda: {"status": "ok"})
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",  # as `meshstitch serve` (app/cli.py uvicorn_config)
+        http="httptools",
+    )
 
 
 def post_batches(
@@ -197,9 +207,12 @@ def post_batches(
     return time.perf_counter() - started, failures[0]
 
 
-def time_in_process(batches: list[bytes], spans: int, repeat: int) -> tuple[float, float]:
-    """Median spans/s (thread CPU time) of raw ParseFromString and of decode_protobuf."""
-    parse_times, decode_times = [], []
+def time_in_process(
+    batches: list[bytes], spans: int, repeat: int, decoder: ProtobufDecoder
+) -> tuple[float, float, float]:
+    """Median spans/s (thread CPU time) of raw ParseFromString, of the reference decode_protobuf
+    and of `decoder`, interleaved batch by batch so load on a shared machine hits all three."""
+    parse_times, reference_times, decode_times = [], [], []
     for i in range(repeat):
         batch = batches[i % len(batches)]
         started = time.thread_time()
@@ -207,11 +220,16 @@ def time_in_process(batches: list[bytes], spans: int, repeat: int) -> tuple[floa
         parse_times.append(time.thread_time() - started)
         started = time.thread_time()
         decode_protobuf(batch, 1024)
+        reference_times.append(time.thread_time() - started)
+        started = time.thread_time()
+        decoder.decode(batch, 1024)
         decode_times.append(time.thread_time() - started)
-    return spans / statistics.median(parse_times), spans / statistics.median(decode_times)
+    return tuple(spans / statistics.median(t) for t in (parse_times, reference_times, decode_times))  # type: ignore[return-value]
 
 
-def stage_times(batches: list[bytes], spans: int, repeat: int) -> dict[str, float]:
+def stage_times(
+    batches: list[bytes], spans: int, repeat: int, decoder: ProtobufDecoder
+) -> dict[str, float]:
     """Median µs per span of each worker stage on the bench payload, fresh state per round."""
     from app.correlate.aggregate import EdgeAggregator
     from app.correlate.correlator import SpanCorrelator
@@ -229,7 +247,7 @@ def stage_times(batches: list[bytes], spans: int, repeat: int) -> dict[str, floa
         round_times = dict.fromkeys(times, 0.0)
         for batch in batches:
             started = time.thread_time()
-            decoded = decode_protobuf(batch, settings.max_attributes_per_span).spans
+            decoded = decoder.decode(batch, settings.max_attributes_per_span).spans
             decoded_at = time.thread_time()
             observations = correlator.add(decoded, time.time_ns())
             correlated_at = time.thread_time()
@@ -297,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(7)
     batches = [waypoint_batch(args.spans, rng) for _ in range(8)]
-    parse_rate, decode_rate = time_in_process(batches, args.spans, args.repeat)
+    # The decoder MESHSTITCH_OTLP_DECODER selects here, as in the servers this bench starts.
+    decoder = select_protobuf_decoder(Settings().otlp_decoder)
+    parse_rate, reference_rate, decode_rate = time_in_process(
+        batches, args.spans, args.repeat, decoder
+    )
+    served_decoder = "n/a"
 
     mode = "target"
     processed_rate = server_cpu = 0.0
@@ -324,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                     headers={"content-type": "application/x-protobuf"},
                 )
                 mode = "meshstitch serve (full pipeline)"
+                parts = httpx.get(f"{base_url}/readyz", timeout=10).json().get("parts", {})
+                served_decoder = parts.get("otlp_decoder", {}).get("protobuf", "unknown")
                 if probe.status_code == 404:
                     mode = ""
                 else:
@@ -342,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed = args.batches * args.spans / http_rate
 
     http_rate = args.batches * args.spans / elapsed
-    print(f"server: {mode}")
+    print(f"server: {mode}; its OTLP protobuf decoder: {served_decoder}")
+    print(
+        f"decoder measured in process: {decoder.name} (MESHSTITCH_OTLP_DECODER), "
+        f"{decode_rate / parse_rate:.2f} of raw ParseFromString, "
+        f"{1e6 / decode_rate:.2f} µs/span; the python reference {1e6 / reference_rate:.2f} µs/span"
+    )
     print(
         f"payload: {args.spans} spans/batch, {len(batches[0]) / 1024:.0f} KiB protobuf, "
         f"{args.batches} batches, {args.concurrency} clients, {failures} non-200 answers"
@@ -352,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"|{'-' * 54}|{'-' * 12}|{'-' * 14}|")
     rows = [
         ("raw ParseFromString (generated classes)", parse_rate),
-        ("decode_protobuf (in process)", decode_rate),
+        ("decode_protobuf, python reference (in process)", reference_rate),
+        (f"decode, {decoder.name} decoder (in process)", decode_rate),
         ("POST /v1/traces protobuf, accepted (one worker)", http_rate),
     ]
     if processed_rate:
@@ -367,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label:<52} | {rate:>10,.0f} | {rate / parse_rate:>12.2f} |")
 
     if args.stages:
-        stages = stage_times(batches, args.spans, max(3, args.repeat // 8))
+        stages = stage_times(batches, args.spans, max(3, args.repeat // 8), decoder)
         router_rate, router_cpu = fallback_rate(args, batches)
         stages["HTTP (router over uvicorn, minus decode)"] = max(0.0, router_cpu - stages["decode"])
         total = sum(stages.values())
@@ -381,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {'stage':<44} | {'µs/span':>8} | {'share':>6} |")
         print(f"|{'-' * 46}|{'-' * 10}|{'-' * 8}|")
         for stage, micros in stages.items():
-            print(f"| {stage:<44} | {micros:>8.2f} | {micros / total:>6.0%} |")
+            label = f"decode ({decoder.name} decoder)" if stage == "decode" else stage
+            print(f"| {label:<44} | {micros:>8.2f} | {micros / total:>6.0%} |")
         print(f"| {'sum (→ spans/s on one core)':<44} | {total:>8.2f} | {1e6 / total:>6,.0f} |")
     print()
     print("rerun: " + shlex.join([".venv/bin/python", "bench/ingest.py", *(argv or sys.argv[1:])]))

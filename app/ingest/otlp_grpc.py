@@ -19,6 +19,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from app.ingest.decoder_choice import ProtobufDecoder, select_protobuf_decoder
 from app.ingest.otlp_answers import (
     Refusal,
     Refused,
@@ -27,7 +28,7 @@ from app.ingest.otlp_answers import (
     offer,
     refusal_status,
 )
-from app.ingest.otlp_decode import OtlpDecodeError, decode_protobuf
+from app.ingest.otlp_decode import OtlpDecodeError
 from app.ingest.sink import SpanSink
 from app.settings import Settings
 
@@ -35,8 +36,11 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, sink: SpanSink, settings: Settings) -> None:
+    def __init__(
+        self, sink: SpanSink, settings: Settings, decoder: ProtobufDecoder | None = None
+    ) -> None:
         self.sink = sink
+        self.decode = (decoder or select_protobuf_decoder(settings.otlp_decoder)).decode
         self.token = settings.otlp_token.get_secret_value()
         self.max_attributes = settings.max_attributes_per_span
 
@@ -44,7 +48,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         try:
             check_bearer(_authorization(context), self.token)
             try:
-                result = decode_protobuf(request, self.max_attributes)
+                result = self.decode(request, self.max_attributes)
             except OtlpDecodeError as exc:
                 raise Refusal(Refused.BAD_DATA, str(exc)) from exc
             offer(self.sink, result)
@@ -83,7 +87,12 @@ class GrpcServerHandle:
 
 
 def start_grpc_server(
-    sink: SpanSink, settings: Settings, *, host: str | None = None, port: int | None = None
+    sink: SpanSink,
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    decoder: ProtobufDecoder | None = None,
 ) -> GrpcServerHandle:
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
@@ -95,13 +104,13 @@ def start_grpc_server(
         ),
         options=options,
     )
-    service = TraceService(sink, settings)
+    service = TraceService(sink, settings, decoder)
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
         {
             "Export": grpc.unary_unary_rpc_method_handler(
                 service.Export,
-                request_deserializer=None,  # raw bytes: decode_protobuf does the parsing
+                request_deserializer=None,  # raw bytes: the protobuf decoder does the parsing
                 response_serializer=ExportTraceServiceResponse.SerializeToString,
             )
         },

@@ -13,8 +13,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.ingest.decoder_choice import ProtobufDecoder, select_protobuf_decoder
 from app.ingest.decompress import BadEncoding, TooLarge, UnsupportedEncoding, decompress
 from app.ingest.otlp_answers import (
     Refusal,
@@ -26,7 +28,7 @@ from app.ingest.otlp_answers import (
     refusal_headers,
     refusal_status,
 )
-from app.ingest.otlp_decode import DecodeResult, OtlpDecodeError, decode_protobuf
+from app.ingest.otlp_decode import DecodeResult, OtlpDecodeError
 from app.ingest.otlp_json import decode_json
 from app.ingest.sink import SpanSink
 from app.settings import Settings
@@ -35,6 +37,9 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # Small batches decode faster than a thread hop costs; big ones must not stall the event loop.
 INLINE_DECODE_BYTES = 1 << 20
+# The answer to almost every export (nothing rejected), encoded once.
+ACCEPTED_PROTOBUF = ExportTraceServiceResponse().SerializeToString()
+ACCEPTED_JSON = b"{}"
 
 OPENAPI_REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -73,8 +78,12 @@ OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_otlp_http_router(sink: SpanSink, settings: Settings) -> APIRouter:
+def build_otlp_http_router(
+    sink: SpanSink, settings: Settings, decoder: ProtobufDecoder | None = None
+) -> APIRouter:
+    """`decoder` defaults to the one `settings.otlp_decoder` selects (app/ingest/decoder_choice.py)."""
     router = APIRouter(tags=["otlp"])
+    decode_protobuf = (decoder or select_protobuf_decoder(settings.otlp_decoder)).decode
     token = settings.otlp_token.get_secret_value()
     max_body, max_payload = settings.max_body_bytes, settings.max_decompressed_bytes
     max_attributes = settings.max_attributes_per_span
@@ -133,6 +142,11 @@ async def _read_body(request: Request, max_body: int) -> bytes:
 
 
 def _export_response(result: DecodeResult, as_json: bool) -> Response:
+    if not result.rejected:
+        return Response(
+            ACCEPTED_JSON if as_json else ACCEPTED_PROTOBUF,
+            media_type=JSON if as_json else PROTOBUF,
+        )
     if as_json:
         body = json.dumps(export_response_json(result), separators=(",", ":"))
         return Response(body, media_type=JSON)
