@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint format openapi lock clean bench
+.PHONY: install demo serve test lint format openapi lock clean bench ui
 
 # The C source too: an editable install compiles the extension once, so a change rebuilds it.
 $(STAMP): pyproject.toml requirements.lock app/ingest/_otlp_wire.c
@@ -36,6 +36,10 @@ format: install
 
 openapi: install
 	$(BIN)/meshstitch openapi --output openapi.yaml
+
+# Rebuild the vendored browser assets (app/ui/static/vendor/) from frontend/package-lock.json.
+ui:
+	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: install

@@ -43,6 +43,7 @@ from app.store.engine import create_store_engine, read_only
 from app.store.leader import PollLeadership
 from app.store.schema import current_revision, ensure_schema, head_revision
 from app.store.writer import delete_expired, write_batch
+from app.ui.assets import build_docs_router, mount_assets
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -187,6 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         summary="One service graph for Istio ambient mesh from waypoint spans (L7) and ztunnel metrics (L4).",
         lifespan=lifespan,
+        docs_url=None,  # served from the bundled Swagger UI below, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -201,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_graph_router(queries))
     app.include_router(build_grafana_router(queries))
     app.include_router(build_metrics_router(registry))
+    app.include_router(build_docs_router(app.title))
+    mount_assets(app)
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))
     if poller is not None:

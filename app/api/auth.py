@@ -16,6 +16,9 @@ from app.api.problems import PROBLEM_JSON
 from app.bearer import WRONG_TOKEN, bearer_matches
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/traces"})
+# Bundled scripts and styles (app/ui/assets.py): the same for everyone, they name no secret, and
+# a page must load them before it can ask for the token.
+OPEN_PREFIX = "/ui/assets/"
 
 
 class BearerTokenMiddleware:
@@ -23,7 +26,13 @@ class BearerTokenMiddleware:
         self.app, self.token = app, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in OPEN_PATHS
+            or path.startswith(OPEN_PREFIX)
+            or scope["method"] == "OPTIONS"
+        ):
             await self.app(scope, receive, send)
             return
         header = next(
