@@ -8,7 +8,7 @@ from typing import Any
 
 from app.domain import Coverage
 from app.graph.edge_json import edge_json, finite
-from app.graph.model import MIN_RATE_S, Graph, GraphEdge, GraphNode, L4Stats, L7Stats
+from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats, L7Stats, rate_seconds
 
 
 def node_rates(graph: Graph) -> dict[str, dict[str, float | int | None]]:
@@ -52,7 +52,7 @@ def window_json(
         "to": rfc3339(end_s),
         "seconds": round(end_s - start_s, 3),
         "observed_from": rfc3339(observed),
-        "observed_seconds": round(max(end_s - observed, MIN_RATE_S), 3),
+        "observed_seconds": round(rate_seconds(observed, end_s), 3),
     }
 
 

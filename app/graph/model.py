@@ -62,6 +62,11 @@ def node_from_id(node_id: str, kind: NodeKind = NodeKind.SERVICE) -> GraphNode:
 MIN_RATE_S = 1.0  # a rate over less than a second of observation says nothing more
 
 
+def rate_seconds(from_s: float, end_s: float) -> float:
+    """What a rate observed from `from_s` to `end_s` divides by (every rate in every answer)."""
+    return max(end_s - from_s, MIN_RATE_S)
+
+
 @dataclass(frozen=True, slots=True)
 class Graph:
     nodes: dict[str, GraphNode]
@@ -79,7 +84,7 @@ class Graph:
     @property
     def rate_s(self) -> float:
         """Seconds every rate of this graph divides by: the observed part of the window."""
-        return max(self.window_end_s - self.rate_start_s, MIN_RATE_S)
+        return rate_seconds(self.rate_start_s, self.window_end_s)
 
     def rps(self, requests: int) -> float:
         return requests / self.rate_s

@@ -22,7 +22,7 @@ from app.edge.stats import l7_stats
 from app.graph.aliases import cached_aliases, name_forms
 from app.graph.edge_reader import EdgeReader, to_graph_edge
 from app.graph.export import edge_json, node_rates, rfc3339, window_json
-from app.graph.model import MIN_RATE_S, Graph, GraphEdge, GraphNode, L4Stats
+from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats, rate_seconds
 from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
 from app.graph.read_every import ReadEvery
 from app.graph.triage import triage
@@ -325,8 +325,8 @@ class GraphQueries:
             center,
             now_edges,
             before_edges,
-            window.end_s - now_from,
-            baseline.end_s - before_from,
+            rate_seconds(now_from, window.end_s),
+            rate_seconds(before_from, baseline.end_s),
             blast_radius(center, now_edges),
         )
         return {
@@ -447,7 +447,7 @@ class GraphQueries:
         first_data = self.first_data.get()
         b = self.bucket_s
         seconds = {
-            start: max(min(start + b, window.end_s) - max(start, first_data or start), MIN_RATE_S)
+            start: rate_seconds(max(start, first_data or start), min(start + b, window.end_s))
             for start in buckets
         }
         out: dict[str, list[tuple[int, float | None]]] = {}
