@@ -29,6 +29,8 @@ class NodeKind(StrEnum):
     GATEWAY = "gateway"  # an ingress/egress gateway Envoy (node_id `router~…`)
     EXTERNAL = "external"
     UNKNOWN = "unknown"
+    # Traffic counted past a cardinality cap (app/correlate/cardinality.py): `<ns>/__overflow__`.
+    OVERFLOW = "overflow"
 
 
 class Level(StrEnum):
