@@ -33,6 +33,15 @@ class NodeKind(StrEnum):
     OVERFLOW = "overflow"
 
 
+# The name of a namespace's overflow node (`<ns>/__overflow__`, kind OVERFLOW) and the namespace of
+# the mesh-wide one (`__overflow__/__overflow__`): app/correlate/cardinality.py.
+OVERFLOW_NAME = "__overflow__"
+
+
+def is_overflow_id(node_id: str) -> bool:
+    return node_id.endswith("/" + OVERFLOW_NAME)
+
+
 class Level(StrEnum):
     SERVICE = "service"
     WORKLOAD = "workload"

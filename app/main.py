@@ -26,6 +26,8 @@ from app.api.metric_collectors import pipeline_families, service_graph_collector
 from app.api.metrics_route import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
 from app.correlate.aggregate import EdgeAggregator
+from app.correlate.cardinality import CardinalityCaps, CardinalityGuard
+from app.correlate.cardinality_report import cardinality_families, cardinality_state
 from app.correlate.correlator import SpanCorrelator
 from app.correlate.identity import NodeIdentity
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
@@ -67,14 +69,27 @@ def load_stored_aliases(engine: Engine, identity: NodeIdentity) -> None:
         identity.load(AliasRepository().all(conn))
 
 
+def build_guard(settings: Settings) -> CardinalityGuard:
+    return CardinalityGuard(
+        CardinalityCaps(
+            max_nodes=settings.max_nodes_per_window,
+            max_edges=settings.max_edges_per_window,
+            max_external_hosts_per_namespace=settings.max_external_hosts_per_namespace,
+            window_s=settings.cardinality_window_s,
+        )
+    )
+
+
 def build_pipeline(
     settings: Settings,
     engine: Engine,
     service_graph: ServiceGraphMetrics,
     directory: PodDirectory | None = None,
     identity: NodeIdentity | None = None,
+    guard: CardinalityGuard | None = None,
 ) -> IngestPipeline:
     identity = identity if identity is not None else build_identity(settings)
+    guard = guard if guard is not None else build_guard(settings)
     correlator = SpanCorrelator(
         settings.pairing_wait_s,
         settings.pairing_max_items,
@@ -85,7 +100,7 @@ def build_pipeline(
     )
     return IngestPipeline(
         correlator,
-        EdgeAggregator(settings.bucket_s, identity=identity),
+        EdgeAggregator(settings.bucket_s, identity=identity, guard=guard),
         lambda batch: write_batch(engine, batch),
         queue_spans=settings.ingest_queue_spans,
         flush_interval_s=settings.flush_interval_s,
@@ -122,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     identity = build_identity(settings)
     # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
     directory = build_pod_directory(settings, identity=identity)
-    pipeline = build_pipeline(settings, engine, service_graph, directory, identity)
+    guard = build_guard(settings)
+    pipeline = build_pipeline(settings, engine, service_graph, directory, identity, guard)
     # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
     leadership = None if settings.is_sqlite else PollLeadership(engine)
     poller: L4Poller | None = build_poller(
@@ -146,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pipeline.start()
             stack.callback(_stop_pipeline, pipeline)
             readiness.register("pipeline", lambda: PartState(*pipeline.state()))
+            readiness.register("cardinality", lambda: cardinality_state(guard))
 
             grpc_server = start_grpc_server(pipeline, settings)
             app.state.grpc_port = grpc_server.port
@@ -183,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.readiness = readiness
     app.state.pipeline = pipeline
+    app.state.guard = guard
     app.state.identity = identity
     app.state.poller = poller
     app.state.queries = queries
@@ -194,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_metrics_router(registry))
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))
+    registry.register(lambda: cardinality_families(guard))
     if poller is not None:
         registry.register(poller.collect)
 

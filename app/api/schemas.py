@@ -49,7 +49,9 @@ class NodeOut(BaseModel):
     id: str
     namespace: str
     name: str
-    kind: str = Field(description="service | workload | gateway | waypoint | external | unknown")
+    kind: str = Field(
+        description="service | workload | gateway | waypoint | external | unknown | overflow"
+    )
     aliases: list[str] = Field(
         default_factory=list,
         description="other ids of this node: Kubernetes Service names, OTel service.name, "

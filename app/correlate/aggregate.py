@@ -25,7 +25,7 @@ workload level under its service node id, so no edge is missing from the workloa
   stored exemplars independent of how requests were split into flushes or across replicas.
 - Cardinality: before state is created for a new (bucket, source, target), the guard
   (app/correlate/cardinality.py) may rename either end to a domain group or an overflow node;
-  the traffic is still counted, under those names, and counted again in `overflow_requests` /
+  the traffic is still counted, under those names, and counted again in the guard's `overflow_requests` /
   `overflow_samples`.
 - Nodes seen: source, target and the `via` waypoint (kind WAYPOINT), per level, first/last seen
   in end-time seconds. One `TraceHop` per observation that has a trace id (service level ids).
@@ -153,8 +153,6 @@ class EdgeAggregator:
         guard: CardinalityGuard | None = None,
     ) -> None:
         self.guard = guard if guard is not None else CardinalityGuard()
-        self.overflow_requests = 0  # L7 observations counted under a renamed end
-        self.overflow_samples = 0  # polled samples counted under a renamed end
         # L4 samples are named through identity here (L7 observations arrive named by the
         # correlator); its new aliases leave with each batch for the store.
         self.identity = identity if identity is not None else NodeIdentity()
@@ -192,7 +190,7 @@ class EdgeAggregator:
             route.last_s = end_s
         late = obs.late or route.late
         if route.overflowed:
-            self.overflow_requests += 1
+            self.guard.overflow_requests += 1
         duration = obs.duration_ms
         sketch_key = LatencySketch.key(duration) if duration > MIN_VALUE_MS else None
         for state in route.states:
@@ -302,7 +300,7 @@ class EdgeAggregator:
         sent_source, sent_target = canonical(sample.source), canonical(sample.target)
         source, target = self.guard.admit(bucket, sent_source, sent_target)
         if source is not sent_source or target is not sent_target:
-            self.overflow_samples += 1
+            self.guard.overflow_samples += 1
         src_svc, src_wl = self._node_ids(source)
         tgt_svc, tgt_wl = self._node_ids(target)
         keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]

@@ -33,10 +33,9 @@ import ipaddress
 import threading
 from dataclasses import dataclass, field
 
-from app.domain import Endpoint, Level, NodeKind
+from app.domain import OVERFLOW_NAME, Endpoint, Level, NodeKind
 
-OVERFLOW_NAME = "__overflow__"
-MESH_OVERFLOW_NAMESPACE = "__overflow__"
+MESH_OVERFLOW_NAMESPACE = OVERFLOW_NAME
 MAX_TRACKED_SENDERS = 1000
 _KEPT_WINDOWS = 2
 
@@ -46,10 +45,6 @@ def overflow_endpoint(namespace: str) -> Endpoint:
 
 
 MESH_OVERFLOW = overflow_endpoint(MESH_OVERFLOW_NAMESPACE)
-
-
-def is_overflow_id(node_id: str) -> bool:
-    return node_id.endswith("/" + OVERFLOW_NAME)
 
 
 def domain_group(host: str) -> str | None:
@@ -69,6 +64,8 @@ def domain_group(host: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class CardinalityCaps:
+    """Defaults are the settings' (app/settings.py `max_nodes_per_window`, …)."""
+
     max_nodes: int = 20_000
     max_edges: int = 100_000
     max_external_hosts_per_namespace: int = 1_000
@@ -112,6 +109,8 @@ class CardinalityGuard:
         self._windows: dict[int, _Window] = {}
         self._lock = threading.Lock()
         self._counts = OverflowCounts()
+        self.overflow_requests = 0  # L7 observations counted under a renamed end (aggregator)
+        self.overflow_samples = 0  # polled samples counted under a renamed end (aggregator)
         # One Endpoint per overflow node (the aggregator memoises node ids per object).
         self._overflow_endpoints: dict[str, Endpoint] = {}
 

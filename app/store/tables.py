@@ -36,7 +36,7 @@ nodes = Table(
     Column("name", String(253), nullable=False),
     Column(
         "kind", String(16), nullable=False
-    ),  # service | workload | waypoint | external | unknown
+    ),  # service | workload | waypoint | external | unknown | overflow
     Column("service", String(512), nullable=False, default=""),  # for workloads: their service id
     Column("principal", String(512), nullable=False, default=""),
     Column("first_seen_s", BigInteger, nullable=False),

@@ -178,8 +178,8 @@ def test_totals_are_unchanged_by_overflow() -> None:
         for i in range(2000):
             agg.add_l7(_obs(i, targets[i % len(targets)], error=i % 11 == 0))
             agg.add_l4(_l4(i, targets[(i * 7) % len(targets)]))
-    assert tight.overflow_requests > 0 and tight.overflow_samples > 0
-    assert loose.overflow_requests == loose.overflow_samples == 0
+    assert tight.guard.overflow_requests > 0 and tight.guard.overflow_samples > 0
+    assert loose.guard.overflow_requests == loose.guard.overflow_samples == 0
     before, after = _totals(loose), _totals(tight)
     assert after.pop((Level.SERVICE, "edges")) < before.pop((Level.SERVICE, "edges"))
     assert after == before
