@@ -34,6 +34,7 @@ workload level under its service node id, so no edge is missing from the workloa
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
 from app.correlate.cardinality import CardinalityGuard
@@ -381,6 +382,7 @@ class EdgeAggregator:
             nodes=self._nodes,
             hops=[hop(obs, source, target) for obs, source, target in self._hops],
             aliases=self.identity.drain_new(),
+            batch_id=uuid.uuid4().hex,
         )
         self._edges, self._nodes, self._hops = {}, {}, []
         closed = self.bucket_start(self._clock_s()) - self._bucket_s
