@@ -31,6 +31,7 @@ from app.correlate.cardinality_report import cardinality_families, cardinality_s
 from app.correlate.correlator import SpanCorrelator
 from app.correlate.identity import NodeIdentity
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.edge.batch import AggregateBatch
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
 from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
@@ -43,6 +44,7 @@ from app.store.aliases import AliasRepository
 from app.store.engine import create_store_engine, read_only
 from app.store.leader import PollLeadership
 from app.store.schema import current_revision, ensure_schema, head_revision
+from app.store.wal import WalCheckpointer
 from app.store.writer import delete_expired, write_batch
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ def build_pipeline(
     directory: PodDirectory | None = None,
     identity: NodeIdentity | None = None,
     guard: CardinalityGuard | None = None,
+    checkpoints: WalCheckpointer | None = None,
 ) -> IngestPipeline:
     identity = identity if identity is not None else build_identity(settings)
     guard = guard if guard is not None else build_guard(settings)
@@ -98,10 +101,16 @@ def build_pipeline(
         directory=directory,
         identity=identity,
     )
+
+    def write(batch: AggregateBatch) -> None:
+        write_batch(engine, batch)
+        if checkpoints is not None:  # SQLite: keep the WAL small (app/store/wal.py)
+            checkpoints.after_write()
+
     return IngestPipeline(
         correlator,
         EdgeAggregator(settings.bucket_s, identity=identity, guard=guard),
-        lambda batch: write_batch(engine, batch),
+        write,
         queue_spans=settings.ingest_queue_spans,
         flush_interval_s=settings.flush_interval_s,
         max_pending_writes=settings.max_pending_writes,
@@ -138,7 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
     directory = build_pod_directory(settings, identity=identity)
     guard = build_guard(settings)
-    pipeline = build_pipeline(settings, engine, service_graph, directory, identity, guard)
+    checkpoints = WalCheckpointer(engine) if settings.is_sqlite else None
+    pipeline = build_pipeline(
+        settings, engine, service_graph, directory, identity, guard, checkpoints
+    )
     # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
     leadership = None if settings.is_sqlite else PollLeadership(engine)
     poller: L4Poller | None = build_poller(
@@ -163,6 +175,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.callback(_stop_pipeline, pipeline)
             readiness.register("pipeline", lambda: PartState(*pipeline.state()))
             readiness.register("cardinality", lambda: cardinality_state(guard))
+            if checkpoints is not None:
+                readiness.register("sqlite_wal", checkpoints.readiness)
 
             grpc_server = start_grpc_server(pipeline, settings)
             app.state.grpc_port = grpc_server.port
@@ -213,6 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))
     registry.register(lambda: cardinality_families(guard))
+    if checkpoints is not None:
+        registry.register(checkpoints.collect)
     if poller is not None:
         registry.register(poller.collect)
 
