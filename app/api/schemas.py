@@ -25,11 +25,13 @@ __all__ = [
     "ExemplarOut",
     "FindingOut",
     "GraphOut",
+    "GraphPageOut",
     "HopOut",
     "L4Out",
     "L7Out",
     "LatencyOut",
     "NodeOut",
+    "PageOut",
     "ProvenanceOut",
     "ServiceOut",
     "ServicesOut",
@@ -43,6 +45,19 @@ class WindowOut(BaseModel):
     from_: str = Field(alias="from", description="RFC 3339 start of the window")
     to: str = Field(description="RFC 3339 end of the window")
     seconds: float
+
+
+class PageOut(BaseModel):
+    total: int = Field(description="items in the whole answer")
+    offset: int
+    limit: int
+    truncated: bool = Field(description="more items follow this page")
+    next_offset: int | None = Field(description="`offset` of the next page; null on the last")
+
+
+class GraphPageOut(PageOut):
+    total: int = Field(description="edges in the whole graph")
+    total_nodes: int = Field(description="nodes in the whole graph")
 
 
 class NodeOut(BaseModel):
@@ -68,6 +83,9 @@ class GraphOut(BaseModel):
     window: WindowOut
     nodes: list[NodeOut]
     edges: list[EdgeOut]
+    page: GraphPageOut | None = Field(
+        default=None, description="the busiest `limit` edges were kept (and the nodes they touch)"
+    )
 
 
 class ServiceOut(BaseModel):
@@ -89,11 +107,13 @@ class ServiceOut(BaseModel):
 class ServicesOut(BaseModel):
     window: WindowOut
     services: list[ServiceOut]
+    page: PageOut
 
 
 class EdgesOut(BaseModel):
     window: WindowOut
     edges: list[EdgeOut]
+    page: PageOut
 
 
 class CoverageItemOut(BaseModel):
@@ -114,6 +134,7 @@ class CoverageOut(BaseModel):
         description="share of L4 bytes on edges that also have L7"
     )
     blind_spots: list[CoverageItemOut]
+    page: PageOut = Field(description="of `blind_spots`")
 
 
 class HopOut(BaseModel):
