@@ -30,7 +30,7 @@ from app.correlate.cardinality import CardinalityCaps, CardinalityGuard
 from app.correlate.cardinality_report import cardinality_families, cardinality_state
 from app.correlate.correlator import SpanCorrelator
 from app.correlate.identity import NodeIdentity
-from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.correlate.servicegraph_metrics import ServiceGraphMetrics, max_series_for
 from app.edge.batch import AggregateBatch
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     readiness = Readiness()
     registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
-    service_graph = ServiceGraphMetrics()
+    service_graph = ServiceGraphMetrics(max_series_for(settings.metrics_max_samples))
     identity = build_identity(settings)
     # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
     directory = build_pod_directory(settings, identity=identity)
