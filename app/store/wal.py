@@ -2,8 +2,8 @@
 
 SQLite's own auto-checkpoint (PASSIVE, every 1000 pages) copies the WAL back into the database
 but never shrinks the file, and cannot reset it while a reader holds an older snapshot: under
-sustained writes with concurrent reads the WAL grew to 0.9 GB (issue 18). So the writer, after a
-flush, at most every `every_s`, runs `PRAGMA wal_checkpoint(TRUNCATE)` on its own connection with
+sustained writes with concurrent reads the WAL grew to 0.9 GB (issue 18). So the writer, after
+each flush (at most every `every_s`, default every flush), runs `PRAGMA wal_checkpoint(TRUNCATE)` on its own connection with
 a short busy timeout: when no reader is behind, the WAL is copied back and truncated to zero
 bytes; when one is, SQLite answers busy after `busy_ms` and the next round tries again (readers
 keep their snapshot either way: a checkpoint never overwrites pages a reader still needs).
@@ -38,7 +38,7 @@ class WalCheckpointer:
     def __init__(
         self,
         engine: Engine,
-        every_s: float = 30.0,
+        every_s: float = 0.0,
         busy_ms: int = 200,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
