@@ -149,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=int, default=200, help="RSS row every N batches")
     parser.add_argument("--flush-interval-s", type=float, default=5.0)
     parser.add_argument("--app-root", type=Path, default=ROOT, help="checkout whose app to serve")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a MESHSTITCH_ setting for the server, e.g. ingest_queue_spans=50000 (repeatable)",
+    )
     args = parser.parse_args(argv)
     batches = 100 if args.quick else args.batches
 
@@ -166,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         MESHSTITCH_LOG_LEVEL="warning",
         PYTHONPATH=str(args.app_root.resolve()),
     )
+    for item in args.setting:
+        name, _, value = item.partition("=")
+        env[f"MESHSTITCH_{name.upper()}"] = value
     log_path = workdir / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -257,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server exit status {proc.returncode}; log {log_path}")
     rerun = [".venv/bin/python", "bench/cardinality.py", f"--batches={batches}"]
     rerun += [f"--batch={args.batch}", f"--senders={args.senders}"]
-    rerun += [f"--app-root={args.app_root}"]
+    rerun += [f"--app-root={args.app_root}", *(f"--setting={s}" for s in args.setting)]
     print(f"rerun: {shlex.join(rerun)}")
     return 0
 
