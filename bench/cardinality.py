@@ -241,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             response = httpx.get(f"{base}{path}", timeout=600)
             elapsed = time.perf_counter() - t0
-            print(f"{path:<34} {response.status_code:>6} {len(response.content):>12,} {elapsed:8.2f}")
+            print(
+                f"{path:<34} {response.status_code:>6} {len(response.content):>12,} {elapsed:8.2f}"
+            )
             peak = max(peak, rss_kib(proc.pid))
         metrics = httpx.get(f"{base}/metrics", timeout=600).text
         samples = sum(1 for line in metrics.splitlines() if line and not line.startswith("#"))
