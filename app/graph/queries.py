@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -210,7 +211,8 @@ class GraphQueries:
         if center is not None:
             kept.add(center)
         nodes = {i: n for i, n in whole.nodes.items() if i in kept}
-        return Graph(nodes, edges, whole.window_start_s, whole.window_end_s), page_json
+        # replace(), not Graph(...): every other field (window, rate start) stays the whole's.
+        return replace(whole, nodes=nodes, edges=edges), page_json
 
     def whole_graph(self, window: Window, level: Level) -> Graph:
         return self.graph(window, level)
