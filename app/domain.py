@@ -29,6 +29,17 @@ class NodeKind(StrEnum):
     GATEWAY = "gateway"  # an ingress/egress gateway Envoy (node_id `router~…`)
     EXTERNAL = "external"
     UNKNOWN = "unknown"
+    # Traffic counted past a cardinality cap (app/correlate/cardinality.py): `<ns>/__overflow__`.
+    OVERFLOW = "overflow"
+
+
+# The name of a namespace's overflow node (`<ns>/__overflow__`, kind OVERFLOW) and the namespace of
+# the mesh-wide one (`__overflow__/__overflow__`): app/correlate/cardinality.py.
+OVERFLOW_NAME = "__overflow__"
+
+
+def is_overflow_id(node_id: str) -> bool:
+    return node_id.endswith("/" + OVERFLOW_NAME)
 
 
 class Level(StrEnum):

@@ -26,9 +26,12 @@ from app.api.metric_collectors import pipeline_families, service_graph_collector
 from app.api.metrics_route import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
 from app.correlate.aggregate import EdgeAggregator
+from app.correlate.cardinality import CardinalityCaps, CardinalityGuard
+from app.correlate.cardinality_report import cardinality_families, cardinality_state
 from app.correlate.correlator import SpanCorrelator
 from app.correlate.identity import NodeIdentity
-from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.correlate.servicegraph_metrics import ServiceGraphMetrics, max_series_for
+from app.edge.batch import AggregateBatch
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
 from app.ingest.decoder_choice import select_protobuf_decoder
@@ -42,6 +45,7 @@ from app.store.aliases import AliasRepository
 from app.store.engine import create_store_engine, read_only
 from app.store.leader import PollLeadership
 from app.store.schema import current_revision, ensure_schema, head_revision
+from app.store.wal import WalCheckpointer
 from app.store.writer import delete_expired, write_batch
 from app.ui.assets import build_docs_router, mount_assets
 
@@ -69,14 +73,28 @@ def load_stored_aliases(engine: Engine, identity: NodeIdentity) -> None:
         identity.load(AliasRepository().all(conn))
 
 
+def build_guard(settings: Settings) -> CardinalityGuard:
+    return CardinalityGuard(
+        CardinalityCaps(
+            max_nodes=settings.max_nodes_per_window,
+            max_edges=settings.max_edges_per_window,
+            max_external_hosts_per_namespace=settings.max_external_hosts_per_namespace,
+            window_s=settings.cardinality_window_s,
+        )
+    )
+
+
 def build_pipeline(
     settings: Settings,
     engine: Engine,
     service_graph: ServiceGraphMetrics,
     directory: PodDirectory | None = None,
     identity: NodeIdentity | None = None,
+    guard: CardinalityGuard | None = None,
+    checkpoints: WalCheckpointer | None = None,
 ) -> IngestPipeline:
     identity = identity if identity is not None else build_identity(settings)
+    guard = guard if guard is not None else build_guard(settings)
     correlator = SpanCorrelator(
         settings.pairing_wait_s,
         settings.pairing_max_items,
@@ -85,10 +103,16 @@ def build_pipeline(
         directory=directory,
         identity=identity,
     )
+
+    def write(batch: AggregateBatch) -> None:
+        write_batch(engine, batch)
+        if checkpoints is not None:  # SQLite: keep the WAL small (app/store/wal.py)
+            checkpoints.after_write()
+
     return IngestPipeline(
         correlator,
-        EdgeAggregator(settings.bucket_s, identity=identity),
-        lambda batch: write_batch(engine, batch),
+        EdgeAggregator(settings.bucket_s, identity=identity, guard=guard),
+        write,
         queue_spans=settings.ingest_queue_spans,
         flush_interval_s=settings.flush_interval_s,
         max_pending_writes=settings.max_pending_writes,
@@ -126,11 +150,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = MetricsRegistry()
     engine = create_store_engine(settings.database_url)
-    service_graph = ServiceGraphMetrics()
+    service_graph = ServiceGraphMetrics(max_series_for(settings.metrics_max_samples))
     identity = build_identity(settings)
     # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
     directory = build_pod_directory(settings, identity=identity)
-    pipeline = build_pipeline(settings, engine, service_graph, directory, identity)
+    guard = build_guard(settings)
+    checkpoints = WalCheckpointer(engine) if settings.is_sqlite else None
+    pipeline = build_pipeline(
+        settings, engine, service_graph, directory, identity, guard, checkpoints
+    )
     # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
     leadership = None if settings.is_sqlite else PollLeadership(engine)
     poller: L4Poller | None = build_poller(
@@ -154,6 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pipeline.start()
             stack.callback(_stop_pipeline, pipeline)
             readiness.register("pipeline", lambda: PartState(*pipeline.state()))
+            readiness.register("cardinality", lambda: cardinality_state(guard))
+            if checkpoints is not None:
+                readiness.register("sqlite_wal", checkpoints.readiness)
 
             grpc_server = start_grpc_server(pipeline, settings, decoder=decoder)
             app.state.grpc_port = grpc_server.port
@@ -195,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.readiness = readiness
     app.state.pipeline = pipeline
+    app.state.guard = guard
     app.state.identity = identity
     app.state.poller = poller
     app.state.queries = queries
@@ -208,6 +240,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_assets(app)
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))
+    registry.register(lambda: cardinality_families(guard))
+    if checkpoints is not None:
+        registry.register(checkpoints.collect)
     if poller is not None:
         registry.register(poller.collect)
 

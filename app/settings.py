@@ -106,6 +106,35 @@ class Settings(BaseSettings):
         "startup fails if it is missing), `python` (the reference decoder), `auto` (compiled if "
         "present, else python with a warning). /readyz names the one running.",
     )
+    max_nodes_per_window: int = Field(
+        default=20_000,
+        gt=0,
+        description="Distinct nodes kept per level per cardinality window; traffic of newer "
+        "nodes is counted under `<namespace>/__overflow__`.",
+    )
+    max_edges_per_window: int = Field(
+        default=100_000,
+        gt=0,
+        description="Distinct edges kept per level per cardinality window; newer edges are "
+        "counted as `source → <target namespace>/__overflow__`.",
+    )
+    max_external_hosts_per_namespace: int = Field(
+        default=1_000,
+        gt=0,
+        description="Distinct external hosts a namespace calls per cardinality window before "
+        "newer ones are grouped by domain suffix (`external/*.s3.amazonaws.com`).",
+    )
+    cardinality_window_s: int = Field(
+        default=3600,
+        ge=60,
+        description="Window the node, edge and external-host caps count in (aligned on it).",
+    )
+    metrics_max_samples: int = Field(
+        default=50_000,
+        ge=1000,
+        description="Most samples /metrics exposes; service-graph series past it are counted "
+        'in one series labelled `metric_overflow="true"`.',
+    )
 
     # ztunnel L4 polling
     ztunnel_targets: str = Field(

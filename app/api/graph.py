@@ -19,6 +19,7 @@ from app.api.schemas import CoverageOut, EdgesOut, GraphOut, ServicesOut, TraceO
 from app.domain import Coverage, Level
 from app.graph.export import to_cytoscape, to_dot, to_json, to_mermaid, to_table
 from app.graph.neighbourhood import Direction
+from app.graph.page import Page
 from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window, WindowError, resolve_window
 
@@ -38,6 +39,10 @@ WindowParam = Annotated[
 FromParam = Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch milliseconds")]
 ToParam = Annotated[str | None, Query(description="RFC 3339 or epoch milliseconds (default now)")]
 LevelParam = Annotated[Level, Query(description="graph of services or of workloads")]
+OffsetParam = Annotated[
+    int,
+    Query(ge=0, le=10_000_000, description="items to skip (`page.next_offset` of the last page)"),
+]
 NamespaceParam = Annotated[
     str | None, Query(max_length=253, description="restrict to one namespace")
 ]
@@ -90,13 +95,18 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
             Coverage | None, Query(description="keep only edges of this class")
         ] = None,
         format: GraphFormat = GraphFormat.JSON,
+        limit: Annotated[
+            int, Query(ge=1, le=50_000, description="most edges kept, busiest first")
+        ] = 2000,
+        offset: OffsetParam = 0,
     ) -> Response:
         w = _window(clock, window, from_, to)
         try:
-            result = await run_in_threadpool(
-                queries.graph,
+            result, page = await run_in_threadpool(
+                queries.graph_page,
                 w,
                 level,
+                Page(limit, offset),
                 service=service,
                 namespace=namespace,
                 depth=depth,
@@ -105,19 +115,26 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
             )
         except UnknownNode as exc:
             raise _unknown(exc) from None
+        # Formats without a place for it say the page's state in headers.
+        headers = {
+            "X-Total-Count": str(page["total"]),
+            "X-Truncated": str(page["truncated"]).lower(),
+        }
         if format is GraphFormat.DOT:
-            return PlainTextResponse(to_dot(result), media_type="text/vnd.graphviz")
+            return PlainTextResponse(
+                to_dot(result), media_type="text/vnd.graphviz", headers=headers
+            )
         if format is GraphFormat.MERMAID:
-            return PlainTextResponse(to_mermaid(result))
+            return PlainTextResponse(to_mermaid(result), headers=headers)
         if format is GraphFormat.TABLE:
-            return PlainTextResponse(to_table(result))
+            return PlainTextResponse(to_table(result), headers=headers)
         if format is GraphFormat.CYTOSCAPE:
-            return JSONResponse(to_cytoscape(result))
+            return JSONResponse(to_cytoscape(result), headers=headers)
         if format is GraphFormat.NODEGRAPH:
             from app.grafana.frames import node_graph_frames
 
-            return JSONResponse(node_graph_frames(result, ref_id="A"))
-        return JSONResponse(to_json(result))
+            return JSONResponse(node_graph_frames(result, ref_id="A"), headers=headers)
+        return JSONResponse({**to_json(result), "page": page}, headers=headers)
 
     @router.get(
         "/services",
@@ -130,9 +147,13 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         from_: FromParam = None,
         to: ToParam = None,
         level: LevelParam = Level.SERVICE,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="page size")] = 500,
+        offset: OffsetParam = 0,
     ) -> Any:
         w = _window(clock, window, from_, to)
-        return JSONResponse(await run_in_threadpool(queries.services, w, level, namespace))
+        return JSONResponse(
+            await run_in_threadpool(queries.services, w, level, namespace, Page(limit, offset))
+        )
 
     @router.get("/edges", response_model=EdgesOut, summary="Edges in the window, filtered")
     async def edges(
@@ -143,11 +164,16 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         from_: FromParam = None,
         to: ToParam = None,
         level: LevelParam = Level.SERVICE,
-        limit: Annotated[int, Query(ge=1, le=50_000)] = 1000,
+        limit: Annotated[
+            int, Query(ge=1, le=50_000, description="page size, busiest first")
+        ] = 1000,
+        offset: OffsetParam = 0,
     ) -> Any:
         w = _window(clock, window, from_, to)
         return JSONResponse(
-            await run_in_threadpool(queries.edges, w, level, namespace, coverage, min_rps, limit)
+            await run_in_threadpool(
+                queries.edges, w, level, namespace, coverage, min_rps, limit, offset
+            )
         )
 
     @router.get(
@@ -160,10 +186,11 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         window: WindowParam = None,
         from_: FromParam = None,
         to: ToParam = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="page size")] = 100,
+        offset: OffsetParam = 0,
     ) -> Any:
         w = _window(clock, window, from_, to)
-        return JSONResponse(await run_in_threadpool(queries.coverage, w, namespace, limit))
+        return JSONResponse(await run_in_threadpool(queries.coverage, w, namespace, limit, offset))
 
     @router.get(
         "/triage",

@@ -85,7 +85,7 @@ def service_graph_families(
     snapshot: dict[tuple[str, str, str, str, str], object],
 ) -> list[MetricFamily]:
     """Render `ServiceGraphMetrics.snapshot()` as the Tempo-compatible families."""
-    from app.correlate.servicegraph_metrics import BUCKETS_S, SeriesState
+    from app.correlate.servicegraph_metrics import BUCKETS_S, OVERFLOW_KEY, SeriesState
 
     total = MetricFamily(
         "traces_service_graph_request_total", "counter", "Requests between two nodes."
@@ -104,8 +104,9 @@ def service_graph_families(
         "Request latency seen by the mesh, client side.",
     )
     bounds = [*(repr(b) for b in BUCKETS_S), "+Inf"]
-    for (src, dst, ctype, src_ns, dst_ns), state in sorted(snapshot.items()):
+    for key, state in sorted(snapshot.items()):
         assert isinstance(state, SeriesState)
+        src, dst, ctype, src_ns, dst_ns = key
         labels = {
             "client": src,
             "server": dst,
@@ -113,6 +114,8 @@ def service_graph_families(
             "client_service_namespace": src_ns,
             "server_service_namespace": dst_ns,
         }
+        if key == OVERFLOW_KEY:  # Tempo's overflow series: no label but this one
+            labels = {"metric_overflow": "true"}
         total.add(state.requests, **labels)
         failed.add(state.failed, **labels)
         for family in (server, client):

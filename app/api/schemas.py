@@ -25,11 +25,13 @@ __all__ = [
     "ExemplarOut",
     "FindingOut",
     "GraphOut",
+    "GraphPageOut",
     "HopOut",
     "L4Out",
     "L7Out",
     "LatencyOut",
     "NodeOut",
+    "PageOut",
     "ProvenanceOut",
     "ServiceOut",
     "ServicesOut",
@@ -53,11 +55,26 @@ class WindowOut(BaseModel):
     )
 
 
+class PageOut(BaseModel):
+    total: int = Field(description="items in the whole answer")
+    offset: int
+    limit: int
+    truncated: bool = Field(description="more items follow this page")
+    next_offset: int | None = Field(description="`offset` of the next page; null on the last")
+
+
+class GraphPageOut(PageOut):
+    total: int = Field(description="edges in the whole graph")
+    total_nodes: int = Field(description="nodes in the whole graph")
+
+
 class NodeOut(BaseModel):
     id: str
     namespace: str
     name: str
-    kind: str = Field(description="service | workload | gateway | waypoint | external | unknown")
+    kind: str = Field(
+        description="service | workload | gateway | waypoint | external | unknown | overflow"
+    )
     aliases: list[str] = Field(
         default_factory=list,
         description="other ids of this node: Kubernetes Service names, OTel service.name, "
@@ -74,6 +91,9 @@ class GraphOut(BaseModel):
     window: WindowOut
     nodes: list[NodeOut]
     edges: list[EdgeOut]
+    page: GraphPageOut | None = Field(
+        default=None, description="the busiest `limit` edges were kept (and the nodes they touch)"
+    )
 
 
 class ServiceOut(BaseModel):
@@ -95,11 +115,13 @@ class ServiceOut(BaseModel):
 class ServicesOut(BaseModel):
     window: WindowOut
     services: list[ServiceOut]
+    page: PageOut
 
 
 class EdgesOut(BaseModel):
     window: WindowOut
     edges: list[EdgeOut]
+    page: PageOut
 
 
 class CoverageItemOut(BaseModel):
@@ -120,6 +142,7 @@ class CoverageOut(BaseModel):
         description="share of L4 bytes on edges that also have L7"
     )
     blind_spots: list[CoverageItemOut]
+    page: PageOut = Field(description="of `blind_spots`")
 
 
 class HopOut(BaseModel):

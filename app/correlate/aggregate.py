@@ -23,6 +23,10 @@ workload level under its service node id, so no edge is missing from the workloa
   failed requests, one per trace, ranked exactly as the store merges them (app/edge/exemplars.py:
   longer first, then the smaller trace id). The same total order on both sides is what makes the
   stored exemplars independent of how requests were split into flushes or across replicas.
+- Cardinality: before state is created for a new (bucket, source, target), the guard
+  (app/correlate/cardinality.py) may rename either end to a domain group or an overflow node;
+  the traffic is still counted, under those names, and counted again in the guard's `overflow_requests` /
+  `overflow_samples`.
 - Nodes seen: source, target and the `via` waypoint (kind WAYPOINT), per level, first/last seen
   in end-time seconds. One `TraceHop` per observation that has a trace id (service level ids).
 """
@@ -30,8 +34,10 @@ workload level under its service node id, so no edge is missing from the workloa
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
+from app.correlate.cardinality import CardinalityGuard
 from app.correlate.identity import NodeIdentity
 from app.domain import Endpoint, L4Sample, L7MetricSample, L7Observation, Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
@@ -79,6 +85,7 @@ class _Route:
         "last_s",
         "late",
         "nodes",
+        "overflowed",
         "source",
         "src_id",
         "states",
@@ -96,6 +103,7 @@ class _Route:
         nodes: list[NodeSeen],
         late: bool,
         t: int,
+        overflowed: bool,
     ) -> None:
         # Holding the endpoints keeps their ids (part of the route key) from being reused.
         self.source, self.target = source, target
@@ -104,6 +112,7 @@ class _Route:
         self.nodes = nodes
         self.late = late  # the bucket was closed when the route was built (routes die at drain)
         self.first_s = self.last_s = t
+        self.overflowed = overflowed  # the guard renamed an end: its requests count as overflow
 
     def flush(self) -> None:
         first, last = self.first_s, self.last_s
@@ -142,7 +151,9 @@ class EdgeAggregator:
         bucket_s: int,
         clock_s: Callable[[], float] = time.time,
         identity: NodeIdentity | None = None,
+        guard: CardinalityGuard | None = None,
     ) -> None:
+        self.guard = guard if guard is not None else CardinalityGuard()
         # L4 samples are named through identity here (L7 observations arrive named by the
         # correlator); its new aliases leave with each batch for the store.
         self.identity = identity if identity is not None else NodeIdentity()
@@ -179,6 +190,8 @@ class EdgeAggregator:
         elif end_s > route.last_s:
             route.last_s = end_s
         late = obs.late or route.late
+        if route.overflowed:
+            self.guard.overflow_requests += 1
         duration = obs.duration_ms
         sketch_key = LatencySketch.key(duration) if duration > MIN_VALUE_MS else None
         for state in route.states:
@@ -187,8 +200,9 @@ class EdgeAggregator:
             self._hops.append((obs, route.src_id, route.tgt_id))
 
     def _route(
-        self, bucket: int, source: Endpoint, target: Endpoint, via: str, end_s: int
+        self, bucket: int, sent_source: Endpoint, sent_target: Endpoint, via: str, end_s: int
     ) -> _Route:
+        source, target = self.guard.admit(bucket, sent_source, sent_target)
         src_svc, src_wl = self._node_ids(source)
         tgt_svc, tgt_wl = self._node_ids(target)
         states = [self._state(EdgeKey(bucket, _SERVICE, src_svc, tgt_svc))]
@@ -204,19 +218,20 @@ class EdgeAggregator:
             nodes += self._see_waypoint(via, end_s)
         closed = self._closed_before_s
         route = _Route(
-            source,
-            target,
+            sent_source,
+            sent_target,
             src_svc,
             tgt_svc,
             tuple(states),
             nodes,
             closed is not None and bucket < closed,
             end_s,
+            source is not sent_source or target is not sent_target,
         )
         routes = self._routes
         if len(routes) >= _ROUTES_MAX:
             self._flush_routes()
-        routes[(bucket, id(source), id(target), via)] = route
+        routes[(bucket, id(sent_source), id(sent_target), via)] = route
         return route
 
     def _flush_routes(self) -> None:
@@ -283,7 +298,10 @@ class EdgeAggregator:
         end_s = int(sample.end_s)
         bucket = self.bucket_start(end_s)
         canonical = self.identity.canonical
-        source, target = canonical(sample.source), canonical(sample.target)
+        sent_source, sent_target = canonical(sample.source), canonical(sample.target)
+        source, target = self.guard.admit(bucket, sent_source, sent_target)
+        if source is not sent_source or target is not sent_target:
+            self.guard.overflow_samples += 1
         src_svc, src_wl = self._node_ids(source)
         tgt_svc, tgt_wl = self._node_ids(target)
         keys = [EdgeKey(bucket, Level.SERVICE, src_svc, tgt_svc)]
@@ -364,6 +382,7 @@ class EdgeAggregator:
             nodes=self._nodes,
             hops=[hop(obs, source, target) for obs, source, target in self._hops],
             aliases=self.identity.drain_new(),
+            batch_id=uuid.uuid4().hex,
         )
         self._edges, self._nodes, self._hops = {}, {}, []
         closed = self.bucket_start(self._clock_s()) - self._bucket_s

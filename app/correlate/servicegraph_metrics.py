@@ -27,8 +27,11 @@ holds that bound), so bucket counts are exact at the bounds both sets share (10 
 100 ms, 1 s, 5 s, 10 s) and conservative (later) elsewhere.
 
 Counters are cumulative per process (so `rate()` works; several replicas are summed by
-Prometheus). Series are capped: past `max_series` new edges are counted under
-`client="__overflow__"`, as Tempo does with its cardinality overflow label.
+Prometheus). Series are capped: past `max_series` new edges are counted in one overflow series,
+exposed as Tempo's metrics-generator does when it reaches `max_active_series`: every label
+replaced by `metric_overflow="true"` (grafana/tempo modules/generator/registry). The cap follows
+from the exposition budget in samples (`max_series_for`, setting `metrics_max_samples`): each
+series is 40 samples (two counters, two histograms of 17 buckets, sum and count).
 """
 
 from __future__ import annotations
@@ -61,6 +64,17 @@ BUCKETS_S = (
     15.0,
 )
 OVERFLOW = "__overflow__"
+OVERFLOW_KEY = (OVERFLOW, OVERFLOW, "", "", "")
+SAMPLES_PER_SERIES = 2 + 2 * (len(BUCKETS_S) + 1 + 2)
+# Samples of /metrics left for meshstitch's own families (pipeline, poller targets, caps, WAL).
+SELF_METRICS_RESERVE = 2_000
+
+
+def max_series_for(max_samples: int) -> int:
+    """Service-graph series that fit `max_samples` beside the self-metrics and the overflow
+    series."""
+    return max(1, (max_samples - SELF_METRICS_RESERVE) // SAMPLES_PER_SERIES - 1)
+
 
 SeriesKey = tuple[str, str, str, str, str]  # client, server, connection_type, client ns, server ns
 
@@ -162,7 +176,7 @@ class ServiceGraphMetrics:
 
     def _overflow(self) -> SeriesState:
         # Tempo's cardinality-overflow convention: one series absorbs what no longer fits.
-        return self._series.setdefault((OVERFLOW, OVERFLOW, "", "", ""), SeriesState())
+        return self._series.setdefault(OVERFLOW_KEY, SeriesState())
 
     def observe_l4(self, samples: Sequence[L4Sample]) -> None:
         """Learn which callers reach a destination through a waypoint (pipeline L4 observer)."""

@@ -44,6 +44,9 @@ class AggregateBatch:
     nodes: dict[tuple[str, Level], NodeSeen] = field(default_factory=dict)
     hops: list[TraceHop] = field(default_factory=list)
     aliases: list[Alias] = field(default_factory=list)  # learned since the last flush
+    # Unique per drained batch (the aggregator sets it); the store records it with the batch's
+    # rows, so writing the same batch again is a no-op. "" = no id, always added.
+    batch_id: str = ""
 
     def __len__(self) -> int:
         return len(self.edges) + len(self.nodes) + len(self.hops) + len(self.aliases)

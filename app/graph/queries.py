@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -24,6 +25,7 @@ from app.graph.edge_reader import EdgeReader, to_graph_edge
 from app.graph.export import edge_json, node_rates, rfc3339, window_json
 from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats, rate_seconds
 from app.graph.neighbourhood import Direction, blast_radius, neighbourhood
+from app.graph.page import Page
 from app.graph.read_every import ReadEvery
 from app.graph.triage import triage
 from app.graph.window import Window
@@ -173,16 +175,59 @@ class GraphQueries:
         coverage: Coverage | None = None,
     ) -> Graph:
         """The neighbourhood of `service` (or a namespace's edges, or the whole mesh)."""
+        return self._graph_around(window, level, service, namespace, depth, direction, coverage)[0]
+
+    def _graph_around(
+        self,
+        window: Window,
+        level: Level,
+        service: str | None,
+        namespace: str | None,
+        depth: int,
+        direction: Direction,
+        coverage: Coverage | None,
+    ) -> tuple[Graph, str | None]:
+        """`graph` and the centre's node id (None without `service`)."""
         with self.engine.connect() as conn:
             reader = self._reader(conn, window, level)
             if service is None:
                 edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
-                return self._graph(
+                graph = self._graph(
                     reader, reader.with_exemplars(edges, everything=True), window, coverage
                 )
+                return graph, None
             center = self._resolve(conn, service, level, window, namespace)
             edges = neighbourhood([center], depth, direction, reader.fetch)
-            return self._graph(reader, reader.with_exemplars(edges), window, coverage, [center])
+            graph = self._graph(reader, reader.with_exemplars(edges), window, coverage, [center])
+            return graph, center
+
+    def graph_page(
+        self,
+        window: Window,
+        level: Level,
+        page: Page,
+        *,
+        service: str | None = None,
+        namespace: str | None = None,
+        depth: int = 1,
+        direction: Direction = Direction.BOTH,
+        coverage: Coverage | None = None,
+    ) -> tuple[Graph, dict[str, Any]]:
+        """`graph` with only the page's edges (busiest first) and the nodes they touch (the
+        centre always), and the page's JSON; totals count the whole graph."""
+        whole, center = self._graph_around(
+            window, level, service, namespace, depth, direction, coverage
+        )
+        edges, page_json = page.take(sorted(whole.edges, key=_busiest_first))
+        page_json["total_nodes"] = len(whole.nodes)
+        if not page_json["truncated"] and not page.offset:
+            return whole, page_json
+        kept = {n for e in edges for n in (e.source, e.target)}
+        if center is not None:
+            kept.add(center)
+        nodes = {i: n for i, n in whole.nodes.items() if i in kept}
+        # replace(), not Graph(...): every other field (window, rate start) stays the whole's.
+        return replace(whole, nodes=nodes, edges=edges), page_json
 
     def whole_graph(self, window: Window, level: Level) -> Graph:
         return self.graph(window, level)
@@ -209,7 +254,9 @@ class GraphQueries:
         return out
 
     # ---- REST listings --------------------------------------------------------------------
-    def services(self, window: Window, level: Level, namespace: str | None) -> dict[str, Any]:
+    def services(
+        self, window: Window, level: Level, namespace: str | None, page: Page | None = None
+    ) -> dict[str, Any]:
         graph = self.whole_graph(window, level)
         with self.engine.connect() as conn:
             seen = self._nodes.seen_in(conn, level.value, window.start_s, window.end_s)
@@ -227,10 +274,13 @@ class GraphQueries:
             for node_id in {edge.source, edge.target}:
                 counts = classes[node_id]
                 counts[edge.coverage.value] = counts.get(edge.coverage.value, 0) + 1
+        listed = sorted(
+            (n for n in nodes.values() if namespace is None or n.namespace == namespace),
+            key=lambda n: n.id,
+        )
+        shown, page_json = (page or Page(len(listed) or 1)).take(listed)
         services = []
-        for node in sorted(nodes.values(), key=lambda n: n.id):
-            if namespace is not None and node.namespace != namespace:
-                continue
+        for node in shown:
             rate, received = rates[node.id], requests_in.get(node.id, 0)
             services.append(
                 {
@@ -249,7 +299,11 @@ class GraphQueries:
                     "coverage": classes[node.id],
                 }
             )
-        return {"window": self._window_json(window), "services": services}
+        return {
+            "window": self._window_json(window),
+            "services": services,
+            "page": page_json,
+        }
 
     def edges(
         self,
@@ -259,6 +313,7 @@ class GraphQueries:
         coverage: Coverage | None,
         min_rps: float,
         limit: int,
+        offset: int = 0,
     ) -> dict[str, Any]:
         graph = self.whole_graph(window, level)
         kept = [
@@ -269,12 +324,16 @@ class GraphQueries:
             and (min_rps <= 0 or graph.rps(e.l7.requests if e.l7 else 0) >= min_rps)
         ]
         kept.sort(key=_busiest_first)
+        shown, page_json = Page(limit, offset).take(kept)
         return {
             "window": self._window_json(window),
-            "edges": [edge_json(e, graph) for e in kept[:limit]],
+            "edges": [edge_json(e, graph) for e in shown],
+            "page": page_json,
         }
 
-    def coverage(self, window: Window, namespace: str | None, limit: int) -> dict[str, Any]:
+    def coverage(
+        self, window: Window, namespace: str | None, limit: int, offset: int = 0
+    ) -> dict[str, Any]:
         """L4-only traffic ranked by volume: where a waypoint would buy the most visibility."""
         graph = self.whole_graph(window, Level.SERVICE)
         edges = [e for e in graph.edges if _in_namespace(e, namespace) and _volume(e)]
@@ -285,6 +344,7 @@ class GraphQueries:
         )
         blind_bytes = sum(_volume(e) for e in blind)
         seen_bytes = sum(_volume(e) for e in edges if e.coverage is Coverage.FULL)
+        shown, page_json = Page(limit, offset).take(blind)
         return {
             "window": self._window_json(window),
             "blind_bytes": blind_bytes,
@@ -302,8 +362,9 @@ class GraphQueries:
                     if blind_bytes
                     else None,
                 }
-                for e in blind[:limit]
+                for e in shown
             ],
+            "page": page_json,
         }
 
     # ---- triage ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from app.domain import DENIED_FLAGS, Coverage
+from app.domain import DENIED_FLAGS, Coverage, is_overflow_id
 from app.graph.model import GraphEdge
 from app.graph.neighbourhood import Dependent
 
@@ -134,6 +134,31 @@ def _blind_spot(now: GraphEdge) -> Finding | None:
         evidence={
             "bytes": volume,
             "connections": now.l4.connections_opened if now.l4 else 0,
+        },
+    )
+
+
+def _cardinality_overflow(now: GraphEdge, w_s: float) -> Finding | None:
+    """Traffic counted under an overflow node: a sender named more distinct peers than the caps
+    keep (app/correlate/cardinality.py), so these requests and bytes have no name of their own."""
+    overflowed = [n for n in (now.target, now.source) if is_overflow_id(n)]
+    if not overflowed:
+        return None
+    node = overflowed[0]
+    namespace = node.rpartition("/")[0]
+    sender = now.source if not is_overflow_id(now.source) else namespace
+    return Finding(
+        kind="cardinality_overflow",
+        severity=Severity.WARNING,
+        score=8 + _rate(now, w_s),
+        summary=f"{sender} sent to more distinct peers than the cardinality caps keep; "
+        f"the rest is counted under {node} (see /readyz cardinality)",
+        edge=now.id,
+        evidence={
+            "sender": sender,
+            "namespace": namespace,
+            "requests": now.l7.requests if now.l7 else 0,
+            "bytes": now.l4.bytes_total if now.l4 else 0,
         },
     )
 
@@ -262,6 +287,7 @@ def triage(
             _new_edge(service, edge, previous, window_s),
             _blind_spot(edge),
             _plaintext_link(edge),
+            _cardinality_overflow(edge, window_s),
         ):
             if finding is not None:
                 findings.append(finding)

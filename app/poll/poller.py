@@ -228,10 +228,18 @@ class L4Poller:
         series = MetricFamily(
             "meshstitch_poll_series", "gauge", "ztunnel series tracked by the poller."
         ).add(self.source.series())
+        untracked = MetricFamily(
+            "meshstitch_poll_series_untracked",
+            "gauge",
+            "Series of a target's latest scrape not tracked: past the per-target series cap.",
+        )
+        for state in self._all_states():
+            if state.untracked_series:
+                untracked.add(state.untracked_series, target=state.name)
         emitted = MetricFamily(
             "meshstitch_poll_samples", "counter", "L4 samples emitted to the pipeline."
         ).add(self.samples_emitted)
-        return [scrapes, last_ok, series, emitted]
+        return [scrapes, last_ok, series, untracked, emitted]
 
 
 def build_poller(

@@ -173,6 +173,7 @@ async def scrape_increases(
         return None
     start_s = state.last_success_s or now_s
     increases = t.deltas.update(samples)
+    state.untracked_series = t.deltas.untracked
     state.succeeded(now_s)
     return increases, start_s
 

@@ -23,6 +23,8 @@ class TargetState:
     consecutive_failures: int = 0
     next_attempt_s: float = 0.0
     results: Counter[str] = field(default_factory=Counter)
+    # Series of the latest scrape not tracked: past the per-target cap (app/poll/deltas.py).
+    untracked_series: int = 0
 
     def due(self, now_s: float) -> bool:
         return now_s >= self.next_attempt_s
@@ -49,4 +51,5 @@ class TargetState:
             "last_success_s": self.last_success_s or None,
             "consecutive_failures": self.consecutive_failures,
             "next_attempt_s": self.next_attempt_s or None,
+            "untracked_series": self.untracked_series,
         }

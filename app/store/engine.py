@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 READ_ONLY_OPTION = "meshstitch_read_only"
+WAL_SIZE_LIMIT_BYTES = 64 * 2**20
 
 
 def create_store_engine(database_url: str) -> Engine:
@@ -46,6 +47,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # KiB: 16 MiB per connection. Bounded either way, but the pool holds several connections and
     # every one fills its cache as the file grows (bench/soak.py: 64 MiB kept RSS rising for minutes).
     cursor.execute("PRAGMA cache_size=-16384")
+    # Bytes of WAL kept after a checkpoint resets it (app/store/wal.py truncates it to zero).
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     cursor.close()
 
 

@@ -36,7 +36,7 @@ nodes = Table(
     Column("name", String(253), nullable=False),
     Column(
         "kind", String(16), nullable=False
-    ),  # service | workload | waypoint | external | unknown
+    ),  # service | workload | waypoint | external | unknown | overflow
     Column("service", String(512), nullable=False, default=""),  # for workloads: their service id
     Column("principal", String(512), nullable=False, default=""),
     Column("first_seen_s", BigInteger, nullable=False),
@@ -143,4 +143,15 @@ node_aliases = Table(
     Column("priority", Integer, nullable=False),
     Column("updated_s", BigInteger, nullable=False),
     Index("ix_node_aliases_service", "namespace", "service"),
+)
+
+# Aggregate batches already written (app/store/writer.py): the id is inserted by the same
+# transaction as the batch's rows, so a retry after a COMMIT whose answer was lost is skipped
+# instead of counted twice. Rows older than the retention are deleted.
+applied_batches = Table(
+    "applied_batches",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("applied_s", BigInteger, nullable=False),
+    Index("ix_applied_batches_applied_s", "applied_s"),
 )

@@ -2,7 +2,8 @@
 
 `write_batch` is what the ingest pipeline calls (bind the engine with functools.partial); a batch
 is applied whole or not at all, so the pipeline may retry it after a failure without double
-counting. PostgreSQL may abort one of two writers that lock overlapping keys in a different order
+counting: the batch's id is recorded by the same transaction (applied_batches), so a retry after
+a COMMIT whose acknowledgement was lost finds it and writes nothing. PostgreSQL may abort one of two writers that lock overlapping keys in a different order
 (deadlock, SQLSTATE 40P01): the whole transaction is then retried here a few times.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.edge.batch import AggregateBatch
 from app.store.aliases import AliasRepository
+from app.store.applied_batches import AppliedBatchRepository
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -40,6 +42,9 @@ def write_batch(engine: Engine, batch: AggregateBatch) -> None:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with engine.begin() as conn:
+                if batch.batch_id and not AppliedBatchRepository().claim(conn, batch.batch_id):
+                    log.info("batch %s is already in the store; not added again", batch.batch_id)
+                    return
                 # Edge rows first: their locks cover the exemplar read-modify-write below.
                 edges.add(conn, batch.edges)
                 exemplars.add(conn, {k: b.exemplars for k, b in batch.edges.items()})
@@ -60,6 +65,7 @@ class Deleted:
     exemplars: int
     trace_hops: int
     nodes: int
+    applied_batches: int = 0
 
 
 def delete_expired(engine: Engine, now_s: float, retention_h: float) -> Deleted:
@@ -74,4 +80,5 @@ def delete_expired(engine: Engine, now_s: float, retention_h: float) -> Deleted:
             exemplars=ExemplarRepository().delete_before(conn, cutoff_s),
             trace_hops=TraceHopRepository().delete_before(conn, cutoff_s * 1_000_000_000),
             nodes=NodeRepository().delete_before(conn, cutoff_s),
+            applied_batches=AppliedBatchRepository().delete_before(conn, cutoff_s),
         )

@@ -77,11 +77,13 @@ def test_connection_types_and_overflow() -> None:
             obs(1.0, target=Endpoint("default", "third")),
         ]
     )
+    samples = parse(metrics)["traces_service_graph_request"]
     totals = {
-        s.labels["server"]: s.labels["connection_type"]
-        for s in parse(metrics)["traces_service_graph_request"]
+        s.labels["server"]: s.labels["connection_type"] for s in samples if "server" in s.labels
     }
-    assert totals == {"mysql": "database", "api.example.com": "virtual_node", "__overflow__": ""}
+    assert totals == {"mysql": "database", "api.example.com": "virtual_node"}
+    # Tempo's overflow series: every label replaced by metric_overflow="true".
+    assert [s.labels for s in samples if "server" not in s.labels] == [{"metric_overflow": "true"}]
 
 
 # ---- unattributed waypoint callers named from L4 ------------------------------------------------
@@ -205,3 +207,15 @@ def test_waypoint_metrics_make_a_series_exact_for_good_and_keep_it_monotonic() -
     before = families["traces_service_graph_request"][0].value
     metrics.observe_metrics([metric_sample(3)])
     assert parse(metrics)["traces_service_graph_request"][0].value == before + 3  # monotonic
+
+
+def test_the_series_cap_follows_the_sample_budget() -> None:
+    from app.correlate.servicegraph_metrics import SAMPLES_PER_SERIES, max_series_for
+
+    budget = 50_000
+    metrics = ServiceGraphMetrics(max_series=max_series_for(budget))
+    metrics.observe([obs(1.0, target=Endpoint("default", f"svc-{i}")) for i in range(5000)])
+    families = service_graph_families(metrics.snapshot())  # type: ignore[arg-type]
+    samples = sum(len(f.samples) for f in families)
+    assert samples == (max_series_for(budget) + 1) * SAMPLES_PER_SERIES
+    assert samples <= budget - 2000

@@ -83,3 +83,71 @@ def test_listings_triage_and_traces(client: TestClient) -> None:
     trace = client.get(f"/traces/{TRACE.upper()}")
     assert trace.status_code == 200 and len(trace.json()["hops"]) == 2
     assert client.get("/traces/" + "0" * 32).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "items", "limit"),
+    [("/services", "services", 2), ("/edges", "edges", 2), ("/coverage", "blind_spots", 1)],
+)
+def test_listings_page_through_everything_once(
+    client: TestClient, path: str, items: str, limit: int
+) -> None:
+    whole = client.get(path, params={"limit": 10_000}).json()
+    assert whole["page"]["truncated"] is False and whole["page"]["next_offset"] is None
+    everything = whole[items]
+    assert len(everything) == whole["page"]["total"] > limit
+    pages: list[object] = []
+    offset: int | None = 0
+    for _ in range(len(everything)):  # bounded: one page per item at most
+        if offset is None:
+            break
+        body = client.get(path, params={"limit": limit, "offset": offset}).json()
+        assert len(body[items]) <= limit
+        assert body["page"]["total"] == len(everything)
+        assert body["page"]["truncated"] is (body["page"]["next_offset"] is not None)
+        pages.extend(body[items])
+        offset = body["page"]["next_offset"]
+    assert pages == everything
+
+
+def test_graph_keeps_the_busiest_edges_and_the_nodes_they_touch(client: TestClient) -> None:
+    params = {"service": "default/productpage", "depth": "2"}
+    whole = client.get("/graph", params=params).json()
+    assert whole["page"]["truncated"] is False
+    assert whole["page"]["total"] == len(whole["edges"]) > 1
+    cut = client.get("/graph", params={**params, "limit": 1})
+    body = GraphOut.model_validate(cut.json())
+    assert body.page is not None and body.page.truncated and body.page.next_offset == 1
+    assert body.page.total == len(whole["edges"])
+    assert body.page.total_nodes == len(whole["nodes"])
+    (edge,) = body.edges
+    assert {n.id for n in body.nodes} == {edge.source, edge.target, "default/productpage"}
+    busiest = max(whole["edges"], key=lambda e: (e["l7"] or {}).get("requests", 0))
+    assert edge.id == busiest["id"]
+    dot = client.get("/graph", params={**params, "limit": 1, "format": "dot"})
+    assert dot.headers["x-truncated"] == "true"
+    assert dot.headers["x-total-count"] == str(len(whole["edges"]))
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/services", {"limit": "0"}),
+        ("/edges", {"offset": "-1"}),
+        ("/coverage", {"limit": "many"}),
+        ("/graph", {"limit": "100000"}),
+        ("/graph", {"offset": "99999999999"}),
+    ],
+)
+def test_bad_page_parameters_are_problems(
+    client: TestClient, path: str, params: dict[str, str]
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_offset_past_the_end_is_an_empty_last_page(client: TestClient) -> None:
+    body = client.get("/edges", params={"offset": 10_000}).json()
+    assert body["edges"] == []
+    assert body["page"]["truncated"] is False and body["page"]["total"] > 0

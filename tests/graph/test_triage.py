@@ -79,3 +79,24 @@ def test_blast_radius_finding_lists_dependents_and_ranking_puts_warnings_before_
         "requests": 100,
         "bytes": 0,
     }
+
+
+def test_traffic_under_an_overflow_node_is_a_finding_naming_the_sender() -> None:
+    edge = GraphEdge("shop/checkout", "external/__overflow__", l7=l7(300))
+    before = [edge]  # not new: the overflow finding stands on its own
+    findings = [f for f in triage("shop/checkout", [edge], before, W, B, [])]
+    (finding,) = [f for f in findings if f.kind == "cardinality_overflow"]
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence == {
+        "sender": "shop/checkout",
+        "namespace": "external",
+        "requests": 300,
+        "bytes": 0,
+    }
+    assert "shop/checkout" in finding.summary
+    plain = GraphEdge("shop/checkout", "shop/cart", l7=l7(300))
+    assert not [
+        f
+        for f in triage("shop/checkout", [plain], [plain], W, B, [])
+        if f.kind == "cardinality_overflow"
+    ]

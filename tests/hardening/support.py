@@ -204,3 +204,45 @@ def live_and_dead(live: str, dead: str) -> Callable[[dict[str, Any]], bool]:
         p["targets"].get(live, {}).get("healthy") is True
         and p["targets"].get(dead, {}).get("consecutive_failures", 0) > 0
     )
+
+
+def many_destinations_request(spans: int, rng: random.Random, *, first: int = 0) -> bytes:
+    """Like `waypoint_request`, but span i calls its own destination: in-mesh
+    `svc-<i>.default.svc.cluster.local` (even i) or external `bucket-<i>.s3.amazonaws.com`
+    (odd i), as a misconfigured client or egress to many hosts would."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(
+        key="service.name", value=AnyValue(string_value="waypoint.default")
+    )
+    scope = resource_spans.scope_spans.add()
+    end = time.time_ns() - 1_000_000_000
+    for i in range(first, first + spans):
+        host = (
+            f"svc-{i}.default.svc.cluster.local" if i % 2 == 0 else f"bucket-{i}.s3.amazonaws.com"
+        )
+        status = rng.choice(("200", "200", "200", "503"))
+        pb_span = scope.spans.add(
+            trace_id=rng.randbytes(16),
+            span_id=rng.randbytes(8),
+            name=f"{host}:443/*",
+            kind=2,
+            start_time_unix_nano=end - rng.randrange(500_000, 40_000_000),
+            end_time_unix_nano=end,
+        )
+        tags = {
+            "node_id": "waypoint~10.42.0.9~waypoint-6b9f7c7d9-abcde.default~default.svc.cluster.local",
+            "http.url": f"https://{host}/items/{i}",
+            "http.method": "GET",
+            "peer.address": f"{rng.choice(PEERS)}:{rng.randrange(30_000, 60_000)}",
+            "response_flags": "-",
+            "upstream_cluster": f"outbound|443||{host}",
+            "http.status_code": status,
+            "component": "proxy",
+            "istio.canonical_service": "waypoint",
+            "istio.namespace": "default",
+        }
+        pb_span.attributes.extend(
+            KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in tags.items()
+        )
+    return request.SerializeToString()
