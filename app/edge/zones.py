@@ -12,7 +12,7 @@ The figures (per path, summed on the edge):
 * `cross_zone_bytes`: bytes times the zone boundaries they crossed — a call through a waypoint
   in a third zone crosses twice and is billed twice;
 * `detour_bytes`: the crossings that exist only because of the waypoint, i.e. the path's
-  crossings minus those of the direct path client zone → server zone (`[c≠w] + [w≠s] − [c≠s]`,
+  crossings minus those of the direct path client zone → server zone (`[c≠w] + [w≠s] - [c≠s]`,
   never negative); known only when all three zones are;
 * `estimated_bytes`: bytes whose server zone was split in proportion (module
   app/poll/zone_split.py), so their path, and with it the detour, is an estimate.
@@ -128,7 +128,7 @@ def zone_stats(zone_bytes: Mapping[str, int], sides: Collection[str]) -> ZoneSta
         parts = key.split(SEP)
         if len(parts) != 5 or parts[0] not in sides or not n:
             continue
-        side, client, waypoint, server, how = parts
+        _side, client, waypoint, server, how = parts
         via = bool(waypoint)
         path = (client, "" if waypoint == UNKNOWN_WAYPOINT_ZONE else waypoint, server, via)
         entry = acc.setdefault(path, [0, 0])
