@@ -82,7 +82,7 @@ def test_cost_prices_cross_zone_bytes_and_detours_with_their_inputs(client: Test
     assert p.sidecars.cpu_millicores == pytest.approx(638 * 10 / 2000)  # 3.19
     assert p.sidecars.memory_mib == pytest.approx(288 * 10 / 2000)  # 1.44
     z = p.ambient.ztunnel
-    assert (z.nodes, z.cpu_millicores, z.memory_mib) == (3, 0.3, 0.06)  # 60m, 12Mi × 10/2000
+    assert (z.nodes, z.cpu_millicores, z.memory_mib) == (3, 0.3, 0.06)  # 60m, 12Mi * 10/2000
     (w,) = p.ambient.waypoints
     assert (w.waypoint, w.rps, w.cpu_millicores, w.memory_mib) == (W, 2.0, 0.37, 0.068)
     assert p.ambient.cpu_millicores == pytest.approx(0.67)
@@ -104,7 +104,7 @@ def test_the_advisor_ranks_blind_services_and_prices_existing_detours(client: Te
         180,
         [A, D],
     )
-    # 3 connections/s: 370m × 3/2000, 68Mi × 3/2000
+    # 3 connections/s: 370m * 3/2000, 68Mi * 3/2000
     assert (c.waypoint.cpu_millicores, c.waypoint.memory_mib) == (0.555, 0.102)
     # placed in b (3e9 of C's bytes are served there, 1.5e9 in c): a→b gains nothing,
     # c→c becomes c→b→c, two crossings of 1.5e9
