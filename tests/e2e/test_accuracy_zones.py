@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from app.settings import Settings
 from app.sim import Truth, generate_mesh
 from app.sim.zoned import zoned, zoned_bookinfo
@@ -79,6 +81,25 @@ def test_zoned_bookinfo_cross_zone_and_detour_bytes_equal_truth(settings: Settin
         direct = result.truth.edge("bookinfo/productpage", "bookinfo/details")
         assert direct.cross_zone_bytes == sum(direct.zone_bytes.values()) > 0
         assert direct.detour_bytes == 0
+        # /cost over the same window: the truth's sums, priced by hand at the defaults
+        cost = httpx.get(f"{result.base_url}/cost", params=result.params, timeout=30).json()
+        cross = sum(e.cross_zone_bytes for e in result.truth.edges.values())
+        detour = sum(e.detour_bytes for e in result.truth.edges.values())
+        assert cost["cross_zone"]["cross_zone_bytes"] == cross
+        assert cost["cross_zone"]["detour_bytes"] == detour > 0
+        assert cost["cross_zone"]["cross_zone_usd"] == round(cross / 1e9 * (0.01 + 0.01), 6)
+        (waypoint,) = cost["cross_zone"]["by_waypoint"]
+        assert (waypoint["waypoint"], waypoint["zones"]) == ("bookinfo/waypoint", ["zone-a"])
+        assert waypoint["detour_bytes"] == detour
+        triage = httpx.get(
+            f"{result.base_url}/triage",
+            params={**result.params, "service": "bookinfo/reviews"},
+            timeout=30,
+        ).json()
+        found = {f["edge"]: f for f in triage["findings"] if f["kind"] == "waypoint_detour"}
+        assert found["bookinfo/productpage->bookinfo/reviews"]["evidence"]["detour_bytes"] == (
+            reviews.detour_bytes
+        )
 
 
 def test_zoned_random_mesh_bytes_by_zone_equal_truth(settings: Settings) -> None:
