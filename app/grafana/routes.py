@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from app.domain import Coverage
 from app.grafana.catalog import TARGETS, TIME_SERIES_TARGETS, metric_configs
+from app.grafana.cost_frames import advisor_frame, cost_frame, detours_frame
 from app.grafana.errors import ERROR_RESPONSES, GrafanaRoute
 from app.grafana.frames import node_graph_frames
 from app.grafana.requests import (
@@ -33,6 +34,8 @@ from app.grafana.tables import (
     select_edges,
     series_frames,
 )
+from app.graph import advisor
+from app.graph.cost import CostModel, cost_report
 from app.graph.model import Graph, GraphEdge
 from app.graph.neighbourhood import Direction
 from app.graph.queries import GraphQueries
@@ -64,8 +67,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def build_grafana_router(
-    queries: GraphQueries, clock: Callable[[], float] = time.time
+    queries: GraphQueries,
+    clock: Callable[[], float] = time.time,
+    model: CostModel | None = None,
 ) -> APIRouter:
+    cost_inputs = model or CostModel()
     router = APIRouter(prefix="/grafana", tags=["grafana"], route_class=GrafanaRoute)
 
     @router.get("", summary="Save & test: the datasource is reachable")
@@ -181,7 +187,9 @@ def build_grafana_router(
             ):
                 continue
             frames.extend(
-                await run_in_threadpool(_answer, queries, target, body.get("filters") or [], window)
+                await run_in_threadpool(
+                    _answer, queries, target, body.get("filters") or [], window, cost_inputs
+                )
             )
         return JSONResponse(frames)
 
@@ -195,7 +203,11 @@ def as_filter(value: Any) -> list[str]:
 
 
 def _answer(
-    queries: GraphQueries, target: dict[str, Any], filters: list[Any], window: Window
+    queries: GraphQueries,
+    target: dict[str, Any],
+    filters: list[Any],
+    window: Window,
+    model: CostModel,
 ) -> list[dict[str, Any]]:
     name = str(target["target"])
     ref_id = str(target.get("refId", "A"))
@@ -216,6 +228,8 @@ def _answer(
         return [
             edges_table(whole, [e for e in edges if e.id not in known], ref_id, name="new_edges")
         ]
+    if name in COST_TARGETS:
+        return [_cost_frame(name, model, whole, edges, ref_id)]
     if name == "annotations":
         return [
             annotations_frame(queries.edge_events(window, sel.level, {e.id for e in edges}), ref_id)
@@ -230,6 +244,20 @@ def _answer(
         ranked = sorted(layer, key=lambda e: (-(e.l7.requests if e.l7 else 0), e.id))
     chosen = {e.id for e in ranked[: sel.top]}
     return series_frames(name, queries.edge_series(window, sel.level, chosen, name), ref_id)
+
+
+COST_TARGETS = ("cost", "waypoint_advisor", "waypoint_detours")
+
+
+def _cost_frame(
+    name: str, model: CostModel, whole: Graph, edges: list[GraphEdge], ref_id: str
+) -> dict[str, Any]:
+    """The cost targets over the selected edges (ztunnel nodes are not known here: null)."""
+    if name == "cost":
+        return cost_frame(cost_report(model, whole, edges, None), ref_id)
+    if name == "waypoint_advisor":
+        return advisor_frame(advisor.candidates(model, whole, edges), ref_id)
+    return detours_frame(advisor.existing(model, edges), ref_id)
 
 
 def _l4_volume(edge: GraphEdge) -> int:
