@@ -34,7 +34,8 @@ def test_cost_frames_match_the_cost_and_advisor_routes(settings: Settings) -> No
         }
         cost = httpx.get(f"{url}/cost", params=params).json()
         cols = _query(url, iso, "cost")
-        rows = dict(zip(cols["item"], zip(cols["cpu_millicores"], cols["usd"], strict=True)))
+        pairs = zip(cols["cpu_millicores"], cols["usd"], strict=True)
+        rows = dict(zip(cols["item"], pairs, strict=True))
         sidecars = cost["proxies"]["sidecars"]["cpu_millicores"]
         assert rows["sidecars"][0] == sidecars > 0
         assert rows["ambient: total"][0] == cost["proxies"]["ambient"]["cpu_millicores"]
