@@ -342,11 +342,12 @@ def build_poller(
                 d.restart_baseline(clock())
         parts: list[L4Source] = []
         if ztunnel_targets is not None:
-            parts.append(
-                DirectScrape(
-                    ztunnel_targets, interval_s=interval, timeout_s=timeout, identity=identity
-                )
+            ztunnels = DirectScrape(
+                ztunnel_targets, interval_s=interval, timeout_s=timeout, identity=identity
             )
+            if directory is not None:
+                ztunnels.zones = directory.zone_of
+            parts.append(ztunnels)
         if waypoint_targets is not None:
             parts.append(
                 WaypointScrape(
