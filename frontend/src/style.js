@@ -158,20 +158,19 @@ export function stylesheet() {
   ];
 }
 
-// The graph JSON (GET /graph) as Cytoscape elements: a compound node per namespace.
-export function elements(graph, focusId) {
+// The graph JSON (GET /graph) as Cytoscape elements: grouped, a compound node per namespace;
+// else the namespace is in each node's label.
+export function elements(graph, focusId, grouped = true) {
   const seconds = graph.window ? graph.window.observed_seconds : 0;
-  const namespaces = new Set(graph.nodes.map((n) => n.namespace));
+  const namespaces = grouped ? new Set(graph.nodes.map((n) => n.namespace)) : new Set();
   const out = [...namespaces].sort().map((ns) => ({
     group: "nodes",
     data: { id: `ns:${ns}`, label: ns, kind: "namespace" },
   }));
   for (const n of graph.nodes) {
-    out.push({
-      group: "nodes",
-      data: { id: n.id, label: n.name, kind: n.kind, parent: `ns:${n.namespace}` },
-      classes: n.id === focusId ? "focus" : "",
-    });
+    const data = { id: n.id, label: grouped ? n.name : n.id, kind: n.kind };
+    if (grouped) data.parent = `ns:${n.namespace}`;
+    out.push({ group: "nodes", data, classes: n.id === focusId ? "focus" : "" });
   }
   for (const e of graph.edges) {
     const band = errorBand(errorShare(e));

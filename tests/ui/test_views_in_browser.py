@@ -277,20 +277,28 @@ def test_with_a_token_the_page_asks_once_and_sends_it_only_as_a_bearer_header(
         _clean(log)
 
 
-def test_a_few_hundred_services_render_with_the_fast_layout(tmp_path: Path) -> None:
-    topology = generate_mesh(320, seed=4)
+def test_a_few_hundred_services_render_with_the_fast_layouts(tmp_path: Path) -> None:
+    topology = generate_mesh(340, seed=4)
     for fed in _feed(_settings(tmp_path), topology, ticks=1, seed=4):
         api = fed.api("/graph", window="1h", limit=1000)
-        assert len(api["nodes"]) > 250
+        assert len(api["nodes"]) > 300
         with chromium_page() as (page, log):
             _ready(page, f"{fed.base}/ui?window=1h&refresh=0")
             shown = _rendered(page)
-            assert len(shown["nodes"]) == len(api["nodes"])
+            assert len(shown["nodes"]) == len(api["nodes"]) and shown["parents"] == []
             assert len(shown["edges"]) == len(api["edges"])
             assert page.get_attribute("#cy", "data-layout") == "concentric"
-            assert "More than 250 nodes" in page.inner_text("#notice")
+            assert "More than 300 nodes" in page.inner_text("#notice")
             for edge in shown["edges"]:
                 assert edge["style"] == LINE_STYLE[edge["coverage"]]
             assert "l7_only" in {e["coverage"] for e in shown["edges"]}
+
+            # One namespace of it: a hundred-odd nodes, layered without namespace boxes.
+            namespace = fed.api("/graph", window="1h", namespace="ns-01")
+            _ready(page, f"{fed.base}/ui?window=1h&refresh=0&namespace=ns-01")
+            shown = _rendered(page)
+            assert len(shown["nodes"]) == len(namespace["nodes"])
+            expected = "grouped" if len(namespace["nodes"]) <= 80 else "layered"
+            assert page.get_attribute("#cy", "data-layout") == expected
         _own_origin_only(fed, log)
         _clean(log)
