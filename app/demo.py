@@ -25,7 +25,8 @@ CLEAR = "\x1b[2J\x1b[H"
 
 def demo_urls(base: str) -> list[tuple[str, str]]:
     return [
-        ("service graph", f"{base}/graph?service=productpage&depth=2"),
+        ("web view (graph)", f"{base}/ui?service=productpage"),
+        ("service graph (JSON)", f"{base}/graph?service=productpage&depth=2"),
         ("as a table", f"{base}/graph?service=productpage&depth=2&format=table"),
         ("triage", f"{base}/triage?service=reviews"),
         ("blind spots", f"{base}/coverage"),

@@ -49,6 +49,7 @@ from app.store.schema import current_revision, ensure_schema, head_revision
 from app.store.wal import WalCheckpointer
 from app.store.writer import delete_expired, write_batch
 from app.ui.assets import build_docs_router, mount_assets
+from app.ui.shell import build_ui_router
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -240,6 +241,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_grafana_router(queries, model=cost_model(settings)))
     app.include_router(build_metrics_router(registry))
     app.include_router(build_docs_router(app.title))
+    app.include_router(
+        build_ui_router(
+            version=VERSION,
+            trace_url_template=settings.trace_url_template,
+            auth_required=bool(settings.api_token.get_secret_value()),
+        )
+    )
     mount_assets(app)
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))

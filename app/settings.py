@@ -250,6 +250,14 @@ class Settings(BaseSettings):
         default=12.0, ge=0, description="A node's ztunnel memory at the reference rate."
     )
 
+    # Web view (/ui)
+    trace_url_template: str = Field(
+        default="",
+        max_length=2048,
+        description="Link from a trace id to your tracing UI, e.g. "
+        "`https://tempo.example/trace/{trace_id}`; empty = no link (the built-in trace view stays).",
+    )
+
     # Authentication
     api_token: SecretStr = Field(
         default=SecretStr(""), description="Bearer token for REST and /grafana; empty = open."
@@ -270,6 +278,14 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("trace_url_template")
+    @classmethod
+    def _check_trace_url_template(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith(("http://", "https://")) or "{trace_id}" not in value):
+            raise ValueError("must be an http(s) URL containing {trace_id}, or empty")
+        return value
 
     @field_validator("waypoint_targets")
     @classmethod

@@ -47,6 +47,10 @@ def test_demo_serves_the_simulated_bookinfo_graph(tmp_path: object) -> None:
             proc.wait(timeout=30)
         proc.stdout.close()
     out = "".join(lines)
+    # The web view is the first place the demo points to.
+    listed = [line.split() for line in out.splitlines() if "OTLP" not in line]
+    urls = [words[-1] for words in listed if words and words[-1].startswith(f"{base}/")]
+    assert urls and urls[0] == f"{base}/ui?service=productpage", urls
     for url in ("/graph?service=productpage", "/triage?service=reviews", "/grafana", "/docs"):
         assert f"{base}{url}" in out, url
     # L4-only parts appear once the service's own poller has scraped after a tick (every 5 s, on

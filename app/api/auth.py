@@ -15,10 +15,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.problems import PROBLEM_JSON
 from app.bearer import WRONG_TOKEN, bearer_matches
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/traces"})
-# Bundled scripts and styles (app/ui/assets.py): the same for everyone, they name no secret, and
-# a page must load them before it can ask for the token.
-OPEN_PREFIX = "/ui/assets/"
+# /ui is the web view's shell (app/ui/shell.py): it holds no data and must load before it can ask
+# for the token, which it then sends on every API call.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/traces", "/ui"})
+# The web view's other pages and its bundled scripts and styles (app/ui/assets.py): the same for
+# everyone, they name no secret.
+OPEN_PREFIX = "/ui/"
 
 
 class BearerTokenMiddleware:

@@ -62,8 +62,11 @@ _COMMON_PAYLOADS: list[dict[str, Any]] = [
         ],
     },
 ]
+_LIMIT = {"name": "limit", "label": "Most edges", "type": "input", "placeholder": "2000"}
+_TABLE_PAYLOADS = [*_COMMON_PAYLOADS, _LIMIT]
 _GRAPH_PAYLOADS = [
     *_COMMON_PAYLOADS,
+    _LIMIT,
     {"name": "depth", "label": "Depth", "type": "input", "placeholder": "1", "width": 8},
     {
         "name": "direction",
@@ -86,6 +89,8 @@ def metric_configs() -> list[dict[str, Any]]:
             if value == "graph"
             else _SERIES_PAYLOADS
             if value in TIME_SERIES_TARGETS
+            else _TABLE_PAYLOADS
+            if value in {"edges", "blind_spots", "new_edges"}
             else _COMMON_PAYLOADS
         )
         configs.append({"value": value, "label": label, "payloads": payloads})

@@ -71,6 +71,8 @@ class Selection:
     depth: int = 1
     direction: str = "both"
     top: int = 10
+    # Most edges a graph or table frame carries, busiest first (as /graph's `limit`).
+    limit: int = 2000
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,6 +130,7 @@ def selection(payload: dict[str, Any], filters: list[Any]) -> Selection:
         depth=_int(payload.get("depth"), 1, 1, 6, "depth"),
         direction=direction,
         top=_int(payload.get("top"), 10, 1, 500, "top"),
+        limit=_int(payload.get("limit"), 2000, 1, 50_000, "limit"),
     )
 
 

@@ -38,7 +38,7 @@ from app.graph import advisor
 from app.graph.cost import CostModel, cost_report
 from app.graph.model import Graph, GraphEdge
 from app.graph.neighbourhood import Direction
-from app.graph.queries import GraphQueries
+from app.graph.queries import GraphQueries, busiest_first
 from app.graph.window import Window
 
 MAX_BODY_BYTES = 1 << 20
@@ -215,21 +215,29 @@ def _answer(
         raise GrafanaRequestError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
     sel = selection(parse_payload(target.get("payload")), filters)
     if name == "graph":
-        return node_graph_frames(_graph(queries, sel, window), ref_id)
+        graph = _graph(queries, sel, window)
+        shown = _busiest(graph.edges, sel.limit)
+        frames = node_graph_frames(
+            restrict(graph, shown) if shown != graph.edges else graph, ref_id
+        )
+        return _say_truncated(frames, len(shown), len(graph.edges))
     whole = queries.whole_graph(window, sel.level)
     edges = select_edges(whole, sel)
-    if name == "edges":
-        return [edges_table(whole, edges, ref_id)]
-    if name == "blind_spots":
-        return [blind_spots_table(edges, ref_id)]
-    if name == "new_edges":
-        before = queries.whole_graph(window.shifted_back(window.seconds), sel.level)
-        known = {e.id for e in before.edges}
-        return [
-            edges_table(whole, [e for e in edges if e.id not in known], ref_id, name="new_edges")
-        ]
     if name in COST_TARGETS:
         return [_cost_frame(name, model, whole, edges, ref_id)]
+    if name in {"edges", "blind_spots", "new_edges"}:
+        if name == "blind_spots":
+            edges = [e for e in edges if e.coverage is Coverage.L4_ONLY and e.l4 is not None]
+        if name == "new_edges":
+            before = queries.whole_graph(window.shifted_back(window.seconds), sel.level)
+            known = {e.id for e in before.edges}
+            edges = [e for e in edges if e.id not in known]
+        shown = _busiest(edges, sel.limit)
+        if name == "blind_spots":
+            table = blind_spots_table(shown, ref_id)
+        else:
+            table = edges_table(whole, shown, ref_id, name=name)
+        return _say_truncated([table], len(shown), len(edges))
     if name == "annotations":
         return [
             annotations_frame(queries.edge_events(window, sel.level, {e.id for e in edges}), ref_id)
@@ -258,6 +266,24 @@ def _cost_frame(
     if name == "waypoint_advisor":
         return advisor_frame(advisor.candidates(model, whole, edges), ref_id)
     return detours_frame(advisor.existing(model, edges), ref_id)
+
+
+def _busiest(edges: list[GraphEdge], limit: int) -> list[GraphEdge]:
+    """The `limit` busiest edges (all of them, in their order, when they fit)."""
+    return edges if len(edges) <= limit else sorted(edges, key=busiest_first)[:limit]
+
+
+def _say_truncated(frames: list[dict[str, Any]], shown: int, total: int) -> list[dict[str, Any]]:
+    """A warning notice on each frame when edges were left out (Grafana shows it on the panel)."""
+    if shown < total:
+        text = (
+            f"showing the busiest {shown:,} of {total:,} edges; raise the payload's limit "
+            "or narrow the query (namespace, service, coverage)"
+        )
+        for item in frames:
+            meta = item.setdefault("meta", {})
+            meta.setdefault("notices", []).append({"severity": "warning", "text": text})
+    return frames
 
 
 def _l4_volume(edge: GraphEdge) -> int:

@@ -55,7 +55,7 @@ def _volume(edge: GraphEdge) -> int:
     return edge.l4.bytes_total if edge.l4 else 0
 
 
-def _busiest_first(edge: GraphEdge) -> tuple[int, int, str]:
+def busiest_first(edge: GraphEdge) -> tuple[int, int, str]:
     return (-(edge.l7.requests if edge.l7 else 0), -_volume(edge), edge.id)
 
 
@@ -220,7 +220,7 @@ class GraphQueries:
         whole, center = self._graph_around(
             window, level, service, namespace, depth, direction, coverage
         )
-        edges, page_json = page.take(sorted(whole.edges, key=_busiest_first))
+        edges, page_json = page.take(sorted(whole.edges, key=busiest_first))
         page_json["total_nodes"] = len(whole.nodes)
         if not page_json["truncated"] and not page.offset:
             return whole, page_json
@@ -325,7 +325,7 @@ class GraphQueries:
             and (coverage is None or e.coverage is coverage)
             and (min_rps <= 0 or graph.rps(e.l7.requests if e.l7 else 0) >= min_rps)
         ]
-        kept.sort(key=_busiest_first)
+        kept.sort(key=busiest_first)
         shown, page_json = Page(limit, offset).take(kept)
         return {
             "window": self._window_json(window),

@@ -539,3 +539,39 @@ def test_several_services_give_their_neighbourhoods_together(mesh: Mesh) -> None
         mesh, "bookinfo/details", 1
     )
     assert served_pairs(edges) == expected
+
+
+@pytest.mark.parametrize("name", ["graph", "edges", "blind_spots"])
+def test_a_limit_keeps_the_busiest_edges_and_says_what_it_left_out(mesh: Mesh, name: str) -> None:
+    everything = query(mesh, [target(name, {})])
+    edges_frame = everything[-1] if name == "graph" else everything[0]
+    total = len(columns(edges_frame)["source"])
+    assert total >= 3
+    notices = edges_frame.get("meta", {}).get("notices", [])
+    assert not any("busiest" in n["text"] for n in notices)
+
+    limited = query(mesh, [target(name, {"limit": 2})])
+    frame = limited[-1] if name == "graph" else limited[0]
+    kept = column_rows(columns(frame))
+    assert len(kept) == 2
+    warnings = [n for n in frame["meta"]["notices"] if n["severity"] == "warning"]
+    assert warnings and f"busiest 2 of {total} edges" in warnings[0]["text"]
+    # The busiest: no left-out edge carries more requests (or, L4 only, more bytes) than a kept one.
+    if name == "graph":
+        nodes = set(columns(limited[0])["id"])
+        assert {r["source"] for r in kept} | {r["target"] for r in kept} <= nodes
+    else:
+
+        def load(row: dict[str, Any]) -> tuple[float, float]:
+            if name == "edges":
+                return (row["rps"] or 0, row["tcp_bytes"] or 0)
+            return (0, row["bytes"])
+
+        ranked = sorted(map(load, column_rows(columns(edges_frame))), reverse=True)
+        assert sorted(map(load, kept), reverse=True) == ranked[:2]
+
+
+def test_a_bad_limit_is_a_message_grafana_shows(mesh: Mesh) -> None:
+    response = mesh.post("/query", request_body(mesh, [target("graph", {"limit": "0"})]))
+    assert response.status_code == 400
+    assert "limit must be between 1 and 50000" in response.json()["message"]

@@ -45,9 +45,17 @@ def test_vendored_files_are_the_locked_versions_with_their_licences() -> None:
     for entry in record:
         locked = lock["packages"][f"node_modules/{entry['package']}"]
         assert (entry["version"], entry["integrity"]) == (locked["version"], locked["integrity"])
+        if "bundled_into" in entry:  # part of the web view's bundle: its licence collected
+            assert (STATIC_DIR / entry["bundled_into"]).is_file()
+            licences = (STATIC_DIR / "app.LICENSES.txt").read_text()
+            assert f"{entry['package']} {entry['version']} ({entry['license']})" in licences
+            continue
         folder = STATIC_DIR / "vendor" / entry["package"]
         assert (folder / "LICENSE").is_file()
         assert all((folder / f).is_file() for f in entry["files"])
+    bundled = {e["package"] for e in record if "bundled_into" in e}
+    imported = set(json.loads((ROOT / "frontend" / "package.json").read_text())["dependencies"])
+    assert bundled == imported - {e["package"] for e in record if "files" in e}
 
 
 def test_assets_load_without_the_api_token_and_docs_still_asks_for_it(tmp_path: Path) -> None:
