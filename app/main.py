@@ -238,7 +238,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_graph_router(queries))
     ztunnels = poller.ztunnel_endpoints if poller is not None else lambda: None
     app.include_router(build_cost_router(queries, cost_model(settings), ztunnels))
-    app.include_router(build_grafana_router(queries, model=cost_model(settings)))
+    app.include_router(
+        build_grafana_router(queries, model=cost_model(settings), ztunnel_nodes=ztunnels)
+    )
     app.include_router(build_metrics_router(registry))
     app.include_router(build_docs_router(app.title))
     app.include_router(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -70,8 +70,9 @@ def build_grafana_router(
     queries: GraphQueries,
     clock: Callable[[], float] = time.time,
     model: CostModel | None = None,
+    ztunnel_nodes: Callable[[], int | None] = lambda: None,
 ) -> APIRouter:
-    cost_inputs = model or CostModel()
+    cost_inputs = CostInputs(model or CostModel(), ztunnel_nodes)
     router = APIRouter(prefix="/grafana", tags=["grafana"], route_class=GrafanaRoute)
 
     @router.get("", summary="Save & test: the datasource is reachable")
@@ -207,7 +208,7 @@ def _answer(
     target: dict[str, Any],
     filters: list[Any],
     window: Window,
-    model: CostModel,
+    model: CostInputs,
 ) -> list[dict[str, Any]]:
     name = str(target["target"])
     ref_id = str(target.get("refId", "A"))
@@ -224,7 +225,7 @@ def _answer(
     whole = queries.whole_graph(window, sel.level)
     edges = select_edges(whole, sel)
     if name in COST_TARGETS:
-        return [_cost_frame(name, model, whole, edges, ref_id)]
+        return [_cost_frame(name, model.model, model.ztunnel_nodes(), whole, edges, ref_id)]
     if name in {"edges", "blind_spots", "new_edges"}:
         if name == "blind_spots":
             edges = [e for e in edges if e.coverage is Coverage.L4_ONLY and e.l4 is not None]
@@ -257,12 +258,22 @@ def _answer(
 COST_TARGETS = ("cost", "waypoint_advisor", "waypoint_detours")
 
 
+class CostInputs(NamedTuple):
+    model: CostModel
+    ztunnel_nodes: Callable[[], int | None]  # ztunnel endpoints scraped; None with PromQL
+
+
 def _cost_frame(
-    name: str, model: CostModel, whole: Graph, edges: list[GraphEdge], ref_id: str
+    name: str,
+    model: CostModel,
+    ztunnel_nodes: int | None,
+    whole: Graph,
+    edges: list[GraphEdge],
+    ref_id: str,
 ) -> dict[str, Any]:
-    """The cost targets over the selected edges (ztunnel nodes are not known here: null)."""
+    """The cost targets over the selected edges."""
     if name == "cost":
-        return cost_frame(cost_report(model, whole, edges, None), ref_id)
+        return cost_frame(cost_report(model, whole, edges, ztunnel_nodes), ref_id)
     if name == "waypoint_advisor":
         return advisor_frame(advisor.candidates(model, whole, edges), ref_id)
     return detours_frame(advisor.existing(model, edges), ref_id)
