@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class SpanKind(IntEnum):
@@ -191,6 +191,18 @@ class Reporter(StrEnum):
     DESTINATION = "destination"
 
 
+class ZoneBytes(NamedTuple):
+    """Bytes (both ways) of one sample that took one zone path (app/edge/zones.py); a zone is ""
+    when no source named it. `estimated`: the server zone was split in proportion
+    (app/poll/zone_split.py)."""
+
+    client_zone: str
+    waypoint_zone: str
+    server_zone: str
+    bytes: int
+    estimated: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class L4Sample:
     """Counter increases of one ztunnel series over one interval, normalised to client → server.
@@ -216,6 +228,8 @@ class L4Sample:
     # counted from an unknown caller): readers add it to the chosen reporter's view instead of
     # choosing between reporters (app/edge/stats.choose_l4).
     sole: bool = False
+    # The sample's bytes by zone path (empty: no zone known for either end).
+    zones: tuple[ZoneBytes, ...] = ()
 
     @property
     def failed(self) -> bool:

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
 from app.api.auth import BearerTokenMiddleware
+from app.api.cost import build_cost_router, cost_model
 from app.api.graph import build_graph_router
 from app.api.health import PartState, Readiness, build_health_router
 from app.api.metric_collectors import pipeline_families, service_graph_collector
@@ -235,7 +236,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_health_router(readiness))
     app.include_router(build_otlp_http_router(pipeline, settings, decoder))
     app.include_router(build_graph_router(queries))
-    app.include_router(build_grafana_router(queries))
+    ztunnels = poller.ztunnel_endpoints if poller is not None else lambda: None
+    app.include_router(build_cost_router(queries, cost_model(settings), ztunnels))
+    app.include_router(
+        build_grafana_router(queries, model=cost_model(settings), ztunnel_nodes=ztunnels)
+    )
     app.include_router(build_metrics_router(registry))
     app.include_router(build_docs_router(app.title))
     app.include_router(

@@ -213,6 +213,43 @@ class Settings(BaseSettings):
         "service>`: another name (Kubernetes Service, OTel service.name) of a canonical service.",
     )
 
+    # Cost model (/cost, /advisor): every figure is an estimate that names these inputs
+    cost_cross_zone_usd_per_gb_out: float = Field(
+        default=0.01,
+        ge=0,
+        description="Price of a GB (10^9 bytes) leaving its zone for another (a typical "
+        "intra-region inter-zone rate).",
+    )
+    cost_cross_zone_usd_per_gb_in: float = Field(
+        default=0.01,
+        ge=0,
+        description="Price of a GB entering a zone from another (clouds bill both directions).",
+    )
+    cost_reference_rps: float = Field(
+        default=2000.0,
+        gt=0,
+        description="Request rate the proxy CPU/memory figures below were measured at; "
+        "estimates scale them linearly by the observed rate.",
+    )
+    cost_sidecar_cpu_millicores: float = Field(
+        default=638.0, ge=0, description="A sidecar's CPU at the reference rate."
+    )
+    cost_sidecar_memory_mib: float = Field(
+        default=288.0, ge=0, description="A sidecar's memory at the reference rate."
+    )
+    cost_waypoint_cpu_millicores: float = Field(
+        default=370.0, ge=0, description="A waypoint's CPU at the reference rate."
+    )
+    cost_waypoint_memory_mib: float = Field(
+        default=68.0, ge=0, description="A waypoint's memory at the reference rate."
+    )
+    cost_ztunnel_cpu_millicores: float = Field(
+        default=60.0, ge=0, description="A node's ztunnel CPU at the reference rate."
+    )
+    cost_ztunnel_memory_mib: float = Field(
+        default=12.0, ge=0, description="A node's ztunnel memory at the reference rate."
+    )
+
     # Web view (/ui)
     trace_url_template: str = Field(
         default="",

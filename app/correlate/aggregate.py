@@ -46,6 +46,7 @@ from app.edge.exemplars import FAILED, SLOWEST, Offer, keep_best, kept_exemplars
 from app.edge.fields import SOLE
 from app.edge.sketch import MIN_VALUE_MS, LatencySketch
 from app.edge.stats import L4Stats
+from app.edge.zones import zone_key
 from app.hot_path import IdentityMemo, fast_constructor
 
 _NS = 1_000_000_000
@@ -338,6 +339,16 @@ class EdgeAggregator:
                 b.l4_principals.add(source.principal)
             if target.principal:
                 b.l4_principals.add(target.principal)
+            for z in sample.zones:
+                path = zone_key(
+                    reporter,
+                    z.client_zone,
+                    z.waypoint_zone,
+                    z.server_zone,
+                    via=bool(sample.via_waypoint),
+                    estimated=z.estimated,
+                )
+                b.l4_zone_bytes[path] = b.l4_zone_bytes.get(path, 0) + z.bytes
             self._see(source, level, src_id, end_s)
             self._see(target, level, tgt_id, end_s)
         if sample.via_waypoint:

@@ -63,6 +63,8 @@ class EdgeBucket:
     l7m_bytes_received: int = 0
     l7m_latency_sum_ms: float = 0.0
     l7m_latency_buckets: dict[str, int] = field(default_factory=dict)  # le -> requests
+    # "<side>|<client zone>|<waypoint zone>|<server zone>|<x|e>" -> bytes (app/edge/zones.py)
+    l4_zone_bytes: dict[str, int] = field(default_factory=dict)
     # Not merged with the bucket: exemplars have their own top-N (app/edge/exemplars.py).
     exemplars: list[Exemplar] = field(default_factory=list)
 

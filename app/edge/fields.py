@@ -112,4 +112,7 @@ EDGE_FIELDS: tuple[EdgeField, ...] = (
     EdgeField("l7m_latency_sum_ms", Merge.ADD, Stored.FLOAT),
     # histogram upper bound `le` as printed -> requests in that bucket (not cumulative)
     EdgeField("l7m_latency_buckets", Merge.ADD_MAP, Stored.JSON_MAP),
+    # L4 bytes by zone path: "<side>|<client zone>|<waypoint zone>|<server zone>|<x|e>" -> bytes
+    # both ways (app/edge/zones.py)
+    EdgeField("l4_zone_bytes", Merge.ADD_MAP, Stored.JSON_MAP),
 )

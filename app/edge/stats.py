@@ -119,6 +119,12 @@ def chosen_reporter(per_reporter: Mapping[str, L4Stats]) -> str | None:
     return None
 
 
+def chosen_sides(per_reporter: Mapping[str, L4Stats]) -> tuple[str, ...]:
+    """The sides `choose_l4` reads: the chosen reporter's and `sole`."""
+    reporter = chosen_reporter(per_reporter)
+    return (SOLE,) if reporter is None else (str(reporter), SOLE)
+
+
 def choose_l4(
     per_reporter: Mapping[str, L4Stats], failures: Mapping[str, int] | None = None
 ) -> L4Stats | None:

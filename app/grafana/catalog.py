@@ -20,6 +20,9 @@ TABLE_TARGETS = {
     "blind_spots": "L4-only traffic ranked by volume (table)",
     "new_edges": "Edges present now but not in the previous window of the same length (table)",
     "annotations": "Events: new edges, edges turning L4-only, error spikes (annotation frame)",
+    "cost": "Estimated cost: ambient proxies beside sidecars, cross-zone bytes priced (table)",
+    "waypoint_advisor": "L4-only services ranked by visibility a waypoint buys per cost (table)",
+    "waypoint_detours": "Cross-zone bytes existing waypoints cause (table)",
 }
 TARGETS = {**TABLE_TARGETS, **TIME_SERIES_TARGETS}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from app.domain import Coverage
 from app.grafana.catalog import TARGETS, TIME_SERIES_TARGETS, metric_configs
+from app.grafana.cost_frames import advisor_frame, cost_frame, detours_frame
 from app.grafana.errors import ERROR_RESPONSES, GrafanaRoute
 from app.grafana.frames import node_graph_frames
 from app.grafana.requests import (
@@ -33,6 +34,8 @@ from app.grafana.tables import (
     select_edges,
     series_frames,
 )
+from app.graph import advisor
+from app.graph.cost import CostModel, cost_report
 from app.graph.model import Graph, GraphEdge
 from app.graph.neighbourhood import Direction
 from app.graph.queries import GraphQueries, busiest_first
@@ -64,8 +67,12 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def build_grafana_router(
-    queries: GraphQueries, clock: Callable[[], float] = time.time
+    queries: GraphQueries,
+    clock: Callable[[], float] = time.time,
+    model: CostModel | None = None,
+    ztunnel_nodes: Callable[[], int | None] = lambda: None,
 ) -> APIRouter:
+    cost_inputs = CostInputs(model or CostModel(), ztunnel_nodes)
     router = APIRouter(prefix="/grafana", tags=["grafana"], route_class=GrafanaRoute)
 
     @router.get("", summary="Save & test: the datasource is reachable")
@@ -181,7 +188,9 @@ def build_grafana_router(
             ):
                 continue
             frames.extend(
-                await run_in_threadpool(_answer, queries, target, body.get("filters") or [], window)
+                await run_in_threadpool(
+                    _answer, queries, target, body.get("filters") or [], window, cost_inputs
+                )
             )
         return JSONResponse(frames)
 
@@ -195,7 +204,11 @@ def as_filter(value: Any) -> list[str]:
 
 
 def _answer(
-    queries: GraphQueries, target: dict[str, Any], filters: list[Any], window: Window
+    queries: GraphQueries,
+    target: dict[str, Any],
+    filters: list[Any],
+    window: Window,
+    model: CostInputs,
 ) -> list[dict[str, Any]]:
     name = str(target["target"])
     ref_id = str(target.get("refId", "A"))
@@ -211,6 +224,8 @@ def _answer(
         return _say_truncated(frames, len(shown), len(graph.edges))
     whole = queries.whole_graph(window, sel.level)
     edges = select_edges(whole, sel)
+    if name in COST_TARGETS:
+        return [_cost_frame(name, model.model, model.ztunnel_nodes(), whole, edges, ref_id)]
     if name in {"edges", "blind_spots", "new_edges"}:
         if name == "blind_spots":
             edges = [e for e in edges if e.coverage is Coverage.L4_ONLY and e.l4 is not None]
@@ -238,6 +253,30 @@ def _answer(
         ranked = sorted(layer, key=lambda e: (-(e.l7.requests if e.l7 else 0), e.id))
     chosen = {e.id for e in ranked[: sel.top]}
     return series_frames(name, queries.edge_series(window, sel.level, chosen, name), ref_id)
+
+
+COST_TARGETS = ("cost", "waypoint_advisor", "waypoint_detours")
+
+
+class CostInputs(NamedTuple):
+    model: CostModel
+    ztunnel_nodes: Callable[[], int | None]  # ztunnel endpoints scraped; None with PromQL
+
+
+def _cost_frame(
+    name: str,
+    model: CostModel,
+    ztunnel_nodes: int | None,
+    whole: Graph,
+    edges: list[GraphEdge],
+    ref_id: str,
+) -> dict[str, Any]:
+    """The cost targets over the selected edges."""
+    if name == "cost":
+        return cost_frame(cost_report(model, whole, edges, ztunnel_nodes), ref_id)
+    if name == "waypoint_advisor":
+        return advisor_frame(advisor.candidates(model, whole, edges), ref_id)
+    return detours_frame(advisor.existing(model, edges), ref_id)
 
 
 def _busiest(edges: list[GraphEdge], limit: int) -> list[GraphEdge]:

@@ -93,6 +93,18 @@ def edges_table(
                 "number",
                 unit="percentunit",
             ),
+            field(
+                "cross_zone_bytes",
+                [e.zones.cross_zone_bytes if e.zones else None for e in rows],
+                "number",
+                unit="bytes",
+            ),
+            field(
+                "detour_bytes",
+                [e.zones.detour_bytes if e.zones else None for e in rows],
+                "number",
+                unit="bytes",
+            ),
         ],
         rates_meta(graph),
     )

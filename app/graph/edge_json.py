@@ -138,6 +138,59 @@ class L4Out(BaseModel):
     ]
 
 
+class ZonePathOut(BaseModel):
+    client_zone: Annotated[str | None, From("p.client_zone or None")]
+    waypoint_zone: Annotated[
+        str | None,
+        From("p.waypoint_zone or None"),
+        Field(description="null on a direct path or when the waypoint's zone is unknown"),
+    ]
+    server_zone: Annotated[str | None, From("p.server_zone or None")]
+    via_waypoint: Annotated[bool, From("p.via")]
+    bytes: Annotated[int, From("p.bytes"), Field(description="request + response bytes")]
+    cross_zone_bytes: Annotated[
+        int,
+        From("p.cross_zone_bytes"),
+        Field(description="bytes times the zone boundaries crossed"),
+    ]
+    detour_bytes: Annotated[
+        int,
+        From("p.detour_bytes"),
+        Field(description="crossings only the waypoint causes (client zone → server zone direct)"),
+    ]
+    estimated_bytes: Annotated[
+        int,
+        From("p.estimated_bytes"),
+        Field(description="bytes whose server zone was split in proportion (an estimate)"),
+    ]
+
+
+class ZonesOut(BaseModel):
+    bytes: Annotated[int, From("z.bytes"), Field(description="request + response bytes")]
+    cross_zone_bytes: Annotated[
+        int,
+        From("z.cross_zone_bytes"),
+        Field(
+            description="bytes times the zone boundaries crossed (twice through a third-zone waypoint)"
+        ),
+    ]
+    cross_zone_share: Annotated[
+        float | None,
+        From("finite(z.cross_zone_share, 6)"),
+        Field(description="share of the bytes with known zones that crossed a zone"),
+    ]
+    detour_bytes: Annotated[
+        int,
+        From("z.detour_bytes"),
+        Field(description="cross-zone bytes caused only by the waypoint's zone"),
+    ]
+    unknown_bytes: Annotated[
+        int, From("z.unknown_bytes"), Field(description="bytes with a hop of unknown zones")
+    ]
+    estimated_bytes: Annotated[int, From("z.estimated_bytes")]
+    paths: Annotated[list[ZonePathOut], Each("p", "z.paths")]
+
+
 class ExemplarOut(BaseModel):
     kind: Annotated[str, From("e.kind"), Field(description="slowest | failed")]
     trace_id: Annotated[str, From("e.trace_id")]
@@ -176,6 +229,14 @@ class EdgeOut(BaseModel):
     ]
     l7: Annotated[L7Out | None, When(_HAS_L7)]
     l4: Annotated[L4Out | None, When("l4 is not None and l4.has_traffic")]
+    zones: Annotated[
+        ZonesOut | None,
+        When("z is not None"),
+        Field(
+            description="L4 bytes by zone path, from ztunnel's source_zone/destination_zone "
+            "labels or node topology; null when no zone is known"
+        ),
+    ]
     exemplars: Annotated[list[ExemplarOut], Each("e", "edge.exemplars")]
     provenance: ProvenanceOut
     unpaired: Annotated[int, From("l7.unpaired if l7 else 0")]
@@ -215,6 +276,6 @@ def builder_expression(model: type[BaseModel]) -> str:
 edge_json: Callable[[Any, Any], dict[str, Any]] = compile_function(
     "edge_json",
     "edge, graph",
-    ["l7, l4 = edge.l7, edge.l4", f"return {builder_expression(EdgeOut)}"],
+    ["l7, l4, z = edge.l7, edge.l4, edge.zones", f"return {builder_expression(EdgeOut)}"],
     {"finite": finite, "bound": bound},
 )

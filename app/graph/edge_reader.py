@@ -19,7 +19,8 @@ from app.domain import Level, NodeKind, Provenance
 from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import top_exemplars
 from app.edge.merge import merge_rows, merged
-from app.edge.stats import choose_l4, l7_stats
+from app.edge.stats import choose_l4, chosen_sides, l7_stats
+from app.edge.zones import zone_stats
 from app.graph.aliases import AliasMap
 from app.graph.attribution import Pair, attribute
 from app.graph.model import GraphEdge, GraphNode, L7Stats, node_from_id
@@ -48,6 +49,9 @@ def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
         l4=l4,
         provenance=provenance,
         candidates=candidates,
+        zones=zone_stats(bucket.l4_zone_bytes, chosen_sides(bucket.l4))
+        if bucket.l4_zone_bytes
+        else None,
     )
 
 

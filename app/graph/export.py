@@ -119,10 +119,25 @@ def _edge_label(edge: GraphEdge, graph: Graph) -> str:
             parts.append(f"p99 {edge.l7.p99_ms:.0f}ms")
     if edge.l4 is not None and edge.l4.has_traffic:
         parts.append(_human_bytes(edge.l4.bytes_total))
+    cross = cross_zone_text(edge)
+    if cross != "-":
+        parts.append(f"cross-zone {cross}")
     parts.append(edge.coverage.value)
     if edge.via:
         parts.append(f"via {edge.via}")
     return ", ".join(parts)
+
+
+def cross_zone_text(edge: GraphEdge) -> str:
+    """`<share of bytes crossing a zone>% <cross-zone bytes>` (`+<detour> detour` through a
+    waypoint elsewhere), "-" when no zone is known."""
+    z = edge.zones
+    if z is None or z.cross_zone_share is None:
+        return "-"
+    text = f"{100 * z.cross_zone_share:.0f}% {_human_bytes(z.cross_zone_bytes)}"
+    if z.detour_bytes:
+        text += f" ({_human_bytes(z.detour_bytes)} detour)"
+    return text
 
 
 def to_dot(graph: Graph) -> str:
@@ -212,6 +227,7 @@ def to_table(graph: Graph) -> str:
         "L4 BYTES",
         "MTLS",
         "FAILED",
+        "CROSS-ZONE",
         "VIA",
     )
     rows = [header]
@@ -230,6 +246,7 @@ def to_table(graph: Graph) -> str:
                 _human_bytes(l4.bytes_total) if l4 and l4.has_traffic else "-",
                 f"{100 * (l4.mtls_share or 0):.0f}%" if l4 and l4.mtls_share is not None else "-",
                 _failures(l4),
+                cross_zone_text(edge),
                 edge.via or "-",
             )
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from app.domain import Coverage, NodeKind
 from app.edge.exemplars import Exemplar
 from app.edge.stats import L4Stats, L7Stats
+from app.edge.zones import ZoneStats
 
 __all__ = ["Exemplar", "Graph", "GraphEdge", "GraphNode", "L4Stats", "L7Stats", "node_from_id"]
 
@@ -26,6 +27,7 @@ class GraphEdge:
     provenance: dict[str, int] = field(default_factory=dict)
     candidates: dict[str, float] = field(default_factory=dict)
     exemplars: tuple[Exemplar, ...] = ()
+    zones: ZoneStats | None = None  # L4 bytes by zone path (app/edge/zones.py)
 
     @property
     def id(self) -> str:

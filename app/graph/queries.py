@@ -20,7 +20,9 @@ from app.edge.bucket import EdgeBucket
 from app.edge.fields import SOLE
 from app.edge.merge import merge_rows_by_bucket
 from app.edge.stats import l7_stats
+from app.graph import advisor
 from app.graph.aliases import cached_aliases, name_forms
+from app.graph.cost import CostModel, cost_report
 from app.graph.edge_reader import EdgeReader, to_graph_edge
 from app.graph.export import edge_json, node_rates, rfc3339, window_json
 from app.graph.model import Graph, GraphEdge, GraphNode, L4Stats, rate_seconds
@@ -365,6 +367,29 @@ class GraphQueries:
                 for e in shown
             ],
             "page": page_json,
+        }
+
+    # ---- cost and the waypoint advisor (app/graph/cost.py, advisor.py) --------------------
+    def cost(
+        self, window: Window, namespace: str | None, model: CostModel, ztunnel_nodes: int | None
+    ) -> dict[str, Any]:
+        graph = self.whole_graph(window, Level.SERVICE)
+        edges = [e for e in graph.edges if _in_namespace(e, namespace)]
+        report = cost_report(model, graph, edges, ztunnel_nodes)
+        return {"window": self._window_json(window), **report}
+
+    def advisor(
+        self, window: Window, namespace: str | None, model: CostModel, limit: int, offset: int = 0
+    ) -> dict[str, Any]:
+        graph = self.whole_graph(window, Level.SERVICE)
+        edges = [e for e in graph.edges if _in_namespace(e, namespace)]
+        shown, page_json = Page(limit, offset).take(advisor.candidates(model, graph, edges))
+        return {
+            "window": self._window_json(window),
+            "rank_by": advisor.RANK_BY,
+            "candidates": shown,
+            "page": page_json,
+            "waypoints": advisor.existing(model, edges),
         }
 
     # ---- triage ---------------------------------------------------------------------------

@@ -180,6 +180,41 @@ def _plaintext_link(now: GraphEdge) -> Finding | None:
     )
 
 
+def _waypoint_detour(now: GraphEdge) -> Finding | None:
+    """Bytes crossing zones only because the edge's waypoint runs in another zone than its
+    callers or servers (app/edge/zones.py): a replica in the callers' zone removes them."""
+    z = now.zones
+    if z is None or not now.via or not z.detour_bytes:
+        return None
+    paths = [p for p in z.paths if p.detour_bytes]
+    return Finding(
+        kind="waypoint_detour",
+        severity=Severity.WARNING,
+        score=10 + min(z.detour_bytes / max(z.bytes, 1), 2) * 10,
+        summary=f"{now.id}: {z.detour_bytes} bytes cross zones only because of waypoint "
+        f"{now.via} ("
+        + ", ".join(f"{p.client_zone}→{p.waypoint_zone}→{p.server_zone}" for p in paths[:3])
+        + ")",
+        edge=now.id,
+        evidence={
+            "waypoint": now.via,
+            "detour_bytes": z.detour_bytes,
+            "cross_zone_bytes": z.cross_zone_bytes,
+            "bytes": z.bytes,
+            "estimated_bytes": z.estimated_bytes,
+            "paths": [
+                {
+                    "client_zone": p.client_zone,
+                    "waypoint_zone": p.waypoint_zone,
+                    "server_zone": p.server_zone,
+                    "detour_bytes": p.detour_bytes,
+                }
+                for p in paths
+            ],
+        },
+    )
+
+
 def _connection_failures(now: GraphEdge, t: Thresholds) -> list[Finding]:
     """ztunnel's failed connections (response flags on closed connections): refused by policy
     (DENY, NETWORK_POLICY) and failing otherwise (CONNECT, TLS_FAILURE, …), one finding each.
@@ -288,6 +323,7 @@ def triage(
             _blind_spot(edge),
             _plaintext_link(edge),
             _cardinality_overflow(edge, window_s),
+            _waypoint_detour(edge),
         ):
             if finding is not None:
                 findings.append(finding)

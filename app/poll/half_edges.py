@@ -43,7 +43,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from app.domain import Endpoint, IdentityEvidence, L4Sample, NodeKind, Reporter
+from app.domain import Endpoint, IdentityEvidence, L4Sample, NodeKind, Reporter, ZoneBytes
+from app.poll.zone_split import (
+    WaypointZones,
+    WorkloadZones,
+    direct_zones,
+    group_zones,
+    series_zone,
+)
 from app.poll.ztunnel_labels import (
     UNKNOWN,
     Counts,
@@ -116,7 +123,13 @@ def learn_waypoints_by_shape(legs: Iterable[_Leg], identity: IdentityEvidence) -
 
 
 def _sample(
-    leg: _Leg, source: Endpoint, target: Endpoint, end_s: float, via: str, sole: bool = True
+    leg: _Leg,
+    source: Endpoint,
+    target: Endpoint,
+    end_s: float,
+    via: str,
+    sole: bool = True,
+    zones: tuple[ZoneBytes, ...] = (),
 ) -> L4Sample:
     counts, labels = leg.counts, leg.labels
     return L4Sample(
@@ -133,13 +146,41 @@ def _sample(
         response_flags=labels.get("response_flags", "-") or "-",
         via_waypoint=via,
         sole=sole,
+        zones=zones,
     )
 
 
+def _total(leg: _Leg) -> int:
+    return leg.counts.request_bytes + leg.counts.response_bytes
+
+
+def _group_zones(
+    servers: list[tuple[_Leg, str]], clients: list[tuple[_Leg, str]], zones: WorkloadZones | None
+) -> WaypointZones:
+    return group_zones(
+        ((leg.labels, _total(leg)) for leg, _ in servers),
+        (leg.labels for leg, _ in clients),
+        zones,
+    )
+
+
+def _via_zones(
+    leg: _Leg, group: WaypointZones, zones: WorkloadZones | None
+) -> tuple[ZoneBytes, ...]:
+    """A client leg's zone paths: caller zone → waypoint zone → the server zones."""
+    client = series_zone(leg.labels, "source", zones)
+    waypoint = series_zone(leg.labels, "destination", zones)
+    return group.split(client, waypoint, _total(leg))
+
+
 def to_samples(
-    series: Iterable[SeriesIncrease], end_s: float, identity: IdentityEvidence
+    series: Iterable[SeriesIncrease],
+    end_s: float,
+    identity: IdentityEvidence,
+    zones: WorkloadZones | None = None,
 ) -> list[L4Sample]:
-    """One poll's increases (every target's) as samples; see the module docstring."""
+    """One poll's increases (every target's) as samples; see the module docstring. `zones`
+    names a workload's zone where ztunnel's labels do not (app/poll/zone_split.py)."""
     legs = []
     for labels, counts, start_s in series:
         reporter = _REPORTERS.get(labels.get("reporter", ""))
@@ -166,10 +207,14 @@ def to_samples(
         elif dst_wp:
             clients.setdefault((dst_wp, leg.service), []).append((leg, dst_wp))
         else:
-            out.extend(_direct(leg, end_s))
+            out.extend(_direct(leg, end_s, zones))
     for key, group in clients.items():
         if key[1]:
-            out.extend(s for leg, via in group if (s := _client_leg(leg, end_s, via)) is not None)
+            split = _group_zones(servers.get(key, []), group, zones)
+            for leg, via in group:
+                sample = _client_leg(leg, end_s, via, _via_zones(leg, split, zones))
+                if sample is not None:
+                    out.append(sample)
     for key, group in servers.items():
         service = key[1]
         if service and key in clients:
@@ -179,29 +224,47 @@ def to_samples(
             callers = clients.get(key, [])
             if len(dests) == 1 and callers:
                 (dest,) = dests
+                split = _group_zones(group, callers, zones)
                 out.extend(
-                    _sample(leg, source_endpoint(leg.labels, dest), dest, end_s, via)
+                    _sample(
+                        leg,
+                        source_endpoint(leg.labels, dest),
+                        dest,
+                        end_s,
+                        via,
+                        zones=_via_zones(leg, split, zones),
+                    )
                     for leg, via in callers
                 )
                 continue
         for leg, via in group:
             target = target_endpoint(leg.labels, via_waypoint=False)
-            out.append(_sample(leg, unknown_caller_of(target), target, end_s, via))
+            # The caller is unknown, so is its zone: only the waypoint → server hop is known.
+            path = group_zones([(leg.labels, _total(leg))], [], zones).split(
+                "", series_zone(leg.labels, "source", zones), _total(leg)
+            )
+            out.append(_sample(leg, unknown_caller_of(target), target, end_s, via, zones=path))
     return out
 
 
-def _direct(leg: _Leg, end_s: float) -> list[L4Sample]:
+def _direct(leg: _Leg, end_s: float, zones: WorkloadZones | None) -> list[L4Sample]:
     target = target_endpoint(leg.labels, via_waypoint=False)
     if target.kind is NodeKind.UNKNOWN and target.service == "unknown-destination":
         src = source_endpoint(leg.labels, target)
         target = Endpoint(
             "external", f"unknown-from-{src.namespace}.{src.service}", "", NodeKind.UNKNOWN
         )
-    return [_sample(leg, source_endpoint(leg.labels, target), target, end_s, "", sole=False)]
+    path = direct_zones(
+        series_zone(leg.labels, "source", zones),
+        series_zone(leg.labels, "destination", zones),
+        _total(leg),
+    )
+    source = source_endpoint(leg.labels, target)
+    return [_sample(leg, source, target, end_s, "", sole=False, zones=path)]
 
 
-def _client_leg(leg: _Leg, end_s: float, via: str) -> L4Sample | None:
+def _client_leg(leg: _Leg, end_s: float, via: str, zones: tuple[ZoneBytes, ...]) -> L4Sample | None:
     target = target_endpoint(leg.labels, via_waypoint=True)
     if target.node_id() == via:
         return None  # addressed to the waypoint's own Service: no intended service, no edge
-    return _sample(leg, source_endpoint(leg.labels, target), target, end_s, via)
+    return _sample(leg, source_endpoint(leg.labels, target), target, end_s, via, zones=zones)

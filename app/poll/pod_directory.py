@@ -17,7 +17,8 @@ workload → canonical service, pod name → canonical service, pod IP → canon
 two are not persisted: pods come and go and IPs are reused, so they are learned again from each
 listing), Service name → canonical service (app/poll/service_list.py), and the proxies by their
 labels, never their names (`role`). Learned names are never forgotten by a failed listing.
-Needs cluster-wide `list pods` (and `list services` with identity; deploy/ RBAC).
+It also lists nodes, for the zone each workload runs in (app/poll/node_zones.py).
+Needs cluster-wide `list pods` and `list nodes` (and `list services` with identity; deploy/ RBAC).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from app.domain import Alias, AliasSource, Endpoint, IdentityEvidence
 from app.poll.kube_access import KubeAccess, access_from_settings
+from app.poll.node_zones import MAX_NODES, node_zones, workload_zones
 from app.poll.pod_list import PodListClient
 from app.poll.service_list import SelectablePod, ServiceListClient, service_aliases
 from app.poll.target_state import TargetState
@@ -110,6 +112,7 @@ class RunningPod:
     ip: str  # "" on the host network: the node's IP names no pod
     labels: Mapping[str, str]
     role: str
+    node: str = ""  # spec.nodeName
 
     def endpoint(self) -> Endpoint:
         return Endpoint(self.namespace, self.service, workload=self.workload)
@@ -133,6 +136,7 @@ def running_pod(pod: dict[str, Any]) -> RunningPod | None:
         ip,
         labels,
         role(labels),
+        str(spec.get("nodeName") or ""),
     )
 
 
@@ -193,6 +197,14 @@ class PodDirectory:
         self._by_ip: dict[str, Endpoint] = {}
         self._lock = threading.Lock()
         self.state = TargetState("kubernetes:pods", interval_s)
+        # Node topology: zones for ztunnels without locality labels (app/poll/node_zones.py).
+        self._nodes = PodListClient(
+            access, "/api/v1/nodes", {}, timeout_s=timeout_s, max_items=MAX_NODES, what="node list"
+        )
+        # Not part of readiness (`states`): without `list nodes` only the zones are missing.
+        self.node_state = TargetState("kubernetes:nodes", interval_s)
+        self._node_zones: dict[str, str] = {}
+        self._zones: dict[tuple[str, str], str] = {}
 
     @property
     def states(self) -> list[TargetState]:
@@ -201,17 +213,28 @@ class PodDirectory:
 
     async def aclose(self) -> None:
         await self._pods.aclose()
+        await self._nodes.aclose()
         if self._services is not None:
             await self._services.aclose()
 
     def lookup(self, ip: str) -> Endpoint | None:
         return self._by_ip.get(ip)
 
+    def zone_of(self, namespace: str, workload: str) -> str:
+        """The workload's zone from node topology, "" when unknown or spread over zones."""
+        return self._zones.get((namespace, workload), "")
+
     def __len__(self) -> int:
         return len(self._by_ip)
 
-    def replace(self, pods: list[dict[str, Any]]) -> None:
-        self._swap(_by_ip(_listed_pods(pods)))
+    def replace(
+        self, pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None = None
+    ) -> None:
+        listed = _listed_pods(pods)
+        if nodes is not None:
+            self._node_zones = node_zones(nodes)
+        self._swap(_by_ip(listed))
+        self._zones = _zones(listed, self._node_zones)
 
     def _swap(self, by_ip: dict[str, Endpoint]) -> None:
         with self._lock:
@@ -226,6 +249,12 @@ class PodDirectory:
         self._swap(_by_ip(pods))
         # Listing every pod is heavier than a scrape, and pod IPs change slowly.
         self.state.next_attempt_s = now_s + max(self.state.interval_s, MIN_REFRESH_S)
+        if self.node_state.due(now_s):
+            zones = await self._nodes.read(now_s, self.node_state, node_zones)
+            if zones is not None:  # a failed node listing keeps the zones known before
+                self._node_zones = zones
+                self.node_state.next_attempt_s = now_s + max(self.state.interval_s, MIN_REFRESH_S)
+        self._zones = _zones(pods, self._node_zones)
         if self._identity is not None:
             learn_pods(self._identity, pods)
             await self._learn_services(now_s, pods)
@@ -247,6 +276,10 @@ class PodDirectory:
         ]
         for alias in service_aliases(services, selectable):
             self._identity.learn(alias)
+
+
+def _zones(pods: list[RunningPod], nodes: dict[str, str]) -> dict[tuple[str, str], str]:
+    return workload_zones(((p.namespace, p.workload, p.node) for p in pods), nodes)
 
 
 def _by_ip(pods: list[RunningPod]) -> dict[str, Endpoint]:

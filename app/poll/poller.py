@@ -117,6 +117,12 @@ class L4Poller:
             self.samples_emitted += len(samples)
         return samples
 
+    def ztunnel_endpoints(self) -> int | None:
+        """ztunnel endpoints being scraped directly (one per node); None in PromQL mode."""
+        parts = self.source.parts if isinstance(self.source, Sources) else (self.source,)
+        scrapes = [p for p in parts if isinstance(p, DirectScrape)]
+        return sum(len(p.scraped) for p in scrapes) if scrapes else None
+
     def poll_once_sync(self) -> list[Polled]:
         return asyncio.run(self._poll_and_close())
 
@@ -336,11 +342,12 @@ def build_poller(
                 d.restart_baseline(clock())
         parts: list[L4Source] = []
         if ztunnel_targets is not None:
-            parts.append(
-                DirectScrape(
-                    ztunnel_targets, interval_s=interval, timeout_s=timeout, identity=identity
-                )
+            ztunnels = DirectScrape(
+                ztunnel_targets, interval_s=interval, timeout_s=timeout, identity=identity
             )
+            if directory is not None:
+                ztunnels.zones = directory.zone_of
+            parts.append(ztunnels)
         if waypoint_targets is not None:
             parts.append(
                 WaypointScrape(

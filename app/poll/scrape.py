@@ -18,6 +18,7 @@ from app.poll.exposition import ExpositionError, ExpositionParser, Sample
 from app.poll.half_edges import SeriesIncrease, to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
 from app.poll.waypoint_labels import group, is_waypoint_family, to_metric_samples
+from app.poll.zone_split import WorkloadZones
 from app.poll.ztunnel_labels import (
     CLOSED,
     OPENED,
@@ -129,6 +130,10 @@ class TargetScrape:
 class DirectScrape(TargetScrape):
     """ztunnel endpoints: all targets' increases joined into half-edge samples together."""
 
+    # A workload's zone where ztunnel prints no locality labels (the pod directory's node
+    # topology, app/poll/node_zones.py); None: labels only.
+    zones: WorkloadZones | None = None
+
     async def poll(self, client: httpx.AsyncClient, now_s: float) -> list[L4Sample]:
         scraped = await self._scrape_due(client, now_s)
         # All targets together: the two half-edges of a waypoint call are printed by two ztunnels.
@@ -137,7 +142,7 @@ class DirectScrape(TargetScrape):
             for _, target_increases, start_s in scraped
             for labels, counts in group_increases(target_increases)
         ]
-        return to_samples(increases, now_s, self._identity)
+        return to_samples(increases, now_s, self._identity, self.zones)
 
 
 async def fetch(client: httpx.AsyncClient, url: str) -> str:

@@ -56,9 +56,16 @@ ENDPOINT_LABELS = (
     "destination_principal",
     "destination_canonical_service",
 )
-# The labels that identify an edge; everything else (app, version, cluster, revision,
-# locality, request_protocol) is dropped before grouping.
-EDGE_LABELS = (*ENDPOINT_LABELS, "connection_security_policy", "response_flags")
+# The labels that identify an edge's series; everything else (app, version, cluster, revision,
+# request_protocol) is dropped before grouping. The zones are kept (absent before ztunnel 1.26:
+# app/poll/zone_split.py), so each zone path stays its own series.
+EDGE_LABELS = (
+    *ENDPOINT_LABELS,
+    "connection_security_policy",
+    "response_flags",
+    "source_zone",
+    "destination_zone",
+)
 _SVC_SUFFIX = ".svc.cluster.local"
 
 

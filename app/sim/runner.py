@@ -25,6 +25,7 @@ behind the first proxy gives. Waypoint request metrics and ztunnel counters see 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 from collections import defaultdict
@@ -305,6 +306,9 @@ class MeshSimulator:
                     edge_truth.sampled_requests += 1
                     edge_truth.sampled_errors += int(request.error)
                     edge_truth.sampled_latencies_ms.append(request.duration_ms)
+        if self.topology.zoned:
+            for request in requests:
+                self._record_zones(edges[request.edge_index], request)
         for st in series.values():
             if not st.kept:
                 continue
@@ -319,6 +323,25 @@ class MeshSimulator:
                 edge_truth.failures["DENY"] = edge_truth.failures.get("DENY", 0) + failed
         for edge_truth in truth.edges.values():
             edge_truth.ticks.append(rows[id(edge_truth)])
+
+    def _record_zones(self, edge_truth: EdgeTruth, request: Request) -> None:
+        """The zones one call's bytes ran through, hop by hop, as the pods were placed."""
+        i = request.edge_index
+        edge, cls = self.topology.edges[i], self._classes[i]
+        if edge.denied or cls.coverage is Coverage.L7_ONLY:
+            return  # no bytes, or no ztunnel on the path
+        zone_of = self.topology.zone_of
+        client = zone_of(request.source_workload.node) if request.source_workload else ""
+        server = zone_of(request.target_workload.node) if request.target_workload else ""
+        waypoint = self.topology.via_waypoint(edge, cls)
+        hops = [client, zone_of(waypoint.node), server] if waypoint else [client, server]
+        total = request.request_bytes + request.response_bytes
+        key = "|".join(hops if waypoint else [client, "", server])
+        edge_truth.zone_bytes[key] = edge_truth.zone_bytes.get(key, 0) + total
+        crossed = sum(1 for a, b in itertools.pairwise(hops) if a and b and a != b)
+        edge_truth.cross_zone_bytes += total * crossed
+        if waypoint and all(hops):
+            edge_truth.detour_bytes += total * (crossed - int(client != server))
 
     # lifecycle
 

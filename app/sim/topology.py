@@ -214,12 +214,25 @@ class Topology:
     waypoints: tuple[Waypoint, ...] = ()
     externals: tuple[External, ...] = ()
     nodes: tuple[str, ...] = ()
+    # (node, zone): the node's `topology.kubernetes.io/zone` label; empty: a cluster without
+    # zones, whose ztunnels print no locality labels (as ztunnel before 1.26).
+    node_zones: tuple[tuple[str, str], ...] = ()
+    region: str = "sim-region-1"  # every node's `topology.kubernetes.io/region`
     _by_id: dict[str, Service] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id.update({s.id: s for s in self.services})
 
+    @property
+    def zoned(self) -> bool:
+        return bool(self.node_zones)
+
+    def zone_of(self, node: str) -> str:
+        """The node's zone, "" when it has none."""
+        return dict(self.node_zones).get(node, "")
+
     def service(self, service_id: str) -> Service:
+
         return self._by_id[service_id]
 
     def has_service(self, service_id: str) -> bool:

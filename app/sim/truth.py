@@ -75,6 +75,13 @@ class EdgeTruth:
     sampled_errors: int = 0
     sampled_latencies_ms: list[float] = field(default_factory=list)
     ticks: list[TickTruth] = field(default_factory=list)
+    # Zones (a zoned topology, of the calls ztunnel carries): bytes both ways by the zone path
+    # each call took, "<client zone>|<waypoint zone>|<server zone>" ("" where a zone is unknown
+    # or there is no waypoint); the bytes times the zone boundaries they crossed; and the
+    # crossings the waypoint added over the direct path client zone → server zone.
+    zone_bytes: dict[str, int] = field(default_factory=dict)
+    cross_zone_bytes: int = 0
+    detour_bytes: int = 0
     # Quantiles read from a file written without samples (`include_samples=False`).
     stored_quantiles_ms: dict[str, float | None] = field(default_factory=dict, compare=False)
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 
 from app.sim.endpoint import MetricsEndpoint
-from app.sim.ztunnel_series import LABEL_NAMES, Labels
+from app.sim.ztunnel_series import LABEL_NAMES, LOCALITY_NAMES, Labels
 
 # (printed family, HELP) in ztunnel's order; counter index = position here.
 FAMILIES = (
@@ -46,7 +46,8 @@ def _escape(value: str) -> str:
 
 
 def _label_text(labels: Labels) -> str:
-    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(LABEL_NAMES, labels, strict=True))
+    names = LABEL_NAMES if len(labels) == len(LABEL_NAMES) else (*LABEL_NAMES, *LOCALITY_NAMES)
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, labels, strict=True))
 
 
 class ZtunnelNode:

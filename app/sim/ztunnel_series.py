@@ -75,8 +75,14 @@ LABEL_NAMES = (
     "response_flags",
     "connection_security_policy",
 )
+# Printed after LABEL_NAMES by ztunnel ≥ 1.26 (istio/ztunnel `src/proxy/metrics.rs`,
+# `LocalityLabels`, flattened at the end of `CommonTrafficLabels`), from the workloads' locality
+# that istiod takes from their nodes' `topology.kubernetes.io/region` and `zone` labels. The
+# simulator prints them for a zoned topology only.
+LOCALITY_NAMES = ("source_region", "source_zone", "destination_region", "destination_zone")
 UNKNOWN = "unknown"
-Labels = tuple[str, ...]  # values in LABEL_NAMES order
+# values in LABEL_NAMES order, then LOCALITY_NAMES' on a zoned topology
+Labels = tuple[str, ...]
 
 _SOURCE_UNKNOWN = (UNKNOWN,) * 8
 
@@ -192,18 +198,36 @@ def series_for(
         assert target_service is not None and target_workload is not None
         dst = destination_workload_labels(target_service, target_workload, cls.pod_addressed)
     out: list[SeriesRef] = []
+    src_node = source_workload.node if source_workload else ""
+    dst_node = target_workload.node if target_workload else ""
     waypoint = topology.via_waypoint(edge, cls)
     if waypoint is not None:
         assert source_workload and target_service and target_workload
         intended = None if cls.pod_addressed else target_service
         client_leg = _labels("source", src, _destination_waypoint(intended, waypoint), True)
         server_leg = _labels("destination", _source_waypoint(waypoint), dst, True)
+        client_leg += locality(topology, src_node, waypoint.node)
+        server_leg += locality(topology, waypoint.node, dst_node)
         out.append(SeriesRef(source_workload.node, client_leg, kept=True))
         out.append(SeriesRef(target_workload.node, server_leg, kept=False))
         return out
+    where = locality(topology, src_node, dst_node)
     if cls.source_reporter and source_workload is not None:
-        out.append(SeriesRef(source_workload.node, _labels("source", src, dst, mtls), kept=True))
+        labels = _labels("source", src, dst, mtls) + where
+        out.append(SeriesRef(source_workload.node, labels, kept=True))
     if cls.destination_reporter and target_workload is not None:
-        labels = _labels("destination", src, dst, mtls)
+        labels = _labels("destination", src, dst, mtls) + where
         out.append(SeriesRef(target_workload.node, labels, kept=not out))
     return out
+
+
+def locality(topology: Topology, source_node: str, destination_node: str) -> Labels:
+    """LOCALITY_NAMES' values for a zoned topology (`unknown` for an end with no workload:
+    an outside caller, an external host), () otherwise."""
+    if not topology.zoned:
+        return ()
+    out: list[str] = []
+    for node in (source_node, destination_node):
+        zone = topology.zone_of(node) if node else ""
+        out += [topology.region if zone else UNKNOWN, zone or UNKNOWN]
+    return tuple(out)

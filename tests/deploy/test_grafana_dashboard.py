@@ -121,6 +121,9 @@ def test_every_panel_target_is_a_catalog_target_with_a_valid_payload() -> None:
         "edge_error_rate",
         "edge_latency_p99",
         "blind_spots",
+        "cost",
+        "waypoint_detours",
+        "waypoint_advisor",
     }
     for target in targets:
         assert target["target"] in TARGETS, target["target"]

@@ -151,11 +151,11 @@ def test_postgres_overlay_migrates_before_serving_with_the_secret_url() -> None:
     assert not find(build("postgres"), "PersistentVolumeClaim")
 
 
-def test_the_optional_pod_ips_component_grants_only_reading_pods_and_services(
+def test_the_optional_pod_ips_component_grants_only_reading_pods_services_and_nodes(
     tmp_path: Path,
 ) -> None:
     """components/pod-ips (peer.address → workload, node identity) adds a cluster-wide read of
-    pods and a list of Services, nothing more."""
+    pods and a list of Services and of nodes (their zones), nothing more."""
     import os
     import shutil
     import subprocess
@@ -179,6 +179,7 @@ def test_the_optional_pod_ips_component_grants_only_reading_pods_and_services(
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
     ]
     binding = only(resources, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

@@ -33,6 +33,9 @@ EXPECTED_TARGETS = {
     "edge_latency_p95",
     "edge_latency_p99",
     "edge_tcp_bytes",
+    "cost",
+    "waypoint_advisor",
+    "waypoint_detours",
 }
 PRODUCTPAGE = "bookinfo/productpage"
 

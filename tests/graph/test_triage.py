@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from app.edge.zones import ZonePath, ZoneStats
 from app.graph.model import Exemplar, GraphEdge
 from app.graph.neighbourhood import Dependent
 from app.graph.triage import Severity, triage
@@ -99,4 +100,19 @@ def test_traffic_under_an_overflow_node_is_a_finding_naming_the_sender() -> None
         f
         for f in triage("shop/checkout", [plain], [plain], W, B, [])
         if f.kind == "cardinality_overflow"
+    ]
+
+
+def test_a_waypoint_in_another_zone_is_a_detour_finding_and_a_local_one_is_not() -> None:
+    far = ZoneStats((ZonePath("a", "b", "a", True, 1000), ZonePath("a", "b", "b", True, 500)))
+    near = ZoneStats((ZonePath("a", "a", "b", True, 1000),))  # crosses anyway: no detour
+    now = [
+        GraphEdge("ns/a", "ns/svc", via="ns/waypoint", l4=l4(10), zones=far),
+        GraphEdge("ns/c", "ns/svc", via="ns/waypoint", l4=l4(10), zones=near),
+        GraphEdge("ns/d", "ns/svc", l4=l4(10), zones=far),  # no waypoint: nothing to blame
+    ]
+    detours = [f for f in triage("ns/svc", now, now, W, B, []) if f.kind == "waypoint_detour"]
+    assert [(f.edge, f.evidence["detour_bytes"]) for f in detours] == [("ns/a->ns/svc", 2000)]
+    assert detours[0].evidence["paths"] == [
+        {"client_zone": "a", "waypoint_zone": "b", "server_zone": "a", "detour_bytes": 2000}
     ]

@@ -1,4 +1,4 @@
-"""A small fake Kubernetes API on loopback: cluster-wide pod and Service lists, chunked as the API
+"""A small fake Kubernetes API on loopback: cluster-wide pod, Service and node lists, chunked as the API
 server chunks them (`limit` → a page and `metadata.continue`; the token resumes after it)."""
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ import pytest
 
 from tests.poll.test_discovery import TOKEN
 
-KINDS = {"/api/v1/pods": ("PodList", "pods"), "/api/v1/services": ("ServiceList", "services")}
+KINDS = {
+    "/api/v1/pods": ("PodList", "pods"),
+    "/api/v1/services": ("ServiceList", "services"),
+    "/api/v1/nodes": ("NodeList", "nodes"),
+}
 
 
 class FakeKubeApi(ThreadingHTTPServer):
@@ -22,7 +26,7 @@ class FakeKubeApi(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.lists: dict[str, Any] = {"pods": [], "services": []}
+        self.lists: dict[str, Any] = {"pods": [], "services": [], "nodes": []}
         self.status: dict[str, int] = {}  # resource → an error status to answer with
         self.seen: list[str] = []
 

@@ -120,7 +120,9 @@ class FakeZtunnel:
     def add(
         self, labels: dict[str, str], opened: int = 0, closed: int = 0, req: int = 0, resp: int = 0
     ) -> None:
+        # ztunnel's order, then labels it prints after them (the locality labels of ≥ 1.26)
         key = tuple((name, labels[name]) for name in LABEL_ORDER)
+        key += tuple((k, v) for k, v in labels.items() if k not in LABEL_ORDER)
         with self.lock:
             c = self.series.setdefault(key, Counters())
             c.opened += opened

@@ -35,8 +35,17 @@ async def test_promql_increase_matches_counter_increases(
     prometheus: tuple[str, FakeZtunnel],
 ) -> None:
     base, fake = prometheus
-    src = series_labels("source", **source("productpage-v1"), **destination("details-v1"))
-    dst = series_labels("destination", **source("productpage-v1"), **destination("details-v1"))
+    # with ztunnel ≥ 1.26's locality labels (src/proxy/metrics.rs `LocalityLabels`)
+    zones = {
+        "source_region": "r1",
+        "source_zone": "r1-a",
+        "destination_region": "r1",
+        "destination_zone": "r1-b",
+    }
+    src = series_labels("source", **source("productpage-v1"), **destination("details-v1"), **zones)
+    dst = series_labels(
+        "destination", **source("productpage-v1"), **destination("details-v1"), **zones
+    )
     for labels in (src, dst):
         fake.add(labels, opened=100, closed=90, req=10_000, resp=50_000)
     # Let Prometheus cover a whole bucket with scrapes before the traffic we measure.
@@ -70,6 +79,9 @@ async def test_promql_increase_matches_counter_increases(
             and s.target.service == "details"
             and (s.start_s, s.end_s) == (end - 10, end)
         )
+        (path,) = s.zones  # `sum by` keeps the zones: the bytes' path
+        assert (path.client_zone, path.waypoint_zone, path.server_zone) == ("r1-a", "", "r1-b")
+        assert path.bytes == s.bytes_sent + s.bytes_received
 
 
 def test_parse_vector_shapes() -> None:

@@ -1,0 +1,30 @@
+"""Zoned meshes: the same topologies with their nodes placed in availability zones.
+
+`zoned(topology, zones)` puts node i in `zones[i % len(zones)]`; a waypoint then often runs in a
+zone other than its callers' or its servers', which is the case the cost figures are about.
+`zoned_bookinfo()` is bookinfo on three nodes in three zones; with its round-robin placement
+(app/sim/placement.py) the waypoint is in zone-a, productpage in zone-b, details in zone-c,
+reviews v1/v2/v3 in a/b/c, ratings in a and mongodb in b, so productpage → reviews through the
+waypoint takes the paths b→a→a (no detour), b→a→b (two crossings that a direct call would not
+make) and b→a→c (one crossing more than the direct b→c).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from app.sim.bookinfo import bookinfo
+from app.sim.topology import Topology
+
+ZONES = ("zone-a", "zone-b", "zone-c")
+
+
+def zoned(topology: Topology, zones: tuple[str, ...] = ZONES) -> Topology:
+    nodes = topology.nodes
+    return replace(
+        topology, node_zones=tuple((n, zones[i % len(zones)]) for i, n in enumerate(nodes))
+    )
+
+
+def zoned_bookinfo() -> Topology:
+    return zoned(bookinfo(nodes=3))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from app.domain import ZoneBytes
+from app.poll.zone_split import WaypointZones, apportion, series_zone
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "want"),
+    [
+        (10, {"a": 1}, [("a", 10)]),
+        (10, {"a": 1, "b": 1}, [("a", 5), ("b", 5)]),
+        (10, {"a": 1, "b": 2}, [("a", 3), ("b", 7)]),  # 3.33 / 6.67: b keeps the remainder
+        (1, {"a": 1, "b": 1}, [("a", 1)]),  # a tie goes to the first name
+        (10, {}, []),
+        (10, {"a": 0}, []),
+    ],
+)
+def test_apportion_adds_up_to_the_total(
+    total: int, weights: dict[str, int], want: list[tuple[str, int]]
+) -> None:
+    assert apportion(total, weights) == want
+
+
+def test_a_label_zone_wins_over_node_topology_and_unknown_falls_back() -> None:
+    labels = {"source_zone": "unknown", "source_workload": "w", "source_workload_namespace": "n"}
+    assert series_zone(labels, "source", lambda ns, wl: f"{ns}.{wl}") == "n.w"
+    assert series_zone({**labels, "source_zone": "z1"}, "source", lambda ns, wl: "other") == "z1"
+    assert series_zone(labels, "source", None) == ""
+
+
+def test_a_split_is_exact_with_one_server_zone_or_one_client_leg() -> None:
+    group = WaypointZones()
+    group.add_server_leg("b", "a", 300)
+    group.add_server_leg("b", "c", 100)
+    group.add_client_leg("b")
+    assert group.split("a", "b", 40) == (ZoneBytes("a", "b", "a", 30), ZoneBytes("a", "b", "c", 10))
+    group.add_client_leg("b")  # a second caller into zone b: whose bytes went where is unknown
+    assert group.split("a", "b", 40) == (
+        ZoneBytes("a", "b", "a", 30, True),
+        ZoneBytes("a", "b", "c", 10, True),
+    )
+    single = WaypointZones()
+    single.add_server_leg("b", "c", 5)
+    single.add_client_leg("b")
+    single.add_client_leg("b")
+    assert single.split("a", "b", 8) == (ZoneBytes("a", "b", "c", 8),)
