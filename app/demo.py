@@ -30,6 +30,7 @@ def demo_urls(base: str) -> list[tuple[str, str]]:
         ("as a table", f"{base}/graph?service=productpage&depth=2&format=table"),
         ("triage", f"{base}/triage?service=reviews"),
         ("blind spots", f"{base}/coverage"),
+        ("what ambient costs", f"{base}/cost"),
         ("Grafana JSON datasource", f"{base}/grafana"),
         ("API docs", f"{base}/docs"),
         ("readiness", f"{base}/readyz"),
@@ -43,14 +44,14 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
 
 def run_demo(settings: Settings, ticks: int = 0) -> int:
     """Serve and feed until Ctrl-C (or for `ticks` ticks when > 0, for tests)."""
-    from app.sim import bookinfo
     from app.sim.harness import serve_meshstitch
     from app.sim.runner import MeshSimulator
+    from app.sim.zoned import zoned_bookinfo
 
     otlp_host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
     # The exporter connects lazily, so it can be made before the gRPC server listens.
     sim = MeshSimulator(
-        bookinfo(),
+        zoned_bookinfo(),
         seed=int(time.time()),
         otlp_endpoint=f"{otlp_host}:{settings.grpc_port}",
         protocol="grpc",
@@ -104,7 +105,8 @@ def _header(
     settings: Settings, base: str, grpc_port: int, ztunnels: list[str], waypoints: list[str]
 ) -> str:
     lines = [
-        "meshstitch demo: a simulated Istio ambient mesh (bookinfo) feeding a real meshstitch",
+        "meshstitch demo: a simulated Istio ambient mesh (bookinfo, 3 nodes in 3 zones) feeding a "
+        "real meshstitch",
         f"  database: {settings.database_url}",
         f"  OTLP/gRPC: {settings.host}:{grpc_port}   OTLP/HTTP: {base}/v1/traces",
         f"  simulated ztunnels: {len(ztunnels)} nodes, e.g. {ztunnels[0]}",

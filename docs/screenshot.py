@@ -1,5 +1,5 @@
 """Takes docs/ui-graph.png, the README's picture of the web view, from what `make demo` serves:
-the simulated bookinfo mesh at the demo's 10 % trace sampling, one minute of traffic in the
+the simulated bookinfo mesh (three nodes in three zones) at the demo's 10 % trace sampling, one minute of traffic in the
 demo's 5 s ticks, productpage's graph with the productpage → reviews edge selected.
 
     .venv/bin/python docs/screenshot.py [docs/ui-graph.png]
@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.demo import TICK_S, TRACE_SAMPLING  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.sim import bookinfo  # noqa: E402
 from app.sim.harness import SimulatedRun, aligned_start, free_port, serve_meshstitch  # noqa: E402
+from app.sim.zoned import zoned_bookinfo  # noqa: E402
 from tests.ui.browser import chromium_page  # noqa: E402
 
 TICKS = 12
@@ -39,7 +39,7 @@ def main() -> None:
         )
         with serve_meshstitch(settings) as running:
             run = SimulatedRun(
-                running, bookinfo(), seed=1, tick_s=TICK_S, trace_sampling=TRACE_SAMPLING
+                running, zoned_bookinfo(), seed=1, tick_s=TICK_S, trace_sampling=TRACE_SAMPLING
             )
             try:
                 run.run_ticks(TICKS, aligned_start(TICKS, TICK_S, settings.bucket_s))

@@ -5,7 +5,7 @@ import dagre from "cytoscape-dagre";
 import { api, ApiError } from "./api.js";
 import { clear, fmt, h } from "./dom.js";
 import { edgePanel, nodePanel } from "./panel.js";
-import { COVERAGE, ERROR_BANDS, NO_ERROR_DATA, NODE_KINDS, elements, stylesheet } from "./style.js";
+import { COVERAGE, CROSS_ZONE, ERROR_BANDS, NO_ERROR_DATA, NODE_KINDS, elements, stylesheet } from "./style.js";
 
 cytoscape.use(dagre);
 
@@ -64,7 +64,7 @@ function legend() {
     { class: "legend", id: "legend" },
     h("h3", {}, "Legend"),
     h("ul", {}, Object.entries(NODE_KINDS).map(([kind, k]) => h("li", {}, h("span", { class: `shape shape-${kind}`, style: `background:${k.colour}` }), ` ${k.label}`))),
-    h("ul", {}, Object.entries(COVERAGE).map(([cov, c]) => h("li", {}, h("span", { class: `line line-${cov}` }), ` ${c.label}`))),
+    h("ul", {}, Object.entries(COVERAGE).map(([cov, c]) => h("li", {}, h("span", { class: `line line-${cov}` }), ` ${c.label}`)), h("li", {}, h("span", { class: "line line-cross-zone" }), ` ${CROSS_ZONE.label}`)),
     h("ul", {}, [...ERROR_BANDS, NO_ERROR_DATA].map((b) => h("li", {}, swatch(b.colour), ` ${b.label}`))),
     h("p", {}, "Colour: L7 error share, or failed-connection share on L4-only edges. Width: requests/s (L4 only: bytes/s). ⬡ badge: the waypoint the call went through."),
   );
@@ -188,7 +188,7 @@ export async function graphView(root, config) {
       cy.elements().remove();
       cy.add(els);
       const layout = layered
-        ? { name: "dagre", rankDir: "LR", nodeSep: 24, rankSep: 90, padding: 20, animate: false }
+        ? { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 150, padding: 20, animate: false }
         : { name: "concentric", concentric: (n) => n.degree(), levelWidth: () => 2, padding: 20, animate: false };
       const started = performance.now();
       cy.layout(layout).run();

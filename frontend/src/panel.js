@@ -73,6 +73,37 @@ function l4Section(l4) {
   );
 }
 
+function zone(name) {
+  return name || "unknown";
+}
+
+function zonesSection(z) {
+  if (!z) return null;
+  return h(
+    "section",
+    { class: "zones" },
+    h("h3", {}, "Zones (L4 bytes)"),
+    facts([
+      ["cross-zone", `${fmt.bytes(z.cross_zone_bytes)} (${fmt.pct(z.cross_zone_share)} of bytes with known zones)`],
+      ["caused by the waypoint", fmt.bytes(z.detour_bytes)],
+      z.unknown_bytes ? ["zone unknown", fmt.bytes(z.unknown_bytes)] : null,
+      z.estimated_bytes ? ["split by estimate", fmt.bytes(z.estimated_bytes)] : null,
+    ]),
+    z.paths.length
+      ? table(
+          ["path", "bytes", "cross-zone", "detour"],
+          z.paths.map((p) => [
+            p.via_waypoint ? `${zone(p.client_zone)} → ⬡ ${zone(p.waypoint_zone)} → ${zone(p.server_zone)}` : `${zone(p.client_zone)} → ${zone(p.server_zone)}`,
+            fmt.bytes(p.bytes),
+            fmt.bytes(p.cross_zone_bytes),
+            fmt.bytes(p.detour_bytes),
+          ]),
+          { class: "zone-paths" },
+        )
+      : null,
+  );
+}
+
 function provenanceSection(edge) {
   const p = edge.provenance || { evidence: {}, candidates: [] };
   const evidence = Object.entries(p.evidence || {});
@@ -111,8 +142,10 @@ export function edgePanel(edge, config) {
       edge.via ? h("span", { class: "chip via" }, `⬡ via ${edge.via}`) : null,
       " ",
       h("span", { class: "chip" }, band.label),
+      edge.zones && edge.zones.cross_zone_bytes ? [" ", h("span", { class: "chip cross-zone" }, `⇄ ${fmt.bytes(edge.zones.cross_zone_bytes)} cross-zone`)] : null,
     ),
     h("div", { class: "layers" }, l7Section(edge.l7), l4Section(edge.l4)),
+    zonesSection(edge.zones),
     h(
       "section",
       { class: "exemplars" },

@@ -37,6 +37,13 @@ export const ERROR_BANDS = [
   { below: Infinity, colour: OKABE_ITO.vermillion, label: "errors ≥ 5 %" },
 ];
 export const NO_ERROR_DATA = { colour: OKABE_ITO.grey, label: "no requests or connections" };
+// Edges whose bytes cross an availability zone (edge.zones, from ztunnel's locality labels or
+// node topology): a halo around the line and a ⇄ in the label.
+export const CROSS_ZONE = { colour: OKABE_ITO.purple, label: "⇄ bytes cross a zone (halo)" };
+
+export function crossesZones(edge) {
+  return Boolean(edge.zones && edge.zones.cross_zone_bytes > 0);
+}
 
 export function errorShare(edge) {
   if (edge.l7 && edge.l7.requests) return edge.l7.errors / edge.l7.requests;
@@ -123,6 +130,7 @@ export function stylesheet() {
         "font-size": 9,
         "font-family": "system-ui, sans-serif",
         "text-rotation": "autorotate",
+        "text-wrap": "wrap",
         "text-background-color": "#FFFFFF",
         "text-background-opacity": 0.9,
         "text-background-padding": 2,
@@ -136,6 +144,10 @@ export function stylesheet() {
     {
       selector: 'edge[coverage = "l7_only"]',
       style: { "line-style": "dotted", "line-dash-pattern": [1, 4] },
+    },
+    {
+      selector: "edge[?crossZone]",
+      style: { "line-outline-width": 2.5, "line-outline-color": CROSS_ZONE.colour },
     },
     // The collapsed waypoint: a badge (bordered label) on the edge it sits on.
     {
@@ -176,6 +188,7 @@ export function elements(graph, focusId, grouped = true) {
     const band = errorBand(errorShare(e));
     const rate = e.l7 && e.l7.requests ? `${rateText(e.l7.rps)} rps` : "";
     const via = e.via ? `⬡ ${shortName(e.via)}` : "";
+    const zones = crossesZones(e) ? `⇄ ${Math.round((e.zones.cross_zone_share || 0) * 100)} % x-zone` : "";
     const data = {
       id: e.id,
       source: e.source,
@@ -183,7 +196,8 @@ export function elements(graph, focusId, grouped = true) {
       coverage: e.coverage,
       colour: band.colour,
       width: edgeWidth(e, seconds),
-      label: [rate, via].filter(Boolean).join("  "),
+      label: [[rate, via].filter(Boolean).join("  "), zones].filter(Boolean).join("\n"),
+      crossZone: crossesZones(e),
     };
     if (e.via) data.via = e.via;
     out.push({ group: "edges", data });

@@ -20,6 +20,7 @@ from app.sim import bookinfo
 from app.sim.generate import generate_mesh
 from app.sim.harness import RunningMeshstitch, SimulatedRun, aligned_start, serve_meshstitch
 from app.sim.truth import Truth
+from app.sim.zoned import zoned_bookinfo
 from tests.ports import free_port
 from tests.ui.browser import PageLog, chromium_page
 
@@ -70,7 +71,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     settings = _settings(
         tmp_path_factory.mktemp("ui"), trace_url_template="https://tempo.example/trace/{trace_id}"
     )
-    yield from _feed(settings, bookinfo(), ticks=3, seed=11)
+    yield from _feed(settings, zoned_bookinfo(), ticks=3, seed=11)
 
 
 def _ready(page: Any, url: str) -> None:
@@ -89,7 +90,8 @@ def _rendered(page: Any) -> dict[str, Any]:
               parents: cy.nodes().filter((n) => n.isParent()).map((n) => n.id()),
               edges: cy.edges().map((e) => ({
                 id: e.id(), coverage: e.data("coverage"), via: e.data("via") || null,
-                style: e.style("line-style"), label: e.data("label") })),
+                style: e.style("line-style"), label: e.data("label"),
+                halo: parseFloat(e.style("line-outline-width")) })),
             };
         }"""
     )
@@ -141,6 +143,13 @@ def test_graph_shows_the_api_graph_with_coverage_styles_and_edge_evidence(fed: F
             if truth is not None:
                 assert edge["coverage"] == truth.observed_coverage, edge["id"]
         assert {"full", "l4_only"} <= {e["coverage"] for e in shown["edges"]}
+        # Edges whose bytes cross a zone are drawn with a halo and say their share.
+        crossing = {i for i, e in by_id.items() if e["zones"] and e["zones"]["cross_zone_bytes"]}
+        assert crossing
+        for edge in shown["edges"]:
+            assert (edge["halo"] > 0) == (edge["id"] in crossing), edge
+            if edge["id"] in crossing:
+                assert "x-zone" in edge["label"]
         kinds = {n["kind"]: n["shape"] for n in shown["nodes"]}
         assert kinds["service"] != kinds["external"] and kinds["service"] != kinds["unknown"]
 
@@ -157,6 +166,9 @@ def test_graph_shows_the_api_graph_with_coverage_styles_and_edge_evidence(fed: F
         assert edge["l4"]["principals"][0] in l4
         assert "via bookinfo/waypoint" in panel.inner_text()
         assert "Why this edge exists" in panel.inner_text()
+        zones = panel.locator("section.zones").inner_text()
+        assert "→ ⬡" in zones and "caused by the waypoint" in zones
+        assert panel.locator("table.zone-paths tbody tr").count() == len(edge["zones"]["paths"])
         for key in edge["provenance"]["evidence"]:
             assert key in panel.inner_text()
         # The selection is in the URL, so a pasted link opens the same edge.
