@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         description="Most samples /metrics exposes; service-graph series past it are counted "
         'in one series labelled `metric_overflow="true"`.',
     )
+    graph_cache_windows: int = Field(
+        default=4,
+        ge=0,
+        description="Merged windows the read side keeps between requests (each holds every edge "
+        "of its window); a write that changes one drops it. 0 = read every request from the store.",
+    )
 
     # ztunnel L4 polling
     ztunnel_targets: str = Field(
