@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from app.edge.batch import AggregateBatch
 from app.store.aliases import AliasRepository
 from app.store.applied_batches import AppliedBatchRepository
-from app.store.changes import NO_BUCKETS, StoreChangeRepository
+from app.store.changes import NO_BUCKETS, PROCESS_WRITER_ID, StoreChangeRepository
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -34,8 +34,11 @@ def _retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
-def write_batch(engine: Engine, batch: AggregateBatch) -> None:
-    """Add a batch to the store in one transaction (additive: safe beside other replicas)."""
+def write_batch(
+    engine: Engine, batch: AggregateBatch, writer_id: str = PROCESS_WRITER_ID
+) -> None:
+    """Add a batch to the store in one transaction (additive: safe beside other replicas).
+    `writer_id` names the writing process in store_changes (tests play other replicas)."""
     if not len(batch):
         return
     edges, exemplars = EdgeRepository(), ExemplarRepository()
@@ -53,7 +56,7 @@ def write_batch(engine: Engine, batch: AggregateBatch) -> None:
                 hops.add(conn, batch.hops)
                 AliasRepository().upsert(conn, batch.aliases)
                 # Last: tells cached windows which buckets changed (store/changes.py).
-                StoreChangeRepository().record(conn, *_bucket_range(batch))
+                StoreChangeRepository().record(conn, *_bucket_range(batch), writer_id)
             return
         except DBAPIError as exc:
             if attempt == _ATTEMPTS or not _retryable(exc):
