@@ -34,9 +34,7 @@ def _retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
-def write_batch(
-    engine: Engine, batch: AggregateBatch, writer_id: str = PROCESS_WRITER_ID
-) -> None:
+def write_batch(engine: Engine, batch: AggregateBatch, writer_id: str = PROCESS_WRITER_ID) -> None:
     """Add a batch to the store in one transaction (additive: safe beside other replicas).
     `writer_id` names the writing process in store_changes (tests play other replicas)."""
     if not len(batch):
