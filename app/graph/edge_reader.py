@@ -110,12 +110,14 @@ class EdgeReader:
 
     def graph_nodes(self, ids: Iterable[str]) -> dict[str, GraphNode]:
         ids = set(ids)
+        made = {} if self.facts is None else self.facts.nodes_of(self.level, self.aliases)
+        out = {i: made[i] for i in ids if i in made}
+        ids -= out.keys()
         names = self.aliases.names
         kinds = self.kinds(self.aliases.expand(ids))
-        out = {}
         for i in ids:
             kind = kinds[i] or next((kinds[a] for a in names(i) if kinds[a]), "")
-            out[i] = replace(
+            out[i] = made[i] = replace(
                 node_from_id(i, NodeKind(kind or NodeKind.SERVICE.value)), aliases=names(i)
             )
         return out

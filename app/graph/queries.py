@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from app.domain import Alias, Coverage, Level, NodeKind, Reporter
 from app.edge.bucket import EdgeBucket
 from app.edge.fields import SOLE
-from app.edge.merge import merge_rows, merge_rows_by_bucket
+from app.edge.merge import merge_rows_by_bucket, merge_values
 from app.edge.stats import l7_stats
 from app.graph.aliases import cached_aliases, name_forms
 from app.graph.edge_reader import EdgeReader, to_graph_edge
@@ -33,6 +33,7 @@ from app.graph.window_cache import MergedWindow, WindowCache, WindowKey
 from app.store.aliases import AliasRepository
 from app.store.edges import EdgeRepository
 from app.store.engine import read_only
+from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
 from app.store.traces import TraceHopRepository
 
@@ -85,6 +86,7 @@ class GraphQueries:
         self.first_data = ReadEvery(self._read_first_data)
         self.cache = WindowCache(
             self._read_window,
+            lambda conn, key: ExemplarRepository().pairs_in(conn, *key),
             self.engine.connect,
             to_graph_edge,
             cache_windows,
@@ -93,7 +95,9 @@ class GraphQueries:
 
     def _read_window(self, conn: Connection, key: WindowKey) -> dict[tuple[str, str], EdgeBucket]:
         level, first, end = key
-        return merge_rows(self._edges.window_rows_rolled(conn, level, first, end, self.bucket_s))
+        return merge_values(
+            self._edges.window_values_rolled(conn, level, first, end, self.bucket_s)
+        )
 
     def _cached(
         self, conn: Connection, window: Window, level: Level, *, wait: bool

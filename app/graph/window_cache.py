@@ -33,7 +33,7 @@ from sqlalchemy import Connection
 
 from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import Exemplar
-from app.graph.model import GraphEdge
+from app.graph.model import GraphEdge, GraphNode
 from app.store.changes import Changed, StoreChangeRepository
 from app.store.exemplars import ExemplarRepository
 
@@ -53,8 +53,11 @@ class MergedWindow:
         key: WindowKey,
         buckets: dict[Pair, EdgeBucket],
         edge_of: Callable[[str, str, EdgeBucket], GraphEdge],
+        with_exemplars: set[Pair] | None = None,
     ) -> None:
         self.key, self.buckets = key, buckets
+        # The pairs with any stored exemplar in the window (None: not known, ask the store).
+        self.with_exemplars = with_exemplars
         self.out: dict[str, list[Pair]] = {}
         self.into: dict[str, list[Pair]] = {}
         for pair in buckets:
@@ -91,6 +94,8 @@ class MergedWindow:
             return {p: e for p, e in self._exemplars.items() if e}
         # Exemplars are kept from spans only: an edge without span requests has none.
         wanted = {p for p in pairs if p not in self.buckets or self.buckets[p].l7_requests}
+        if self.with_exemplars is not None:
+            wanted &= self.with_exemplars
         missing = [p for p in wanted if p not in self._exemplars]
         if missing and not self._all_exemplars:
             found = repo.for_edges(conn, level, first, end, missing)
@@ -106,6 +111,17 @@ class NodeFacts:
 
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
     unknown: dict[str, set[str]] = field(default_factory=dict)
+    # graph nodes per (level, alias map): their kinds and aliases as the reader made them
+    nodes: dict[tuple[str, int], dict[str, GraphNode]] = field(default_factory=dict)
+    _alias_maps: dict[tuple[str, int], object] = field(default_factory=dict)
+
+    def nodes_of(self, level: str, aliases: object) -> dict[str, GraphNode]:
+        """Graph nodes made under `aliases` (a new alias map starts afresh)."""
+        key = (level, id(aliases))
+        if self._alias_maps.get(key) is not aliases:
+            self._alias_maps = {key: aliases}
+            self.nodes = {key: {}}
+        return self.nodes[key]
 
     def kinds_of(self, level: str, read: Callable[[], dict[str, str]]) -> dict[str, str]:
         found = self.kinds.get(level)
@@ -138,6 +154,7 @@ class WindowCache:
     def __init__(
         self,
         read_window: Callable[[Connection, WindowKey], dict[Pair, EdgeBucket]],
+        read_exemplar_pairs: Callable[[Connection, WindowKey], set[Pair]],
         connect: Callable[[], Connection],
         edge_of: Callable[[str, str, EdgeBucket], GraphEdge],
         max_windows: int = 4,
@@ -145,6 +162,7 @@ class WindowCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read_window, self._connect, self._edge_of = read_window, connect, edge_of
+        self._read_exemplar_pairs = read_exemplar_pairs
         self.max_windows, self.background = max_windows, background
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -234,9 +252,9 @@ class WindowCache:
                     self.check(own)
                     with self._lock:
                         since = self._change_count
-                    entry = MergedWindow(key, self._read_window(own, key), self._edge_of)
+                    entry = self._make(own, key)
             else:
-                entry = MergedWindow(key, self._read_window(conn, key), self._edge_of)
+                entry = self._make(conn, key)
             _out_of_collector_view()
             took = self._monotonic() - began
             with self._lock:
@@ -254,6 +272,10 @@ class WindowCache:
             with self._lock:
                 del self._building[key]
             done.set()
+
+    def _make(self, conn: Connection, key: WindowKey) -> MergedWindow:
+        buckets = self._read_window(conn, key)
+        return MergedWindow(key, buckets, self._edge_of, self._read_exemplar_pairs(conn, key))
 
     def build_soon(self, key: WindowKey) -> threading.Thread | None:
         """Start a build of `key` in the background unless one runs or one ran too recently."""
