@@ -90,23 +90,8 @@ def to_json(graph: Graph) -> dict[str, Any]:
             }
             for n in sorted(graph.nodes.values(), key=lambda n: n.id)
         ],
-        "edges": [_edge_json(e, graph) for e in sorted(graph.edges, key=lambda e: e.id)],
+        "edges": [edge_json(e, graph) for e in sorted(graph.edges, key=lambda e: e.id)],
     }
-
-
-def _edge_json(edge: GraphEdge, graph: Graph) -> dict[str, Any]:
-    """`edge_json`, taken from the window cache's memo when made there for the same edge object
-    and rate (a cached window's edge is rendered once, not per request)."""
-    memo = graph.edge_json_memo
-    if memo is None:
-        return edge_json(edge, graph)
-    pair = (edge.source, edge.target)
-    seen = memo.get(pair)
-    if seen is not None and seen[0] is edge and seen[1] == graph.rate_s:
-        return seen[2]
-    out = edge_json(edge, graph)
-    memo[pair] = (edge, graph.rate_s, out)
-    return out
 
 
 def to_cytoscape(graph: Graph) -> dict[str, Any]:

@@ -7,7 +7,6 @@ SQLAlchemy and HTTP. Its stats and exemplars are the edge's own values (app/edge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.domain import Coverage, NodeKind
 from app.edge.exemplars import Exemplar
@@ -77,11 +76,6 @@ class Graph:
     # Where rates start: the observed part of the window (app/graph/window.observed_start);
     # None when the whole window was observed.
     observed_from_s: float | None = None
-    # Speed only: edges' JSON kept by the window cache (app/graph/window_cache.py), keyed by
-    # pair, each with the edge object and rate seconds it was made for (export.py `to_json`).
-    edge_json_memo: dict[tuple[str, str], tuple[GraphEdge, float, dict[str, Any]]] | None = field(
-        default=None, compare=False, repr=False
-    )
 
     @property
     def rate_start_s(self) -> float:

@@ -220,12 +220,7 @@ class GraphQueries:
         ids = {n for e in edges for n in (e.source, e.target)} | set(keep)
         edges = reader.with_sampling(edges)
         return Graph(
-            reader.graph_nodes(ids),
-            edges,
-            window.start_s,
-            window.end_s,
-            self.observed_from(window),
-            edge_json_memo=reader.cached.edge_json_memo() if reader.cached else None,
+            reader.graph_nodes(ids), edges, window.start_s, window.end_s, self.observed_from(window)
         )
 
     def graph(

@@ -28,7 +28,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 Pair = tuple[str, str]
 WindowKey = tuple[str, int, int]  # level, first bucket start, end (a bucket boundary)
 REBUILD_FACTOR = 5.0
-JSON_MEMO_MAX = 20_000
 _CHANGES_KEPT = 256
 
 
@@ -69,13 +67,6 @@ class MergedWindow:
         self.edges: dict[Pair, GraphEdge] = {p: edge_of(*p, b) for p, b in buckets.items()}
         self._exemplars: dict[Pair, list[Exemplar]] = {}
         self._all_exemplars = False
-        # Rendered edges (export.py `_edge_json`); emptied when it outgrows JSON_MEMO_MAX.
-        self.json_memo: dict[Pair, tuple[GraphEdge, float, dict[str, Any]]] = {}
-
-    def edge_json_memo(self) -> dict[Pair, tuple[GraphEdge, float, dict[str, Any]]]:
-        if len(self.json_memo) > JSON_MEMO_MAX:
-            self.json_memo = {}
-        return self.json_memo
 
     def leaving(self, ids: Iterable[str]) -> dict[Pair, EdgeBucket]:
         b = self.buckets
