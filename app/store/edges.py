@@ -19,7 +19,7 @@ covers, and a window read (`window_rows_rolled`) may take whole coarse buckets f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select
@@ -398,7 +398,7 @@ class EdgeRepository:
 
     def window_values_rolled(
         self, conn: Connection, level: str, first_bucket_s: int, end_s: int, bucket_s: int
-    ) -> list[tuple[Any, ...]]:
+    ) -> Iterator[tuple[Any, ...]]:
         """Every row of `window_rows_rolled` (the whole window) as a values row,
         `(source, target, *FIELD_COLUMNS)` straight from the driver (app/edge/merge.py
         `merge_values`): a whole window is hundreds of thousands of rows, and SQLAlchemy's
@@ -407,7 +407,6 @@ class EdgeRepository:
         mark = "%s" if bulk.postgresql else "?"
         names = ", ".join(("source", "target", *FIELD_COLUMNS))
         cursor = bulk.cursor()
-        rows: list[tuple[Any, ...]] = []
         for span, lo, hi in window_parts(first_bucket_s, end_s, bucket_s):
             table, params = (t.name, [level, lo, hi]) if span is None else (r.name, [level, lo, hi])
             where = f"level = {mark} AND bucket_start_s >= {mark} AND bucket_start_s < {mark}"
@@ -415,9 +414,9 @@ class EdgeRepository:
                 where += f" AND span_s = {mark}"
                 params.append(span)
             cursor.execute(f"SELECT {names} FROM {table} WHERE {where}", tuple(params))
-            rows.extend(cursor.fetchall())
+            while part := cursor.fetchmany(5000):  # streamed: the merge holds pairs, not rows
+                yield from part
         cursor.close()
-        return rows
 
     def window_rows(
         self,
