@@ -3,7 +3,8 @@ repositories (store) with graph rules (neighbourhood, attribution, triage).
 
 Route handlers call these methods (in a thread pool) and only pick an output format. Each call
 reads on one connection; edge windows are merged exactly from the stored buckets whose start
-lies in the window (`Window.bucket_range`).
+lies in the window (`Window.bucket_range`), or taken from the window cache
+(app/graph/window_cache.py: the same merge, kept until a write touches it).
 """
 
 from __future__ import annotations
