@@ -136,10 +136,10 @@ class Settings(BaseSettings):
         'in one series labelled `metric_overflow="true"`.',
     )
     graph_cache_windows: int = Field(
-        default=4,
+        default=2,
         ge=0,
-        description="Merged windows the read side keeps between requests (each holds every edge "
-        "of its window); a write that changes one drops it. 0 = read every request from the store.",
+        description="Merged windows the read side keeps between requests, each about 3 KiB per "
+        "edge of its window; a write that changes one drops it. 0 = every request reads the store.",
     )
 
     # ztunnel L4 polling

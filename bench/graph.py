@@ -195,7 +195,7 @@ def main() -> None:
     engine = create_store_engine(url)
     app = FastAPI()
     install_problem_handlers(app)
-    queries = GraphQueries(engine, BUCKET_S, cache_windows=0 if args.no_cache else 4)
+    queries = GraphQueries(engine, BUCKET_S, cache_windows=0 if args.no_cache else 2)
     app.include_router(build_graph_router(queries, clock=lambda: now))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -72,7 +72,7 @@ class GraphQueries:
         engine: Engine,
         bucket_s: int,
         sampling_rate: float | None = None,
-        cache_windows: int = 4,
+        cache_windows: int = 2,
         cache_in_background: bool = False,
     ) -> None:
         # Reads never write: on SQLite they must not take (and queue for) the write lock.
