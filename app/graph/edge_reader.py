@@ -24,7 +24,7 @@ from app.graph.aliases import AliasMap
 from app.graph.attribution import Pair, attribute
 from app.graph.model import GraphEdge, GraphNode, L7Stats, node_from_id
 from app.graph.window import Window
-from app.graph.window_cache import MergedWindow, NodeFacts
+from app.graph.window_cache import MergedWindow, NodeFacts, WholeWindow
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -251,9 +251,36 @@ class EdgeReader:
         return self._attribute(self._edges(rows).values())
 
     def all_edges(self) -> list[GraphEdge]:
-        if self.cached is not None:
-            return self._attribute(self._edges_of(self.cached.buckets).values())
-        return self._attribute(self._edges(self._rows()).values())
+        cached = self.cached
+        if cached is None:
+            return self._attribute(self._edges(self._rows()).values())
+        # The whole window attributed once per alias map and unknown nodes (listings read it
+        # on every request): the edges and what the reader learned making them.
+        unknown = frozenset(self.unknown_ids())
+        whole = cached.whole
+        if whole is None or whole.aliases != self.aliases or whole.unknown != unknown:
+            before = (self._observed_spans, self._observed_requests)
+            edges = self._attribute(self._edges_of(cached.buckets).values())
+            whole = cached.keep_whole(
+                WholeWindow(
+                    self.aliases,
+                    unknown,
+                    tuple(edges),
+                    dict(self.moved),
+                    {pair: list(stored) for pair, stored in self.rejoined.items()},
+                    dict(self.merged),
+                    self._observed_spans - before[0],
+                    self._observed_requests - before[1],
+                )
+            )
+            self._observed_spans, self._observed_requests = before
+        self.moved.update(whole.moved)
+        for pair, stored in whole.rejoined.items():
+            self.rejoined.setdefault(pair, []).extend(stored)
+        self.merged.update(whole.merged)
+        self._observed_spans += whole.observed_spans
+        self._observed_requests += whole.observed_requests
+        return list(whole.edges)
 
     def with_exemplars(self, edges: list[GraphEdge], everything: bool = False) -> list[GraphEdge]:
         """The edges with their window's exemplars (of moved unattributed edges too)."""

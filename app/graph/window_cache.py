@@ -67,6 +67,13 @@ class MergedWindow:
         self.edges: dict[Pair, GraphEdge] = {p: edge_of(*p, b) for p, b in buckets.items()}
         self._exemplars: dict[Pair, list[Exemplar]] = {}
         self._all_exemplars = False
+        self.whole: WholeWindow | None = None
+
+    def keep_whole(self, whole: WholeWindow) -> WholeWindow:
+        """Keep the attributed whole window, out of the collector's view as the entry is."""
+        self.whole = whole
+        _out_of_collector_view()
+        return whole
 
     def leaving(self, ids: Iterable[str]) -> dict[Pair, EdgeBucket]:
         b = self.buckets
@@ -102,6 +109,21 @@ class MergedWindow:
             for p in missing:
                 self._exemplars[p] = found.get(p, [])
         return {p: e for p in wanted if (e := self._exemplars.get(p))}
+
+
+@dataclass(frozen=True)
+class WholeWindow:
+    """The whole window's edges attributed under `aliases` and `unknown`, and what the reader
+    learned making them (app/graph/edge_reader.py `all_edges`)."""
+
+    aliases: object
+    unknown: frozenset[str]
+    edges: tuple[GraphEdge, ...]
+    moved: dict[Pair, Pair]
+    rejoined: dict[Pair, list[Pair]]
+    merged: dict[Pair, EdgeBucket]
+    observed_spans: int
+    observed_requests: int
 
 
 @dataclass
