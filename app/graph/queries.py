@@ -136,6 +136,13 @@ class GraphQueries:
     def _window_json(self, window: Window) -> dict[str, Any]:
         return window_json(window.start_s, window.end_s, self.observed_from(window))
 
+    def _cached_reader(
+        self, conn: Connection, window: Window, level: Level, *, wait: bool
+    ) -> EdgeReader:
+        """A reader of `window` from the window cache when it has it (`_cached`)."""
+        cached = self._cached(conn, window, level, wait=wait)
+        return self._reader(conn, window, level, cached, checked=True)
+
     def _reader(
         self,
         conn: Connection,
@@ -250,8 +257,7 @@ class GraphQueries:
     ) -> tuple[Graph, str | None]:
         """`graph` and the centre's node id (None without `service`)."""
         with self.engine.connect() as conn:
-            cached = self._cached(conn, window, level, wait=service is None)
-            reader = self._reader(conn, window, level, cached, checked=True)
+            reader = self._cached_reader(conn, window, level, wait=service is None)
             if service is None:
                 edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
                 graph = self._graph(
@@ -437,20 +443,8 @@ class GraphQueries:
             center = self._resolve(
                 conn, service, Level.SERVICE, Window(baseline.start_s, window.end_s)
             )
-            now = self._reader(
-                conn,
-                window,
-                Level.SERVICE,
-                self._cached(conn, window, Level.SERVICE, wait=False),
-                checked=True,
-            )
-            before = self._reader(
-                conn,
-                baseline,
-                Level.SERVICE,
-                self._cached(conn, baseline, Level.SERVICE, wait=False),
-                checked=True,
-            )
+            now = self._cached_reader(conn, window, Level.SERVICE, wait=False)
+            before = self._cached_reader(conn, baseline, Level.SERVICE, wait=False)
             now_edges = now.with_exemplars(
                 neighbourhood([center], depth, Direction.BOTH, now.fetch)
             )
