@@ -116,13 +116,13 @@ exemplars = Table(
 
 # Trace hops, one row per trace per flush (a stored row per hop was the largest write cost):
 # `hops` is the flush's hops of the trace, encoded by store/traces.py; a row is kept until the
-# last of its hops is older than the retention. `chunk` is 60 bits of the flush's batch id (a
-# replayed batch adds nothing).
+# last of its hops is older than the retention. `chunk` is the flush's batch id (a replayed
+# batch adds nothing).
 trace_chunks = Table(
     "trace_chunks",
     metadata,
     Column("trace_id", String(32), primary_key=True),
-    Column("chunk", BigInteger, primary_key=True),
+    Column("chunk", String(32), primary_key=True),
     Column("start_ns", BigInteger, nullable=False),
     Column("end_ns", BigInteger, nullable=False),
     Column("hops", Text, nullable=False),

@@ -5,7 +5,7 @@ usually several (every waypoint hop of a request), so a chunk per trace costs a 
 Every trace keeps all its hops for the retention (`retention_h`): a chunk is deleted once its last
 hop is older than that. Reading a trace reads its chunks, decodes them and returns the hops in
 order; a span sent twice (in two flushes) is one hop, the first one stored (smallest chunk
-`start_ns`, then chunk key) as when hops were rows inserted with ON CONFLICT DO NOTHING.
+`start_ns`, then chunk id) as when hops were rows inserted with ON CONFLICT DO NOTHING.
 
 Encoding: a JSON array of hops, each the array of `TraceHop`'s fields after `trace_id`
 (`HOP_FIELDS`), so a new field is a new trailing element (older rows decode it as its default).
@@ -40,13 +40,7 @@ def decode_hops(trace_id: str, text: str) -> list[TraceHop]:
     return [TraceHop(trace_id, *values) for values in json.loads(text)]
 
 
-def chunk_key(batch_id: str) -> int:
-    """The stored chunk key of a batch id (60 bits of it; a new random one when empty): an
-    integer keeps the primary key as short as trace_hops' was."""
-    return int(batch_id[:15], 16) if batch_id else uuid.uuid4().int >> 68
-
-
-def chunk_rows(hops: Iterable[TraceHop], chunk: int) -> list[tuple[Any, ...]]:
+def chunk_rows(hops: Iterable[TraceHop], chunk: str) -> list[tuple[Any, ...]]:
     """One row per trace of `hops`: `CHUNK_COLUMNS`."""
     by_trace: dict[str, list[TraceHop]] = {}
     for hop in hops:
@@ -55,16 +49,16 @@ def chunk_rows(hops: Iterable[TraceHop], chunk: int) -> list[tuple[Any, ...]]:
             by_trace[hop.trace_id] = [hop]
         else:
             found.append(hop)
-    rows = []
-    for trace_id, trace_hops in by_trace.items():
-        if len(trace_hops) == 1:
-            (hop,) = trace_hops
-            rows.append((trace_id, chunk, hop.start_ns, hop.end_ns, encode_hops(trace_hops)))
-            continue
-        start = min(h.start_ns for h in trace_hops)
-        end = max(h.end_ns for h in trace_hops)
-        rows.append((trace_id, chunk, start, end, encode_hops(trace_hops)))
-    return rows
+    return [
+        (
+            trace_id,
+            chunk,
+            min(h.start_ns for h in trace_hops),
+            max(h.end_ns for h in trace_hops),
+            encode_hops(trace_hops),
+        )
+        for trace_id, trace_hops in by_trace.items()
+    ]
 
 
 class TraceHopRepository:
@@ -72,9 +66,9 @@ class TraceHopRepository:
         self.chunk_size = chunk_size
 
     def add(self, conn: Connection, hops: Iterable[TraceHop], chunk: str = "") -> None:
-        """Store `hops` as one chunk per trace keyed by the batch id `chunk` (a new key when
+        """Store `hops` as one chunk per trace named `chunk` (the batch id; a new id when
         empty): adding the same chunk again adds nothing."""
-        rows = chunk_rows(hops, chunk_key(chunk))
+        rows = chunk_rows(hops, chunk or uuid.uuid4().hex)
         if not rows:
             return
         bulk = Bulk(conn)

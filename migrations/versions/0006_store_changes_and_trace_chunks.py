@@ -78,7 +78,7 @@ def upgrade() -> None:
     chunks = op.create_table(
         "trace_chunks",
         sa.Column("trace_id", sa.String(32), nullable=False),
-        sa.Column("chunk", sa.BigInteger(), nullable=False),
+        sa.Column("chunk", sa.String(32), nullable=False),
         sa.Column("start_ns", sa.BigInteger(), nullable=False),
         sa.Column("end_ns", sa.BigInteger(), nullable=False),
         sa.Column("hops", sa.Text(), nullable=False),
@@ -97,7 +97,7 @@ def upgrade() -> None:
                 batch.append(
                     {
                         "trace_id": trace_id,
-                        "chunk": 0,
+                        "chunk": "0006",
                         "start_ns": min(h[5] for h in found),
                         "end_ns": max(h[6] for h in found),
                         "hops": json.dumps(found, separators=(",", ":")),
