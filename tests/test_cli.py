@@ -105,7 +105,7 @@ def test_serve_refuses_a_postgres_that_is_behind_then_migrate_and_downgrade(pg_u
     )
     assert migrated.returncode == 0, migrated.stderr
     engine = create_store_engine(pg_url)
-    assert {"nodes", "edge_buckets", "exemplars", "trace_chunks"} <= set(
+    assert {"nodes", "edge_buckets", "exemplars", "trace_hops"} <= set(
         inspect(engine).get_table_names()
     )
 

@@ -15,7 +15,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
 )
 
 from app.edge.fields import EDGE_FIELDS, EdgeField, Stored
@@ -114,19 +113,22 @@ exemplars = Table(
     Column("status_code", String(32), nullable=False, default=""),
 )
 
-# Trace hops, one row per trace per flush (a stored row per hop was the largest write cost):
-# `hops` is the flush's hops of the trace, encoded by store/traces.py; a row is kept until the
-# last of its hops is older than the retention. `chunk` is the flush's batch id (a replayed
-# batch adds nothing).
-trace_chunks = Table(
-    "trace_chunks",
+trace_hops = Table(
+    "trace_hops",
     metadata,
     Column("trace_id", String(32), primary_key=True),
-    Column("chunk", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16), nullable=False, default=""),
+    Column("source", String(512), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("via", String(512), nullable=False, default=""),
     Column("start_ns", BigInteger, nullable=False),
     Column("end_ns", BigInteger, nullable=False),
-    Column("hops", Text, nullable=False),
-    Index("ix_trace_chunks_end_ns", "end_ns"),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", String(32), nullable=False, default=""),
+    Column("error_cause", String(32), nullable=False, default=""),
+    Column("provenance", String(32), nullable=False, default=""),
+    Index("ix_trace_hops_end_ns", "end_ns"),
 )
 
 # Other names of a canonical service (app/correlate/identity.py): one row per (namespace, alias).

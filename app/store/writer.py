@@ -51,7 +51,7 @@ def write_batch(engine: Engine, batch: AggregateBatch, writer_id: str = PROCESS_
                 edges.add(conn, batch.edges)
                 exemplars.add(conn, {k: b.exemplars for k, b in batch.edges.items()})
                 nodes.upsert(conn, batch.nodes.values())
-                hops.add(conn, batch.hops, batch.batch_id)
+                hops.add(conn, batch.hops)
                 AliasRepository().upsert(conn, batch.aliases)
                 # Last: tells cached windows which buckets changed (store/changes.py).
                 StoreChangeRepository().record(conn, *_bucket_range(batch), writer_id)
@@ -75,7 +75,7 @@ def _bucket_range(batch: AggregateBatch) -> tuple[int, int]:
 class Deleted:
     edge_buckets: int
     exemplars: int
-    trace_hops: int  # trace chunks (one per trace per flush: store/traces.py)
+    trace_hops: int
     nodes: int
     applied_batches: int = 0
     store_changes: int = 0

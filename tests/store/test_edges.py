@@ -15,7 +15,7 @@ from app.edge.stats import L4Stats
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
-from app.store.tables import edge_buckets, exemplars, nodes, trace_chunks
+from app.store.tables import edge_buckets, exemplars, nodes, trace_hops
 from app.store.traces import TraceHopRepository
 from app.store.writer import delete_expired, write_batch
 from tests.store.batches import batch, l4_bucket, l7_bucket
@@ -174,8 +174,8 @@ def test_nodes_keep_the_widest_seen_range_and_known_kind(engine: Engine) -> None
     assert kinds == {A: "service", B: "external"}
 
 
-def _hop(span: str, end_s: int, trace_id: str = "f" * 32) -> TraceHop:
-    return TraceHop(trace_id, span, "", A, B, "", (end_s - 1) * 10**9, end_s * 10**9, 1000.0)
+def _hop(span: str, end_s: int) -> TraceHop:
+    return TraceHop("f" * 32, span, "", A, B, "", (end_s - 1) * 10**9, end_s * 10**9, 1000.0)
 
 
 def test_trace_hops_ignore_duplicates_and_come_back_in_order(engine: Engine) -> None:
@@ -191,15 +191,13 @@ def test_trace_hops_ignore_duplicates_and_come_back_in_order(engine: Engine) -> 
 def test_retention_deletes_what_is_older_than_the_cutoff(engine: Engine) -> None:
     b = batch({(0, A, B): l7_bucket([1.0]), (7200, A, B): l7_bucket([1.0])})
     b.edges[EdgeKey(0, Level.SERVICE, A, B)].exemplars = [Exemplar("slowest", "1" * 32, 1.0, 0)]
-    # One chunk per trace and flush: kept until its last hop is older than the cutoff.
-    b.hops = [_hop("1" * 16, 10), _hop("2" * 16, 7300, "e" * 32), _hop("3" * 16, 10, "e" * 32)]
+    b.hops = [_hop("1" * 16, 10), _hop("2" * 16, 7300)]
     write_batch(engine, b)
     deleted = delete_expired(engine, now_s=7200 + 1800, retention_h=1.0)
     assert (deleted.edge_buckets, deleted.exemplars, deleted.trace_hops) == (1, 1, 1)
     with engine.connect() as conn:
         assert conn.execute(select(edge_buckets.c.bucket_start_s)).scalars().all() == [7200]
-        assert conn.execute(select(trace_chunks.c.trace_id)).scalars().all() == ["e" * 32]
-        assert len(TraceHopRepository().hops(conn, "e" * 32)) == 2
+        assert len(conn.execute(select(trace_hops)).all()) == 1
     assert delete_expired(engine, now_s=7200 + 1800, retention_h=1.0).edge_buckets == 0
 
 
