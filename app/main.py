@@ -171,12 +171,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         may_poll=leadership.check if leadership else None,
     )
     sampling = settings.trace_sampling_percent
-    queries = GraphQueries(engine, settings.bucket_s, None if sampling is None else sampling / 100)
+    queries = GraphQueries(
+        engine,
+        settings.bucket_s,
+        None if sampling is None else sampling / 100,
+        cache_windows=settings.graph_cache_windows,
+        cache_in_background=True,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.callback(engine.dispose)
+            stack.callback(queries.cache.close)  # its builds read on the engine
             ensure_schema(engine, auto_upgrade=settings.is_sqlite)
             load_stored_aliases(engine, identity)  # what this or another replica learned
             readiness.register("database", lambda: database_state(engine))

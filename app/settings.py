@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         description="Most samples /metrics exposes; service-graph series past it are counted "
         'in one series labelled `metric_overflow="true"`.',
     )
+    graph_cache_windows: int = Field(
+        default=2,
+        ge=0,
+        description="Merged windows the read side keeps between requests, each about 3 KiB per "
+        "edge of its window; a write that changes one drops it. 0 = every request reads the store.",
+    )
 
     # ztunnel L4 polling
     ztunnel_targets: str = Field(

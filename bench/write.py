@@ -54,6 +54,7 @@ from app.store.writer import write_batch  # noqa: E402
 
 NOW_S = 1_800_000_030.0
 PARTS = ("edges", "rollups", "exemplars", "nodes", "hops", "commit")
+HOPS_PER_TRACE = 1  # --hops-per-trace: consecutive observations sharing a trace id
 
 
 def _observations(
@@ -65,14 +66,17 @@ def _observations(
     structure: random.Random,
     ids: random.Random,
 ) -> Iterator[L7Observation]:
-    for _ in range(n):
+    trace_id = b""
+    for i in range(n):
         a, b = structure.choice(pairs) if pairs else structure.sample(services, 2)
+        if i % HOPS_PER_TRACE == 0:
+            trace_id = ids.randbytes(16)
         yield L7Observation(
             source=a,
             target=b,
             end_ns=int((start_s + structure.random() * span_s) * 1e9),
             duration_ms=structure.random() * 50,
-            trace_id=ids.randbytes(16),
+            trace_id=trace_id,
             span_id=ids.randbytes(8),
             via="ns/waypoint",
             provenance=Provenance.PARENT_SPAN,
@@ -249,6 +253,13 @@ def _table(rows: list[tuple[str, str, dict[str, float]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--hops-per-trace",
+        type=int,
+        default=1,
+        help="observations per trace id (waypoint traces have one hop per waypoint crossed; "
+        "trace hops are stored one row per trace per flush)",
+    )
     parser.add_argument("--keyheavy-obs", type=int, default=20_000)
     parser.add_argument("--flushes", type=int, default=4)
     parser.add_argument("--database-url", help="a PostgreSQL server URL (databases are created)")
@@ -257,6 +268,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("keyheavy", "realistic"))
     parser.add_argument("--profile", choices=("keyheavy", "realistic"))
     args = parser.parse_args()
+    global HOPS_PER_TRACE
+    HOPS_PER_TRACE = max(1, args.hops_per_trace)
 
     cluster_cm: Any = nullcontext(None)
     if args.postgres:

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
+from app.api.fast_json import FastJSONResponse
 from app.api.problems import Problem, problem_responses
 from app.api.schemas import CoverageOut, EdgesOut, GraphOut, ServicesOut, TraceOut, TriageOut
 from app.domain import Coverage, Level
@@ -129,12 +130,12 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         if format is GraphFormat.TABLE:
             return PlainTextResponse(to_table(result), headers=headers)
         if format is GraphFormat.CYTOSCAPE:
-            return JSONResponse(to_cytoscape(result), headers=headers)
+            return FastJSONResponse(to_cytoscape(result), headers=headers)
         if format is GraphFormat.NODEGRAPH:
             from app.grafana.frames import node_graph_frames
 
-            return JSONResponse(node_graph_frames(result, ref_id="A"), headers=headers)
-        return JSONResponse({**to_json(result), "page": page}, headers=headers)
+            return FastJSONResponse(node_graph_frames(result, ref_id="A"), headers=headers)
+        return FastJSONResponse({**to_json(result), "page": page}, headers=headers)
 
     @router.get(
         "/services",
@@ -151,7 +152,7 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         offset: OffsetParam = 0,
     ) -> Any:
         w = _window(clock, window, from_, to)
-        return JSONResponse(
+        return FastJSONResponse(
             await run_in_threadpool(queries.services, w, level, namespace, Page(limit, offset))
         )
 
@@ -170,7 +171,7 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         offset: OffsetParam = 0,
     ) -> Any:
         w = _window(clock, window, from_, to)
-        return JSONResponse(
+        return FastJSONResponse(
             await run_in_threadpool(
                 queries.edges, w, level, namespace, coverage, min_rps, limit, offset
             )
@@ -190,7 +191,9 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         offset: OffsetParam = 0,
     ) -> Any:
         w = _window(clock, window, from_, to)
-        return JSONResponse(await run_in_threadpool(queries.coverage, w, namespace, limit, offset))
+        return FastJSONResponse(
+            await run_in_threadpool(queries.coverage, w, namespace, limit, offset)
+        )
 
     @router.get(
         "/triage",
@@ -214,7 +217,7 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         except WindowError as exc:
             raise Problem(400, "Invalid baseline", str(exc)) from None
         try:
-            return JSONResponse(
+            return FastJSONResponse(
                 await run_in_threadpool(queries.triage, service, w, baseline_s, depth)
             )
         except UnknownNode as exc:
@@ -232,6 +235,6 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         result = await run_in_threadpool(queries.trace, trace_id.lower())
         if result is None:
             raise Problem(404, "Unknown trace", f"no hops stored for trace {trace_id.lower()}")
-        return JSONResponse(result)
+        return FastJSONResponse(result)
 
     return router

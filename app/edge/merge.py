@@ -11,13 +11,15 @@ Both give the same bucket whatever the order of their inputs.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from app.codegen import compile_function
 from app.domain import Reporter
 from app.edge.bucket import EdgeBucket
-from app.edge.fields import EDGE_FIELDS, L4_COUNTERS, STORED_SIDE, Merge
+from app.edge.fields import EDGE_FIELDS, L4_COUNTERS, STORED_SIDE, Merge, Stored
 from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats, add_counts, added
 
@@ -92,6 +94,62 @@ def _add_stored_lines() -> list[str]:
 
 merged = compile_function("merged", "a, b", _merged_lines(), _ENV)
 add_stored = compile_function("add_stored", "into, row", _add_stored_lines(), _ENV)
+
+# The stored value columns in table order (store/tables.py: one per field, in its order); a
+# "values row" is (source, target, *VALUE_COLUMNS) as the driver returns it: JSON as text
+# (SQLite) or already decoded (psycopg).
+VALUE_COLUMNS = tuple(f.name for f in EDGE_FIELDS)
+_JSON_COLUMNS = {f.name for f in EDGE_FIELDS if f.stored in (Stored.JSON_MAP, Stored.JSON_LIST)}
+_NOTHING: dict[str, Any] = {}
+
+
+class _Decoder:
+    """JSON columns as the driver gave them, decoded once per distinct text (a window repeats
+    few small maps, {"200": 196} …, many times); the values are only read by the merge."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Any] = {"{}": _NOTHING, "[]": _NOTHING}
+
+    def __call__(self, value: Any) -> Any:
+        if type(value) is not str:
+            return value  # psycopg decodes json columns itself
+        found = self._seen.get(value)
+        if found is None:
+            found = self._seen[value] = json.loads(value)
+        return found
+
+
+def _values_lines() -> list[str]:
+    index = {name: i + 2 for i, name in enumerate(VALUE_COLUMNS)}
+
+    def by_index(match: re.Match[str]) -> str:
+        name = match.group(1)
+        at = f"row[{index[name]}]"
+        return f"_decoded({at})" if name in _JSON_COLUMNS else at
+
+    return [re.sub(r"\brow\.(\w+)", by_index, line) for line in _add_stored_lines()]
+
+
+add_stored_values = compile_function(
+    "add_stored_values", "into, row, _decoded", _values_lines(), _ENV
+)
+add_stored_values.__doc__ = (
+    "`add_stored` of a values row (no per-column attribute look-up: ~10x faster on a window's "
+    "hundreds of thousands of rows).\n\n" + (add_stored_values.__doc__ or "")
+)
+
+
+def merge_values(rows: Iterable[tuple[Any, ...]]) -> dict[Pair, EdgeBucket]:
+    """`merge_rows` of values rows."""
+    out: dict[Pair, EdgeBucket] = {}
+    decoded = _Decoder()
+    for row in rows:
+        key = (row[0], row[1])
+        bucket = out.get(key)
+        if bucket is None:
+            bucket = out[key] = EdgeBucket()
+        add_stored_values(bucket, row, decoded)
+    return out
 
 
 def merge_rows(rows: Iterable[Any]) -> dict[Pair, EdgeBucket]:

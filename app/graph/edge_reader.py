@@ -25,6 +25,7 @@ from app.graph.aliases import AliasMap
 from app.graph.attribution import Pair, attribute
 from app.graph.model import GraphEdge, GraphNode, L7Stats, node_from_id
 from app.graph.window import Window
+from app.graph.window_cache import MergedWindow, NodeFacts, WholeWindow
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -64,6 +65,8 @@ class EdgeReader:
         bucket_s: int,
         aliases: AliasMap | None = None,
         sampling_rate: float | None = None,
+        cached: MergedWindow | None = None,
+        facts: NodeFacts | None = None,
     ) -> None:
         self.conn, self.window, self.level = conn, window, str(level.value)
         # The configured trace sampling rate (0..1), shown on edges whose counts are spans only.
@@ -76,8 +79,15 @@ class EdgeReader:
         self.edge_repo, self.node_repo = EdgeRepository(), NodeRepository()
         self.merged: dict[Pair, EdgeBucket] = {}  # stored sketches decoded only if attributed
         self.moved: dict[Pair, Pair] = {}
-        self._kinds: dict[str, str] = {}
-        self._unknown: set[str] | None = None
+        # The window merged once for many requests (app/graph/window_cache.py), and node facts
+        # shared until the store changes; the answer is the same without them.
+        self.cached, self.facts = cached, facts
+        self._kinds: dict[str, str] = (
+            {}
+            if facts is None
+            else facts.kinds_of(self.level, lambda: self.node_repo.kinds_at(conn, self.level))
+        )
+        self._unknown: set[str] | None = None if facts is None else facts.unknown[self.level]
         # spans and metric requests over the buckets with waypoint metrics read so far
         self._observed_spans = self._observed_requests = 0
 
@@ -104,25 +114,35 @@ class EdgeReader:
 
     def graph_nodes(self, ids: Iterable[str]) -> dict[str, GraphNode]:
         ids = set(ids)
+        made = {} if self.facts is None else self.facts.nodes_of(self.level, self.aliases)
+        out = {i: made[i] for i in ids if i in made}
+        ids -= out.keys()
         names = self.aliases.names
         kinds = self.kinds(self.aliases.expand(ids))
-        out = {}
         for i in ids:
             kind = kinds[i] or next((kinds[a] for a in names(i) if kinds[a]), "")
-            out[i] = replace(
+            out[i] = made[i] = replace(
                 node_from_id(i, NodeKind(kind or NodeKind.SERVICE.value)), aliases=names(i)
             )
         return out
 
     # ---- edges ----------------------------------------------------------------------------
     def _edges(self, rows: Iterable[Row[Any]]) -> dict[Pair, GraphEdge]:
-        buckets = merge_rows(rows)
+        return self._edges_of(merge_rows(rows))
+
+    def _edges_of(self, buckets: dict[Pair, EdgeBucket]) -> dict[Pair, GraphEdge]:
+        """Merged buckets per stored pair as graph edges, aliases rejoined; a cached window's
+        edges built once (a pair whose bucket is the cached one: not rejoined with another)."""
         if self.aliases:
             buckets = self._rejoin(buckets)
+        cached = self.cached
         out = {}
         for pair, bucket in buckets.items():
             self.merged[pair] = bucket
-            out[pair] = to_graph_edge(*pair, bucket)
+            if cached is not None and cached.buckets.get(pair) is bucket:
+                out[pair] = cached.edges[pair]
+            else:
+                out[pair] = to_graph_edge(*pair, bucket)
         self._observe_sampling(buckets.values())
         return out
 
@@ -196,6 +216,8 @@ class EdgeReader:
 
     def fetch(self, node_ids: set[str], outgoing: bool) -> list[GraphEdge]:
         """`neighbourhood`'s fetcher: edges leaving (or entering) `node_ids`, attributed."""
+        if self.cached is not None:
+            return self._fetch_cached(self.cached, node_ids, outgoing)
         args = (self.conn, self.level, self.first_s, self.end_s)
         if not outgoing:
             return self._attribute(self._edges(self._rows(targets=node_ids)).values())
@@ -213,11 +235,56 @@ class EdgeReader:
             edges.update(self._edges(self._rows(targets=contested)))
         return [e for e in self._attribute(edges.values()) if e.source in node_ids]
 
+    def _fetch_cached(
+        self, cached: MergedWindow, node_ids: set[str], outgoing: bool
+    ) -> list[GraphEdge]:
+        """`fetch` from the cached window: the same pairs as the queries read, merged once."""
+        expand = self.aliases.expand
+        if not outgoing:
+            return self._attribute(self._edges_of(cached.entering(expand(node_ids))).values())
+        edges = self._edges_of(cached.leaving(expand(node_ids)))
+        targets = {target for _, target in edges}
+        unknown = self.unknown_ids() if targets else set()
+        contested = cached.targets_entered_from(expand(targets), unknown) if unknown else set()
+        contested = {self.aliases.canonical(t) for t in contested}
+        if contested:
+            edges.update(self._edges_of(cached.entering(expand(contested))))
+        return [e for e in self._attribute(edges.values()) if e.source in node_ids]
+
     def attribute_rows(self, rows: Iterable[Row[Any]]) -> list[GraphEdge]:
         return self._attribute(self._edges(rows).values())
 
     def all_edges(self) -> list[GraphEdge]:
-        return self._attribute(self._edges(self._rows()).values())
+        cached = self.cached
+        if cached is None:
+            return self._attribute(self._edges(self._rows()).values())
+        # The whole window attributed once per alias map and unknown nodes (listings read it
+        # on every request): the edges and what the reader learned making them.
+        unknown = frozenset(self.unknown_ids())
+        whole = cached.whole
+        if whole is None or whole.aliases != self.aliases or whole.unknown != unknown:
+            before = (self._observed_spans, self._observed_requests)
+            edges = self._attribute(self._edges_of(cached.buckets).values())
+            whole = cached.keep_whole(
+                WholeWindow(
+                    self.aliases,
+                    unknown,
+                    tuple(edges),
+                    dict(self.moved),
+                    {pair: list(stored) for pair, stored in self.rejoined.items()},
+                    dict(self.merged),
+                    self._observed_spans - before[0],
+                    self._observed_requests - before[1],
+                )
+            )
+            self._observed_spans, self._observed_requests = before
+        self.moved.update(whole.moved)
+        for pair, stored in whole.rejoined.items():
+            self.rejoined.setdefault(pair, []).extend(stored)
+        self.merged.update(whole.merged)
+        self._observed_spans += whole.observed_spans
+        self._observed_requests += whole.observed_requests
+        return list(whole.edges)
 
     def with_exemplars(self, edges: list[GraphEdge], everything: bool = False) -> list[GraphEdge]:
         """The edges with their window's exemplars (of moved unattributed edges too)."""
@@ -231,9 +298,12 @@ class EdgeReader:
             for pair in list(pairs):
                 pairs.extend(p for p in self.rejoined.get(pair, ()) if p != pair)
         wanted = None if everything else [p for ps in sources.values() for p in ps]
-        found = ExemplarRepository().for_edges(
-            self.conn, self.level, self.first_s, self.end_s, wanted
-        )
+        if self.cached is not None:
+            found = self.cached.exemplars(self.conn, wanted)
+        else:
+            found = ExemplarRepository().for_edges(
+                self.conn, self.level, self.first_s, self.end_s, wanted
+            )
         if not found:
             return edges
         out = []

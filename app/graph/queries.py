@@ -3,7 +3,8 @@ repositories (store) with graph rules (neighbourhood, attribution, triage).
 
 Route handlers call these methods (in a thread pool) and only pick an output format. Each call
 reads on one connection; edge windows are merged exactly from the stored buckets whose start
-lies in the window (`Window.bucket_range`).
+lies in the window (`Window.bucket_range`), or taken from the window cache
+(app/graph/window_cache.py: the same merge, kept until a write touches it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from app.domain import Alias, Coverage, Level, NodeKind, Reporter
 from app.edge.bucket import EdgeBucket
 from app.edge.fields import SOLE
-from app.edge.merge import merge_rows_by_bucket
+from app.edge.merge import merge_rows_by_bucket, merge_values
 from app.edge.stats import l7_stats
 from app.graph import advisor
 from app.graph.aliases import cached_aliases, name_forms
@@ -31,9 +32,11 @@ from app.graph.page import Page
 from app.graph.read_every import ReadEvery
 from app.graph.triage import triage
 from app.graph.window import Window
+from app.graph.window_cache import MergedWindow, WindowCache, WindowKey
 from app.store.aliases import AliasRepository
 from app.store.edges import EdgeRepository
 from app.store.engine import read_only
+from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
 from app.store.traces import TraceHopRepository
 
@@ -66,7 +69,14 @@ def _in_namespace(edge: GraphEdge, namespace: str | None) -> bool:
 
 
 class GraphQueries:
-    def __init__(self, engine: Engine, bucket_s: int, sampling_rate: float | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        bucket_s: int,
+        sampling_rate: float | None = None,
+        cache_windows: int = 2,
+        cache_in_background: bool = False,
+    ) -> None:
         # Reads never write: on SQLite they must not take (and queue for) the write lock.
         self.engine, self.bucket_s = read_only(engine), bucket_s
         self.sampling_rate = sampling_rate  # configured trace sampling (0..1), None = observe
@@ -77,6 +87,41 @@ class GraphQueries:
         )
         self.aliases = cached_aliases(self._read_aliases)
         self.first_data = ReadEvery(self._read_first_data)
+        self.cache = WindowCache(
+            self._read_window,
+            lambda conn, key: ExemplarRepository().pairs_in(conn, *key),
+            self.engine.connect,
+            to_graph_edge,
+            cache_windows,
+            cache_in_background,
+        )
+
+    def _read_window(self, conn: Connection, key: WindowKey) -> dict[tuple[str, str], EdgeBucket]:
+        level, first, end = key
+        return merge_values(
+            self._edges.window_values_rolled(conn, level, first, end, self.bucket_s)
+        )
+
+    def _cached(
+        self, conn: Connection, window: Window, level: Level, *, wait: bool
+    ) -> MergedWindow | None:
+        """The window merged once (app/graph/window_cache.py): built now when `wait` (the
+        caller merges the whole window anyway), else only if it is there (one is built in the
+        background). None when the cache is off."""
+        cache = self.cache
+        if not cache.enabled:
+            return None
+        cache.check(conn)
+        first, end = window.bucket_range(self.bucket_s)
+        b = self.bucket_s
+        key = (level.value, first, -(-end // b) * b)
+        found = cache.get(key)
+        if found is not None or key[2] <= first:
+            return found
+        if wait or not cache.background:
+            return cache.build(key, conn)
+        cache.build_soon(key)
+        return None
 
     def _read_aliases(self) -> list[Alias]:
         with self.engine.connect() as conn:
@@ -93,9 +138,32 @@ class GraphQueries:
     def _window_json(self, window: Window) -> dict[str, Any]:
         return window_json(window.start_s, window.end_s, self.observed_from(window))
 
-    def _reader(self, conn: Connection, window: Window, level: Level) -> EdgeReader:
+    def _cached_reader(
+        self, conn: Connection, window: Window, level: Level, *, wait: bool
+    ) -> EdgeReader:
+        """A reader of `window` from the window cache when it has it (`_cached`)."""
+        cached = self._cached(conn, window, level, wait=wait)
+        return self._reader(conn, window, level, cached, checked=True)
+
+    def _reader(
+        self,
+        conn: Connection,
+        window: Window,
+        level: Level,
+        cached: MergedWindow | None = None,
+        checked: bool = False,
+    ) -> EdgeReader:
+        """A reader of `window`; `checked`: the cache was checked on `conn` (`_cached`), so its
+        node facts are current."""
         return EdgeReader(
-            conn, window, level, self.bucket_s, self.aliases.get(), self.sampling_rate
+            conn,
+            window,
+            level,
+            self.bucket_s,
+            self.aliases.get(),
+            self.sampling_rate,
+            cached,
+            self.cache.facts if checked and self.cache.enabled else None,
         )
 
     # ---- names ----------------------------------------------------------------------------
@@ -191,7 +259,7 @@ class GraphQueries:
     ) -> tuple[Graph, str | None]:
         """`graph` and the centre's node id (None without `service`)."""
         with self.engine.connect() as conn:
-            reader = self._reader(conn, window, level)
+            reader = self._cached_reader(conn, window, level, wait=service is None)
             if service is None:
                 edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
                 graph = self._graph(
@@ -400,8 +468,8 @@ class GraphQueries:
             center = self._resolve(
                 conn, service, Level.SERVICE, Window(baseline.start_s, window.end_s)
             )
-            now = self._reader(conn, window, Level.SERVICE)
-            before = self._reader(conn, baseline, Level.SERVICE)
+            now = self._cached_reader(conn, window, Level.SERVICE, wait=False)
+            before = self._cached_reader(conn, baseline, Level.SERVICE, wait=False)
             now_edges = now.with_exemplars(
                 neighbourhood([center], depth, Direction.BOTH, now.fetch)
             )

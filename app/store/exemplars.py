@@ -89,5 +89,20 @@ class ExemplarRepository:
                 out.setdefault((row.source, row.target), []).append(_row_to_exemplar(row))
         return out
 
+    def pairs_in(
+        self, conn: Connection, level: str, first_bucket_s: int, end_s: int
+    ) -> set[tuple[str, str]]:
+        """The (source, target) pairs with any exemplar in the window."""
+        stmt = (
+            select(t.c.source, t.c.target)
+            .distinct()
+            .where(
+                t.c.level == level,
+                t.c.bucket_start_s >= first_bucket_s,
+                t.c.bucket_start_s < end_s,
+            )
+        )
+        return {(row.source, row.target) for row in conn.execute(stmt)}
+
     def delete_before(self, conn: Connection, cutoff_s: int) -> int:
         return int(conn.execute(delete(t).where(t.c.bucket_start_s < cutoff_s)).rowcount)

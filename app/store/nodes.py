@@ -105,6 +105,13 @@ class NodeRepository:
             out.update({row.id: row.kind for row in conn.execute(stmt)})
         return out
 
+    def kinds_at(self, conn: Connection, level: str) -> dict[str, str]:
+        """Every node's kind at `level`."""
+        return {
+            row.id: row.kind
+            for row in conn.execute(select(t.c.id, t.c.kind).where(t.c.level == level))
+        }
+
     def ids_of_kind(self, conn: Connection, level: str, kind: str) -> set[str]:
         return set(conn.scalars(select(t.c.id).where(t.c.level == level, t.c.kind == kind)))
 

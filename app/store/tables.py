@@ -155,3 +155,28 @@ applied_batches = Table(
     Column("applied_s", BigInteger, nullable=False),
     Index("ix_applied_batches_applied_s", "applied_s"),
 )
+
+# What the read side's window cache (app/graph/window_cache.py) checks per request: one row per
+# writing process, its count of write transactions, bumped by each of them (so the row is locked
+# by that process only and its transactions commit in `seq` order) ...
+store_writers = Table(
+    "store_writers",
+    metadata,
+    Column("writer_id", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("started_s", BigInteger, nullable=False),  # a row made again (after retention) differs
+    Column("updated_s", BigInteger, nullable=False),
+)
+
+# ... and per such transaction the range of bucket starts it changed (first > last: none, only
+# nodes or aliases), so a cached window the change did not touch stays valid.
+store_changes = Table(
+    "store_changes",
+    metadata,
+    Column("writer_id", String(32), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("first_bucket_s", BigInteger, nullable=False),
+    Column("last_bucket_s", BigInteger, nullable=False),
+    Column("changed_s", BigInteger, nullable=False),
+    Index("ix_store_changes_changed_s", "changed_s"),
+)

@@ -13,12 +13,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from app.edge.batch import AggregateBatch
 from app.store.aliases import AliasRepository
 from app.store.applied_batches import AppliedBatchRepository
+from app.store.changes import NO_BUCKETS, PROCESS_WRITER_ID, StoreChangeRepository
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
@@ -33,8 +34,9 @@ def _retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
-def write_batch(engine: Engine, batch: AggregateBatch) -> None:
-    """Add a batch to the store in one transaction (additive: safe beside other replicas)."""
+def write_batch(engine: Engine, batch: AggregateBatch, writer_id: str = PROCESS_WRITER_ID) -> None:
+    """Add a batch to the store in one transaction (additive: safe beside other replicas).
+    `writer_id` names the writing process in store_changes (tests play other replicas)."""
     if not len(batch):
         return
     edges, exemplars = EdgeRepository(), ExemplarRepository()
@@ -51,12 +53,22 @@ def write_batch(engine: Engine, batch: AggregateBatch) -> None:
                 nodes.upsert(conn, batch.nodes.values())
                 hops.add(conn, batch.hops)
                 AliasRepository().upsert(conn, batch.aliases)
+                # Last: tells cached windows which buckets changed (store/changes.py).
+                StoreChangeRepository().record(conn, *_bucket_range(batch), writer_id)
             return
         except DBAPIError as exc:
             if attempt == _ATTEMPTS or not _retryable(exc):
                 raise
             log.warning("edge upsert aborted (%s), retrying (attempt %d)", exc.orig, attempt)
             time.sleep(0.01 * attempt)
+
+
+def _bucket_range(batch: AggregateBatch) -> tuple[int, int]:
+    """The first and last bucket start the batch's edges and exemplars write."""
+    if not batch.edges:
+        return NO_BUCKETS
+    starts = [key.bucket_start_s for key in batch.edges]
+    return min(starts), max(starts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,7 @@ class Deleted:
     trace_hops: int
     nodes: int
     applied_batches: int = 0
+    store_changes: int = 0
 
 
 def delete_expired(engine: Engine, now_s: float, retention_h: float) -> Deleted:
@@ -81,4 +94,12 @@ def delete_expired(engine: Engine, now_s: float, retention_h: float) -> Deleted:
             trace_hops=TraceHopRepository().delete_before(conn, cutoff_s * 1_000_000_000),
             nodes=NodeRepository().delete_before(conn, cutoff_s),
             applied_batches=AppliedBatchRepository().delete_before(conn, cutoff_s),
+            store_changes=_record_deletion(conn, cutoff_s),
         )
+
+
+def _record_deletion(conn: Connection, cutoff_s: int) -> int:
+    """Old change rows go; the deletion itself is a change of every bucket before the cutoff."""
+    deleted = StoreChangeRepository().delete_before(conn, cutoff_s)
+    StoreChangeRepository().record(conn, 0, cutoff_s)
+    return deleted
