@@ -2,7 +2,7 @@
 <server zone>|<x|e>" -> bytes both ways, app/edge/zones.py) on edge_buckets and edge_rollups
 
 Revision ID: 0007
-Revises: 0005 (0006 is being added in parallel; the merge re-chains this one after it)
+Revises: 0006
 Create Date: 2026-12-07
 """
 
