@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.api.cost_schemas import AdvisorOut, CostOut
-from app.api.graph import FromParam, NamespaceParam, OffsetParam, ToParam, WindowParam, _window
+from app.api.graph import (
+    FromParam,
+    NamespaceParam,
+    OffsetParam,
+    PageSizeParam,
+    ToParam,
+    WindowParam,
+    request_window,
+)
 from app.api.problems import problem_responses
 from app.graph.cost import CostModel, ProxyFigure
 from app.graph.queries import GraphQueries
@@ -53,7 +61,7 @@ def build_cost_router(
         from_: FromParam = None,
         to: ToParam = None,
     ) -> Any:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         nodes = ztunnel_nodes()
         return JSONResponse(await run_in_threadpool(queries.cost, w, namespace, model, nodes))
 
@@ -68,10 +76,10 @@ def build_cost_router(
         window: WindowParam = None,
         from_: FromParam = None,
         to: ToParam = None,
-        limit: Annotated[int, Query(ge=1, le=10_000, description="page size")] = 100,
+        limit: PageSizeParam = 100,
         offset: OffsetParam = 0,
     ) -> Any:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         return JSONResponse(
             await run_in_threadpool(queries.advisor, w, namespace, model, limit, offset)
         )

@@ -44,12 +44,13 @@ OffsetParam = Annotated[
     int,
     Query(ge=0, le=10_000_000, description="items to skip (`page.next_offset` of the last page)"),
 ]
+PageSizeParam = Annotated[int, Query(ge=1, le=10_000, description="page size")]
 NamespaceParam = Annotated[
     str | None, Query(max_length=253, description="restrict to one namespace")
 ]
 
 
-def _window(
+def request_window(
     clock: Callable[[], float], window: str | None, from_: str | None, to: str | None
 ) -> Window:
     try:
@@ -101,7 +102,7 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         ] = 2000,
         offset: OffsetParam = 0,
     ) -> Response:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         try:
             result, page = await run_in_threadpool(
                 queries.graph_page,
@@ -148,10 +149,10 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         from_: FromParam = None,
         to: ToParam = None,
         level: LevelParam = Level.SERVICE,
-        limit: Annotated[int, Query(ge=1, le=10_000, description="page size")] = 500,
+        limit: PageSizeParam = 500,
         offset: OffsetParam = 0,
     ) -> Any:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         return FastJSONResponse(
             await run_in_threadpool(queries.services, w, level, namespace, Page(limit, offset))
         )
@@ -170,7 +171,7 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         ] = 1000,
         offset: OffsetParam = 0,
     ) -> Any:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         return FastJSONResponse(
             await run_in_threadpool(
                 queries.edges, w, level, namespace, coverage, min_rps, limit, offset
@@ -187,10 +188,10 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         window: WindowParam = None,
         from_: FromParam = None,
         to: ToParam = None,
-        limit: Annotated[int, Query(ge=1, le=10_000, description="page size")] = 100,
+        limit: PageSizeParam = 100,
         offset: OffsetParam = 0,
     ) -> Any:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         return FastJSONResponse(
             await run_in_threadpool(queries.coverage, w, namespace, limit, offset)
         )
@@ -211,7 +212,7 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
         ] = "1h",
         depth: Annotated[int, Query(ge=1, le=6)] = 2,
     ) -> Any:
-        w = _window(clock, window, from_, to)
+        w = request_window(clock, window, from_, to)
         try:
             baseline_s = resolve_window(w.end_s, window=baseline).seconds
         except WindowError as exc:

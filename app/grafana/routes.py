@@ -219,7 +219,7 @@ def _answer(
         graph = _graph(queries, sel, window)
         shown = _busiest(graph.edges, sel.limit)
         frames = node_graph_frames(
-            restrict(graph, shown) if shown != graph.edges else graph, ref_id
+            restrict(graph, shown) if shown is not graph.edges else graph, ref_id
         )
         return _say_truncated(frames, len(shown), len(graph.edges))
     whole = queries.whole_graph(window, sel.level)

@@ -106,6 +106,45 @@ def serve_process(env: Mapping[str, str], log_path: Path) -> Iterator[subprocess
         proc.wait(timeout=30)
 
 
+def _waypoint_export() -> tuple[ExportTraceServiceRequest, Any]:
+    """An export request from one waypoint, and the scope its spans go in."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(
+        key="service.name", value=AnyValue(string_value="waypoint.default")
+    )
+    return request, resource_spans.scope_spans.add()
+
+
+def _add_waypoint_span(
+    scope: Any, rng: random.Random, end: int, trace_id: bytes, name: str, url: str, cluster: str
+) -> None:
+    """One root waypoint SERVER span with Envoy's tags (bench/ingest.py's shape)."""
+    pb_span = scope.spans.add(
+        trace_id=trace_id,
+        span_id=rng.randbytes(8),
+        name=name,
+        kind=2,
+        start_time_unix_nano=end - rng.randrange(500_000, 40_000_000),
+        end_time_unix_nano=end,
+    )
+    tags = {
+        "node_id": "waypoint~10.42.0.9~waypoint-6b9f7c7d9-abcde.default~default.svc.cluster.local",
+        "http.url": url,
+        "http.method": "GET",
+        "peer.address": f"{rng.choice(PEERS)}:{rng.randrange(30_000, 60_000)}",
+        "response_flags": "-",
+        "upstream_cluster": cluster,
+        "http.status_code": rng.choice(("200", "200", "200", "503")),
+        "component": "proxy",
+        "istio.canonical_service": "waypoint",
+        "istio.namespace": "default",
+    }
+    pb_span.attributes.extend(
+        KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in tags.items()
+    )
+
+
 def waypoint_request(
     spans: int,
     rng: random.Random,
@@ -115,41 +154,13 @@ def waypoint_request(
 ) -> bytes:
     """An OTLP export of `spans` root waypoint SERVER spans (no parent: each resolves at once to
     one request unknown/<peer> -> default/<service>), on at most 12 edges."""
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.add(
-        key="service.name", value=AnyValue(string_value="waypoint.default")
-    )
-    scope = resource_spans.scope_spans.add()
+    request, scope = _waypoint_export()
     end = end_ns or time.time_ns() - 1_000_000_000
     for i in range(spans):
-        service = rng.choice(SERVICES)
-        host = f"{service}.default.svc.cluster.local"
-        status = rng.choice(("200", "200", "200", "503"))
+        host = f"{rng.choice(SERVICES)}.default.svc.cluster.local"
         trace_id = trace_ids[i] if trace_ids else rng.randbytes(16)
-        pb_span = scope.spans.add(
-            trace_id=trace_id,
-            span_id=rng.randbytes(8),
-            name=f"{host}:9080/*",
-            kind=2,
-            start_time_unix_nano=end - rng.randrange(500_000, 40_000_000),
-            end_time_unix_nano=end,
-        )
-        tags = {
-            "node_id": "waypoint~10.42.0.9~waypoint-6b9f7c7d9-abcde.default~default.svc.cluster.local",
-            "http.url": f"http://{host}:9080/items/{i}",
-            "http.method": "GET",
-            "peer.address": f"{rng.choice(PEERS)}:{rng.randrange(30_000, 60_000)}",
-            "response_flags": "-",
-            "upstream_cluster": f"inbound-vip|9080|http|{host}",
-            "http.status_code": status,
-            "component": "proxy",
-            "istio.canonical_service": "waypoint",
-            "istio.namespace": "default",
-        }
-        pb_span.attributes.extend(
-            KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in tags.items()
-        )
+        url, cluster = f"http://{host}:9080/items/{i}", f"inbound-vip|9080|http|{host}"
+        _add_waypoint_span(scope, rng, end, trace_id, f"{host}:9080/*", url, cluster)
     return request.SerializeToString()
 
 
@@ -210,39 +221,12 @@ def many_destinations_request(spans: int, rng: random.Random, *, first: int = 0)
     """Like `waypoint_request`, but span i calls its own destination: in-mesh
     `svc-<i>.default.svc.cluster.local` (even i) or external `bucket-<i>.s3.amazonaws.com`
     (odd i), as a misconfigured client or egress to many hosts would."""
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.add(
-        key="service.name", value=AnyValue(string_value="waypoint.default")
-    )
-    scope = resource_spans.scope_spans.add()
+    request, scope = _waypoint_export()
     end = time.time_ns() - 1_000_000_000
     for i in range(first, first + spans):
         host = (
             f"svc-{i}.default.svc.cluster.local" if i % 2 == 0 else f"bucket-{i}.s3.amazonaws.com"
         )
-        status = rng.choice(("200", "200", "200", "503"))
-        pb_span = scope.spans.add(
-            trace_id=rng.randbytes(16),
-            span_id=rng.randbytes(8),
-            name=f"{host}:443/*",
-            kind=2,
-            start_time_unix_nano=end - rng.randrange(500_000, 40_000_000),
-            end_time_unix_nano=end,
-        )
-        tags = {
-            "node_id": "waypoint~10.42.0.9~waypoint-6b9f7c7d9-abcde.default~default.svc.cluster.local",
-            "http.url": f"https://{host}/items/{i}",
-            "http.method": "GET",
-            "peer.address": f"{rng.choice(PEERS)}:{rng.randrange(30_000, 60_000)}",
-            "response_flags": "-",
-            "upstream_cluster": f"outbound|443||{host}",
-            "http.status_code": status,
-            "component": "proxy",
-            "istio.canonical_service": "waypoint",
-            "istio.namespace": "default",
-        }
-        pb_span.attributes.extend(
-            KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in tags.items()
-        )
+        url, cluster = f"https://{host}/items/{i}", f"outbound|443||{host}"
+        _add_waypoint_span(scope, rng, end, rng.randbytes(16), f"{host}:443/*", url, cluster)
     return request.SerializeToString()
