@@ -167,7 +167,10 @@ def _out_of_collector_view() -> None:
     walked them all (a 400 ms pause every ~100 requests on bench/graph.py's store). Collect once,
     so no cyclic garbage is kept, then freeze what lives (the new entry among it) out of the
     collector's view. The entry holds no reference cycles: dropped, it is freed by reference
-    counting as before."""
+    counting as before. What an earlier freeze (this or `tune_gc`'s) held is unfrozen first, so
+    a frozen object that has since died in a reference cycle is collected here rather than kept
+    for the life of the process."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
