@@ -47,6 +47,7 @@ from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats
 from app.graph.queries import GraphQueries
 from app.graph.window import Window
+import app.store.edges as edges_module
 from app.store.edges import EdgeRepository, window_parts
 from app.store.engine import create_store_engine
 from app.store.nodes import NodeRepository
@@ -175,10 +176,8 @@ def main() -> None:
         reuse,
     )
     if args.fine_only:  # the read path before roll-ups, on the same store
-        EdgeRepository.window_rows_rolled = (  # type: ignore[method-assign]
-            lambda self, conn, level, first, end, bucket_s, **names: self.window_rows(
-                conn, level, first, end, **names
-            )
+        edges_module.window_parts = lambda first, end, bucket_s: (  # type: ignore[assignment]
+            [(None, first, end)] if end > first else []
         )
     now = float(HOUR_END + args.offset_s)
     first, end = Window(now - 3600, now).bucket_range(BUCKET_S)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row
 from app.domain import Level, NodeKind, Provenance
 from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import top_exemplars
-from app.edge.merge import merge_rows, merged
+from app.edge.merge import merge_rows, merge_values, merged
 from app.edge.stats import choose_l4, chosen_sides, l7_stats
 from app.edge.zones import zone_stats
 from app.graph.aliases import AliasMap
@@ -189,13 +189,15 @@ class EdgeReader:
             out[pair] = both
         return out
 
-    def _rows(self, **names: set[str]) -> list[Row[Any]]:
-        """The window's rows, whole coarse buckets read from the roll-ups (same merge); the
-        ids' aliases are read too."""
+    def _read(self, **names: set[str]) -> dict[Pair, GraphEdge]:
+        """The window's edges from the store (rows leaving `sources` or entering `targets`,
+        or all), whole coarse buckets read from the roll-ups (same merge); the ids' aliases are
+        read too. Values rows straight from the driver (`window_values_rolled`)."""
         expanded = {k: self.aliases.expand(v) for k, v in names.items()}
-        return self.edge_repo.window_rows_rolled(
+        values = self.edge_repo.window_values_rolled(
             self.conn, self.level, self.first_s, self.end_s, self.bucket_s, **expanded
         )
+        return self._edges_of(merge_values(values))
 
     def _attribute(self, edges: Iterable[GraphEdge]) -> list[GraphEdge]:
         edges = list(edges)
@@ -220,8 +222,8 @@ class EdgeReader:
             return self._fetch_cached(self.cached, node_ids, outgoing)
         args = (self.conn, self.level, self.first_s, self.end_s)
         if not outgoing:
-            return self._attribute(self._edges(self._rows(targets=node_ids)).values())
-        edges = self._edges(self._rows(sources=node_ids))
+            return self._attribute(self._read(targets=node_ids).values())
+        edges = self._read(sources=node_ids)
         targets = {target for _, target in edges}
         contested = (
             self.edge_repo.targets_with_unknown_sources(
@@ -232,7 +234,7 @@ class EdgeReader:
         )
         contested = {self.aliases.canonical(t) for t in contested}
         if contested:
-            edges.update(self._edges(self._rows(targets=contested)))
+            edges.update(self._read(targets=contested))
         return [e for e in self._attribute(edges.values()) if e.source in node_ids]
 
     def _fetch_cached(
@@ -257,7 +259,7 @@ class EdgeReader:
     def all_edges(self) -> list[GraphEdge]:
         cached = self.cached
         if cached is None:
-            return self._attribute(self._edges(self._rows()).values())
+            return self._attribute(self._read().values())
         # The whole window attributed once per alias map and unknown nodes (listings read it
         # on every request): the edges and what the reader learned making them.
         unknown = frozenset(self.unknown_ids())

@@ -397,15 +397,32 @@ class EdgeRepository:
         return rows
 
     def window_values_rolled(
-        self, conn: Connection, level: str, first_bucket_s: int, end_s: int, bucket_s: int
+        self,
+        conn: Connection,
+        level: str,
+        first_bucket_s: int,
+        end_s: int,
+        bucket_s: int,
+        *,
+        sources: Iterable[str] | None = None,
+        targets: Iterable[str] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
-        """Every row of `window_rows_rolled` (the whole window) as a values row,
+        """The rows of `window_rows_rolled` (the same filters) as values rows,
         `(source, target, *FIELD_COLUMNS)` straight from the driver (app/edge/merge.py
         `merge_values`): a whole window is hundreds of thousands of rows, and SQLAlchemy's
-        per-row processing cost ~40 µs of each."""
+        per-row processing (its JSON columns decoded row by row) cost ~40 µs of each; a
+        neighbourhood read from the store spent a third of its time there."""
         bulk = Bulk(conn)  # the transaction begun (one snapshot on SQLite), its DBAPI cursor
         mark = "%s" if bulk.postgresql else "?"
         names = ", ".join(("source", "target", *FIELD_COLUMNS))
+        filters: list[tuple[str | None, list[str]]] = [(None, [])]
+        if sources is not None or targets is not None:
+            filters = [
+                (column, part)
+                for column, wanted in (("source", sources), ("target", targets))
+                if wanted is not None
+                for part in chunks(sorted(set(wanted)), 500)
+            ]
         cursor = bulk.cursor()
         for span, lo, hi in window_parts(first_bucket_s, end_s, bucket_s):
             table, params = (t.name, [level, lo, hi]) if span is None else (r.name, [level, lo, hi])
@@ -413,9 +430,13 @@ class EdgeRepository:
             if span is not None:
                 where += f" AND span_s = {mark}"
                 params.append(span)
-            cursor.execute(f"SELECT {names} FROM {table} WHERE {where}", tuple(params))
-            while part := cursor.fetchmany(5000):  # streamed: the merge holds pairs, not rows
-                yield from part
+            for column, part in filters:
+                sql = f"SELECT {names} FROM {table} WHERE {where}"
+                if column is not None:
+                    sql += f" AND {column} IN ({', '.join([mark] * len(part))})"
+                cursor.execute(sql, (*params, *part))
+                while rows := cursor.fetchmany(5000):  # streamed: the merge holds pairs, not rows
+                    yield from rows
         cursor.close()
 
     def window_rows(

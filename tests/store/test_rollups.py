@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from app.edge.bucket import EdgeBucket
-from app.edge.merge import merge_rows
+from app.edge.merge import merge_rows, merge_values
 from app.edge.stats import L4Stats
 from app.store.edges import ROLLUP_SPANS_S, EdgeRepository, window_parts
 from app.store.engine import create_store_engine
@@ -90,6 +90,25 @@ def test_rolled_window_reads_merge_exactly_like_fine_rows(
     assert set(by_source) == {(A, B), (A, C)}
     assert set(by_target) == {(A, C), (B, C)}
     assert _summary(by_source[(A, B)]) == _summary(fine[(A, B)])
+
+
+@pytest.mark.parametrize(("start", "end"), WINDOWS)
+def test_values_rows_filtered_merge_like_the_rows(engine: Engine, start: int, end: int) -> None:
+    """The driver's values rows (what a neighbourhood read from the store merges) give the
+    same buckets as SQLAlchemy's rows, whole window and filtered by source or target."""
+    _write_mesh(engine)
+    repo = EdgeRepository()
+    first = -(-start // 60) * 60
+    with engine.connect() as conn:
+        for names in ({}, {"sources": [A]}, {"targets": [C]}, {"sources": [A, B, "nobody"]}):
+            rows = merge_rows(repo.window_rows_rolled(conn, "service", first, end, 60, **names))
+            values = merge_values(
+                repo.window_values_rolled(conn, "service", first, end, 60, **names)
+            )
+            assert rows, names
+            assert {k: _summary(v) for k, v in values.items()} == {
+                k: _summary(v) for k, v in rows.items()
+            }, names
 
 
 def test_rollup_rows_are_the_merge_of_their_fine_rows(engine: Engine) -> None:
