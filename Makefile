@@ -7,8 +7,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo serve test lint format openapi lock clean bench ui
 
-# The C source too: an editable install compiles the extension once, so a change rebuilds it.
-$(STAMP): pyproject.toml requirements.lock app/ingest/_otlp_wire.c
+# The C sources too: an editable install compiles the extensions once, so a change rebuilds them.
+$(STAMP): pyproject.toml requirements.lock app/ingest/_otlp_wire.c app/edge/_sketch.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'

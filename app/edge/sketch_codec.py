@@ -5,8 +5,9 @@ count, then (zigzag key delta, count) varint pairs in key order. A typical edge 
 dozen bins: ~100 bytes. Bins are DDSketch bins (app/edge/sketch.py): key k covers
 (GAMMA^(k-1), GAMMA^k] ms and is represented by `bin_value(k)`.
 
-Decoding, encoding, merging and quantiles do the per-value work in slices, `map` and
-`accumulate` instead of a Python varint loop. `LatencySketch.to_bytes`/`from_bytes` are the plain
+Decoding, encoding and merging do the per-value work in slices, `map` and `accumulate` instead of
+a Python varint loop; quantiles of stored parts are read in C (app/edge/_sketch.c), with
+`sketch_quantiles_reference` the Python twin it is tested against. `LatencySketch.to_bytes`/`from_bytes` are the plain
 reference implementation these are tested against (tests/edge/test_sketch_codec.py).
 """
 
@@ -18,6 +19,10 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import accumulate, repeat
 from operator import add, and_, lt, rshift, sub
+
+# Built by `pip install` (pyproject.toml ext-modules) like the OTLP decoder: a failed build
+# fails the install, so there is no Python fallback to hide it.
+from app.edge._sketch import quantiles as _compiled_quantiles  # noqa: E402
 
 ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -160,7 +165,20 @@ def _one_quantiles(data: bytes, qs: tuple[float, ...]) -> tuple[float | None, ..
 
 
 def sketch_quantiles(parts: list[bytes], qs: tuple[float, ...]) -> tuple[float | None, ...]:
-    """LatencySketch.quantile of the merge of `parts` for each q (same ranks, same values)."""
+    """LatencySketch.quantile of the merge of `parts` for each q (same ranks, same values):
+    the compiled reader (app/edge/_sketch.c), or the reference for input it leaves to it."""
+    found = _compiled_quantiles(parts, qs, GAMMA)
+    if found is None:
+        return sketch_quantiles_reference(parts, qs)
+    return found  # type: ignore[no-any-return]
+
+
+def sketch_quantiles_reference(
+    parts: list[bytes], qs: tuple[float, ...]
+) -> tuple[float | None, ...]:
+    """`sketch_quantiles` in Python: the reference the compiled reader is held equal to
+    (tests/edge/test_sketch_c.py), and the reader of what that one declines (malformed parts
+    raise `SketchDecodeError` here)."""
     if len(parts) == 1 and (fast := _one_quantiles(parts[0], qs)) is not None:
         return fast
     if len(parts) == 1:
