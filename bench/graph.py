@@ -38,6 +38,7 @@ from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import app.store.edges as edges_module
 from app.api.graph import build_graph_router
 from app.api.problems import install_problem_handlers
 from app.domain import Level, NodeKind
@@ -47,7 +48,6 @@ from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats
 from app.graph.queries import GraphQueries
 from app.graph.window import Window
-import app.store.edges as edges_module
 from app.store.edges import EdgeRepository, window_parts
 from app.store.engine import create_store_engine
 from app.store.nodes import NodeRepository

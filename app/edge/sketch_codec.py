@@ -22,7 +22,7 @@ from operator import add, and_, lt, rshift, sub
 
 # Built by `pip install` (pyproject.toml ext-modules) like the OTLP decoder: a failed build
 # fails the install, so there is no Python fallback to hide it.
-from app.edge._sketch import quantiles as _compiled_quantiles  # noqa: E402
+from app.edge._sketch import quantiles as _compiled_quantiles
 
 ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
