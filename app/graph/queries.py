@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -32,7 +33,7 @@ from app.graph.page import Page
 from app.graph.read_every import ReadEvery
 from app.graph.triage import triage
 from app.graph.window import Window
-from app.graph.window_cache import MergedWindow, WindowCache, WindowKey
+from app.graph.window_cache import MergedWindow, NodeFacts, WindowCache, WindowKey
 from app.store.aliases import AliasRepository
 from app.store.edges import EdgeRepository
 from app.store.engine import read_only
@@ -174,12 +175,27 @@ class GraphQueries:
         level: Level,
         window: Window,
         namespace: str | None = None,
+        facts: NodeFacts | None = None,
     ) -> str:
         """A "name" or "namespace/name" (or any alias or FQDN form of one) -> node id, or
-        UnknownNode with the closest known ids."""
+        UnknownNode with the closest known ids. `facts`: the cache's node facts, current on
+        `conn` (the look-ups are then dict reads)."""
         start, end_s = window.start_s, window.end_s
         aliases = self.aliases.get().for_level(level)
         wanted = name.strip()
+
+        def seen_ids(node_id: str | None = None, name: str | None = None) -> list[str]:
+            if facts is not None:
+                read = partial(self._nodes.seen_at, conn, level.value)
+                return facts.seen_ids(level.value, read, start, end_s, node_id=node_id, name=name)
+            if node_id is not None:
+                return self._nodes.seen_ids(conn, level.value, start, end_s, node_id=node_id)
+            return [
+                i
+                for i in self._nodes.seen_ids(conn, level.value, start, end_s, id_suffix=f"/{name}")
+                if i.partition("/")[2] == name
+            ]
+
         for form in name_forms(wanted):
             if "/" not in form and namespace:
                 form = f"{namespace}/{form}"
@@ -187,17 +203,13 @@ class GraphQueries:
                 canonical = aliases.canonical(form)
                 if canonical != form:
                     return canonical
-                if self._nodes.seen_ids(conn, level.value, start, end_s, node_id=form):
+                if seen_ids(node_id=form):
                     return form
                 first, end = window.bucket_range(self.bucket_s)
                 if self._edges.node_exists(conn, level.value, first, end, form):
                     return form
                 continue
-            matches = {
-                aliases.canonical(i)
-                for i in self._nodes.seen_ids(conn, level.value, start, end_s, id_suffix=f"/{form}")
-                if i.partition("/")[2] == form
-            }
+            matches = {aliases.canonical(i) for i in seen_ids(name=form)}
             matches.update(aliases.named(form))
             if len(matches) == 1:
                 return matches.pop()
@@ -266,7 +278,7 @@ class GraphQueries:
                     reader, reader.with_exemplars(edges, everything=True), window, coverage
                 )
                 return graph, None
-            center = self._resolve(conn, service, level, window, namespace)
+            center = self._resolve(conn, service, level, window, namespace, reader.facts)
             edges = neighbourhood([center], depth, direction, reader.fetch)
             graph = self._graph(reader, reader.with_exemplars(edges), window, coverage, [center])
             return graph, center

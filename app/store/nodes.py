@@ -112,6 +112,11 @@ class NodeRepository:
             for row in conn.execute(select(t.c.id, t.c.kind).where(t.c.level == level))
         }
 
+    def seen_at(self, conn: Connection, level: str) -> dict[str, tuple[int, int]]:
+        """Every node's (first_seen_s, last_seen_s) at `level`."""
+        stmt = select(t.c.id, t.c.first_seen_s, t.c.last_seen_s).where(t.c.level == level)
+        return {row.id: (int(row.first_seen_s), int(row.last_seen_s)) for row in conn.execute(stmt)}
+
     def ids_of_kind(self, conn: Connection, level: str, kind: str) -> set[str]:
         return set(conn.scalars(select(t.c.id).where(t.c.level == level, t.c.kind == kind)))
 

@@ -15,7 +15,7 @@ from app.edge.bucket import EdgeBucket
 from app.graph.model import Graph
 from app.graph.neighbourhood import Direction
 from app.graph.page import Page
-from app.graph.queries import GraphQueries
+from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window
 from app.graph.window_cache import WindowKey
 from app.store.engine import create_store_engine
@@ -61,8 +61,18 @@ def _json(graph: Graph) -> Any:
     return to_json(graph)
 
 
+def _by_name(q: GraphQueries, window: Window, name: str) -> Any:
+    """The graph of a service named without its namespace (or how the name failed)."""
+    try:
+        return _json(q.graph(window, Level.SERVICE, service=name, depth=1))
+    except UnknownNode as exc:
+        return ("unknown", exc.args, getattr(exc, "suggestions", None))
+
+
 def _answers(q: GraphQueries, window: Window, service: str) -> list[Any]:
     return [
+        _by_name(q, window, service.partition("/")[2]),
+        _by_name(q, window, "no-such-service"),
         _json(q.graph(window, Level.SERVICE, service=service, depth=2)),
         _json(q.graph(window, Level.SERVICE, service=service, direction=Direction.UPSTREAM)),
         *(
@@ -88,6 +98,10 @@ def test_cached_and_uncached_answers_are_equal_for_random_windows(engine: Engine
         service = rng.choice(SERVICES)
         assert _answers(cached, window, service) == _answers(uncached, window, service)
     assert cached.cache.stats.hits > 0 and cached.cache.stats.builds > 0
+    for window in (Window(START + 7200, START + 7500), Window(START - 3600, START - 3000)):
+        # no node was seen in these windows: a bare name resolves in neither answer
+        assert _by_name(cached, window, "s2") == _by_name(uncached, window, "s2")
+        assert _by_name(cached, window, "s2")[0] == "unknown"
     whole = cached.graph(Window(START, START + 3600), Level.SERVICE)
     assert "ns0/s3" in whole.nodes and "ns0/s0" not in whole.nodes  # rejoined under aliases
 
