@@ -79,8 +79,20 @@ _EMPTY = AliasMap()
 
 def cached_aliases(read: Callable[[], list[Alias]], ttl_s: float = 5.0) -> ReadEvery[AliasMap]:
     """The alias table, read at most every `ttl_s` (it changes rarely; replicas write it): an
-    alias learned late re-joins stored edges in reads within `ttl_s`."""
-    return ReadEvery(lambda: AliasMap.from_aliases(read()), ttl_s)
+    alias learned late re-joins stored edges in reads within `ttl_s`. A read that finds the
+    same aliases gives the same map object, so what the read side keeps per alias map (graph
+    nodes, the attributed whole window) lives until the aliases really change."""
+    last: list[tuple[list[Alias], AliasMap]] = []
+
+    def read_map() -> AliasMap:
+        found = read()
+        if last and last[0][0] == found:
+            return last[0][1]
+        made = AliasMap.from_aliases(found)
+        last[:] = [(found, made)]
+        return made
+
+    return ReadEvery(read_map, ttl_s)
 
 
 _SVC_SUFFIX = ".svc.cluster.local"

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from app.domain import Alias, AliasSource, Coverage, Level
 from app.edge.batch import AggregateBatch
-from app.graph.aliases import AliasMap, name_forms
+from app.graph.aliases import AliasMap, cached_aliases, name_forms
 from app.graph.queries import GraphQueries
 from app.graph.window import Window
 from app.store.aliases import AliasRepository
@@ -102,3 +102,15 @@ def test_alias_chains_resolve_and_name_forms() -> None:
     assert aliases.for_level(Level.WORKLOAD).canonical("ns/a") == "ns/a"
     assert name_forms("reviews.bookinfo.svc.cluster.local")[-1] == "bookinfo/reviews"
     assert name_forms("reviews:9080") == ["reviews:9080", "reviews"]
+
+
+def test_rereading_the_same_aliases_keeps_the_map() -> None:
+    """What the read side keeps per alias map (graph nodes, the attributed whole window) lives
+    until the aliases change, not until the next read."""
+    table = [Alias("ns", "old", "new", AliasSource.ZTUNNEL)]
+    aliases = cached_aliases(lambda: list(table), ttl_s=0.0)
+    first = aliases.get()
+    assert aliases.get() is first
+    table.append(Alias("ns", "other", "new", AliasSource.SPAN))
+    changed = aliases.get()
+    assert changed is not first and changed.canonical("ns/other") == "ns/new"
