@@ -187,6 +187,17 @@ class IdentityEvidence(Protocol):
     def learn_gateway(self, namespace: str, name: str) -> None: ...
 
 
+class ZtunnelCount(NamedTuple):
+    """How many ztunnels (one per node, a DaemonSet) the L4 input sees, and how it counted them:
+    `counted_from` states the method, or why `nodes` is None."""
+
+    nodes: int | None
+    counted_from: str
+
+
+NO_L4_INPUT = ZtunnelCount(None, "no L4 input configured: ztunnels not counted")
+
+
 class Reporter(StrEnum):
     SOURCE = "source"
     DESTINATION = "destination"
