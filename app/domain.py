@@ -183,7 +183,19 @@ class IdentityEvidence(Protocol):
     def learn(self, alias: Alias, *, persist: bool = True) -> bool: ...
     def learn_waypoint(self, namespace: str, workload: str) -> None: ...
     def is_waypoint(self, namespace: str, workload: str) -> bool: ...
+    def waypoint_span_zone(self, namespace: str, workload: str) -> str: ...
     def learn_gateway(self, namespace: str, name: str) -> None: ...
+
+
+class ZtunnelCount(NamedTuple):
+    """How many ztunnels (one per node, a DaemonSet) the L4 input sees, and how it counted them:
+    `counted_from` states the method, or why `nodes` is None."""
+
+    nodes: int | None
+    counted_from: str
+
+
+NO_L4_INPUT = ZtunnelCount(None, "no L4 input configured: ztunnels not counted")
 
 
 class Reporter(StrEnum):
@@ -290,6 +302,7 @@ KEPT_SPAN_ATTRIBUTES = frozenset(
         "upstream_address",
         "downstream_cluster",
         "node_id",
+        "zone",  # the proxy's own zone (TracerImpl::startSpan; app/correlate/span_zones.py)
         "component",
         "peer.address",
         "response_flags",

@@ -32,6 +32,7 @@ from app.correlate.cardinality_report import cardinality_families, cardinality_s
 from app.correlate.correlator import SpanCorrelator
 from app.correlate.identity import NodeIdentity
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics, max_series_for
+from app.domain import NO_L4_INPUT
 from app.edge.batch import AggregateBatch
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
@@ -243,11 +244,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_health_router(readiness))
     app.include_router(build_otlp_http_router(pipeline, settings, decoder))
     app.include_router(build_graph_router(queries))
-    ztunnels = poller.ztunnel_endpoints if poller is not None else lambda: None
+    ztunnels = poller.ztunnel_count if poller is not None else lambda: NO_L4_INPUT
     app.include_router(build_cost_router(queries, cost_model(settings), ztunnels))
-    app.include_router(
-        build_grafana_router(queries, model=cost_model(settings), ztunnel_nodes=ztunnels)
-    )
+    app.include_router(build_grafana_router(queries, model=cost_model(settings), ztunnels=ztunnels))
     app.include_router(build_metrics_router(registry))
     app.include_router(build_docs_router(app.title))
     app.include_router(

@@ -23,6 +23,7 @@ from app.api.graph import (
     request_window,
 )
 from app.api.problems import problem_responses
+from app.domain import NO_L4_INPUT, ZtunnelCount
 from app.graph.cost import CostModel, ProxyFigure
 from app.graph.queries import GraphQueries
 from app.settings import Settings
@@ -44,7 +45,7 @@ def cost_model(settings: Settings) -> CostModel:
 def build_cost_router(
     queries: GraphQueries,
     model: CostModel,
-    ztunnel_nodes: Callable[[], int | None] = lambda: None,
+    ztunnels: Callable[[], ZtunnelCount] = lambda: NO_L4_INPUT,
     clock: Callable[[], float] = time.time,
 ) -> APIRouter:
     router = APIRouter(tags=["cost"], responses=problem_responses(400, 401, 422))
@@ -62,8 +63,8 @@ def build_cost_router(
         to: ToParam = None,
     ) -> Any:
         w = request_window(clock, window, from_, to)
-        nodes = ztunnel_nodes()
-        return JSONResponse(await run_in_threadpool(queries.cost, w, namespace, model, nodes))
+        counted = ztunnels()
+        return JSONResponse(await run_in_threadpool(queries.cost, w, namespace, model, counted))
 
     @router.get(
         "/advisor",

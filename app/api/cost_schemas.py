@@ -47,7 +47,11 @@ class ProxyOut(BaseModel):
 
 
 class ZtunnelOut(ProxyOut):
-    nodes: int | None = Field(description="ztunnel endpoints scraped; null with PromQL")
+    nodes: int | None = Field(
+        description="ztunnels seen (one per node): the endpoints scraped, or with PromQL the "
+        'distinct `instance` of `istio_build{component="ztunnel"}`; null when not known'
+    )
+    nodes_counted_from: str = Field(description="how `nodes` was counted, or why it is null")
 
 
 class WaypointProxyOut(ProxyOut):

@@ -34,6 +34,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from app.correlate.span_zones import WaypointSpanZones
 from app.domain import ALIAS_PRIORITY, Alias, AliasSource, Endpoint, NodeKind
 from app.hot_path import IdentityMemo
 
@@ -60,6 +61,7 @@ class NodeIdentity:
         self._waypoints: set[tuple[str, str]] = set()
         self._waypoint_names: set[str] = set()  # setting entries without a namespace
         self._gateways: set[tuple[str, str]] = set()
+        self.waypoint_span_zones = WaypointSpanZones()
         self._canonical: IdentityMemo[Endpoint, Endpoint] = IdentityMemo(8192)
         self._memo_generation = 0
         self.generation = 0
@@ -176,6 +178,13 @@ class NodeIdentity:
         return bool(workload) and (
             (namespace, workload) in self._waypoints or workload in self._waypoint_names
         )
+
+    def learn_waypoint_zone(self, namespace: str, workload: str, pod: str, zone: str) -> None:
+        """A waypoint pod's own spans said which zone it runs in (app/correlate/span_zones.py)."""
+        self.waypoint_span_zones.learn(namespace, workload, pod, zone)
+
+    def waypoint_span_zone(self, namespace: str, workload: str) -> str:
+        return self.waypoint_span_zones.zone_of(namespace, workload)
 
     @property
     def has_waypoints(self) -> bool:

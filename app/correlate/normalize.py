@@ -222,7 +222,7 @@ class SpanNormalizer:
             _PEER_TAG_CACHE_MAX
         )
         self._waypoint_cache: BoundedMemo[
-            tuple[str, str, str, str, str, str, str], tuple[Endpoint, str]
+            tuple[str, str, str, str, str, str, str, str], tuple[Endpoint, str]
         ] = BoundedMemo(_CACHE_MAX)
 
     # ---- roles ------------------------------------------------------------------------------
@@ -585,7 +585,8 @@ class SpanNormalizer:
         target_service = target.service if target is not None else ""
         target_ns = target.namespace if target is not None else ""
         k8s_ns = _str(resource.get("k8s.namespace.name"))
-        key = (canonical, namespace, node_id, span.service, target_service, target_ns, k8s_ns)
+        zone = _str(get("zone"))
+        key = (canonical, namespace, node_id, span.service, target_service, target_ns, k8s_ns, zone)
         cached = self._waypoint_cache.get(key)
         if cached is not None:
             return cached
@@ -593,6 +594,9 @@ class SpanNormalizer:
         workload = pod_workload(pod) if pod else ""
         if workload and node_id.startswith("waypoint~"):
             self._identity.learn_waypoint(pod_ns or namespace, workload)
+            # Envoy's `zone` tag (app/correlate/span_zones.py); learned once per cache entry,
+            # and a pod's zone does not change while it lives.
+            self._identity.learn_waypoint_zone(pod_ns or namespace, workload, pod, zone)
         name = ""
         if canonical and not (
             canonical == target_service and (namespace or target_ns) == target_ns

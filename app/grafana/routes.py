@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from app.domain import Coverage
+from app.domain import NO_L4_INPUT, Coverage, ZtunnelCount
 from app.grafana.catalog import TARGETS, TIME_SERIES_TARGETS, metric_configs
 from app.grafana.cost_frames import advisor_frame, cost_frame, detours_frame
 from app.grafana.errors import ERROR_RESPONSES, GrafanaRoute
@@ -70,9 +70,9 @@ def build_grafana_router(
     queries: GraphQueries,
     clock: Callable[[], float] = time.time,
     model: CostModel | None = None,
-    ztunnel_nodes: Callable[[], int | None] = lambda: None,
+    ztunnels: Callable[[], ZtunnelCount] = lambda: NO_L4_INPUT,
 ) -> APIRouter:
-    cost_inputs = CostInputs(model or CostModel(), ztunnel_nodes)
+    cost_inputs = CostInputs(model or CostModel(), ztunnels)
     router = APIRouter(prefix="/grafana", tags=["grafana"], route_class=GrafanaRoute)
 
     @router.get("", summary="Save & test: the datasource is reachable")
@@ -225,7 +225,7 @@ def _answer(
     whole = queries.whole_graph(window, sel.level)
     edges = select_edges(whole, sel)
     if name in COST_TARGETS:
-        return [_cost_frame(name, model.model, model.ztunnel_nodes(), whole, edges, ref_id)]
+        return [_cost_frame(name, model.model, model.ztunnels(), whole, edges, ref_id)]
     if name in {"edges", "blind_spots", "new_edges"}:
         if name == "blind_spots":
             edges = [e for e in edges if e.coverage is Coverage.L4_ONLY and e.l4 is not None]
@@ -260,20 +260,20 @@ COST_TARGETS = ("cost", "waypoint_advisor", "waypoint_detours")
 
 class CostInputs(NamedTuple):
     model: CostModel
-    ztunnel_nodes: Callable[[], int | None]  # ztunnel endpoints scraped; None with PromQL
+    ztunnels: Callable[[], ZtunnelCount]  # the L4 input's ztunnel count (app/poll/poller.py)
 
 
 def _cost_frame(
     name: str,
     model: CostModel,
-    ztunnel_nodes: int | None,
+    ztunnels: ZtunnelCount,
     whole: Graph,
     edges: list[GraphEdge],
     ref_id: str,
 ) -> dict[str, Any]:
     """The cost targets over the selected edges."""
     if name == "cost":
-        return cost_frame(cost_report(model, whole, edges, ztunnel_nodes), ref_id)
+        return cost_frame(cost_report(model, whole, edges, ztunnels), ref_id)
     if name == "waypoint_advisor":
         return advisor_frame(advisor.candidates(model, whole, edges), ref_id)
     return detours_frame(advisor.existing(model, edges), ref_id)

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain import NodeKind
+from app.domain import NodeKind, ZtunnelCount
 from app.graph.model import Graph, GraphEdge
 
 GB = 1_000_000_000
@@ -152,7 +152,7 @@ def cross_zone(model: CostModel, edges: Iterable[GraphEdge]) -> dict[str, Any]:
     }
 
 
-def proxies(model: CostModel, graph: Graph, ztunnel_nodes: int | None) -> dict[str, Any]:
+def proxies(model: CostModel, graph: Graph, ztunnels: ZtunnelCount) -> dict[str, Any]:
     """Ambient as deployed (ztunnels + waypoints) beside sidecars for the same calls."""
     sidecar_rps = ztunnel_rps = total_rps = 0.0
     counted = {"requests": 0, "connections": 0}
@@ -172,8 +172,9 @@ def proxies(model: CostModel, graph: Graph, ztunnel_nodes: int | None) -> dict[s
             via[edge.via] = via.get(edge.via, 0.0) + rps
     seen = {"edges_rated_by_requests": counted["requests"]}
     seen["edges_rated_by_connections"] = counted["connections"]
-    ztunnel = model.proxy("ztunnel", ztunnel_rps, nodes=ztunnel_nodes, **seen)
-    ztunnel["nodes"] = ztunnel_nodes
+    nodes: dict[str, Any] = {"nodes": ztunnels.nodes, "nodes_counted_from": ztunnels.counted_from}
+    ztunnel = model.proxy("ztunnel", ztunnel_rps, **nodes, **seen)
+    ztunnel.update(nodes)
     waypoints = [
         {"waypoint": wid, **model.proxy("waypoint", rps)} for wid, rps in sorted(via.items())
     ]
@@ -198,7 +199,7 @@ def proxies(model: CostModel, graph: Graph, ztunnel_nodes: int | None) -> dict[s
 
 
 def cost_report(
-    model: CostModel, graph: Graph, edges: list[GraphEdge], ztunnel_nodes: int | None
+    model: CostModel, graph: Graph, edges: list[GraphEdge], ztunnels: ZtunnelCount
 ) -> dict[str, Any]:
     """`GET /cost`'s body without the window (queries.py adds it)."""
     scoped = Graph(
@@ -206,5 +207,5 @@ def cost_report(
     )
     return {
         "cross_zone": cross_zone(model, edges),
-        "proxies": proxies(model, scoped, ztunnel_nodes),
+        "proxies": proxies(model, scoped, ztunnels),
     }

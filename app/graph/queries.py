@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from app.domain import Alias, Coverage, Level, NodeKind, Reporter
+from app.domain import Alias, Coverage, Level, NodeKind, Reporter, ZtunnelCount
 from app.edge.bucket import EdgeBucket
 from app.edge.fields import SOLE
 from app.edge.merge import merge_rows_by_bucket, merge_values
@@ -451,11 +451,11 @@ class GraphQueries:
 
     # ---- cost and the waypoint advisor (app/graph/cost.py, advisor.py) --------------------
     def cost(
-        self, window: Window, namespace: str | None, model: CostModel, ztunnel_nodes: int | None
+        self, window: Window, namespace: str | None, model: CostModel, ztunnels: ZtunnelCount
     ) -> dict[str, Any]:
         graph = self.whole_graph(window, Level.SERVICE)
         edges = [e for e in graph.edges if _in_namespace(e, namespace)]
-        report = cost_report(model, graph, edges, ztunnel_nodes)
+        report = cost_report(model, graph, edges, ztunnels)
         return {"window": self._window_json(window), **report}
 
     def advisor(

@@ -50,6 +50,7 @@ from app.poll.zone_split import (
     direct_zones,
     group_zones,
     series_zone,
+    waypoint_zone,
 )
 from app.poll.ztunnel_labels import (
     UNKNOWN,
@@ -154,22 +155,32 @@ def _total(leg: _Leg) -> int:
     return leg.counts.request_bytes + leg.counts.response_bytes
 
 
+def _span_zone(identity: IdentityEvidence, via: str) -> str:
+    """The waypoint `<ns>/<workload>`'s zone as its own spans state it (zone_split source 3)."""
+    namespace, _, workload = via.partition("/")
+    return identity.waypoint_span_zone(namespace, workload)
+
+
 def _group_zones(
-    servers: list[tuple[_Leg, str]], clients: list[tuple[_Leg, str]], zones: WorkloadZones | None
+    servers: list[tuple[_Leg, str]],
+    clients: list[tuple[_Leg, str]],
+    zones: WorkloadZones | None,
+    span_zone: str,
 ) -> WaypointZones:
     return group_zones(
         ((leg.labels, _total(leg)) for leg, _ in servers),
         (leg.labels for leg, _ in clients),
         zones,
+        span_zone,
     )
 
 
 def _via_zones(
-    leg: _Leg, group: WaypointZones, zones: WorkloadZones | None
+    leg: _Leg, group: WaypointZones, zones: WorkloadZones | None, span_zone: str
 ) -> tuple[ZoneBytes, ...]:
     """A client leg's zone paths: caller zone → waypoint zone → the server zones."""
     client = series_zone(leg.labels, "source", zones)
-    waypoint = series_zone(leg.labels, "destination", zones)
+    waypoint = waypoint_zone(leg.labels, "destination", zones, span_zone)
     return group.split(client, waypoint, _total(leg))
 
 
@@ -210,21 +221,23 @@ def to_samples(
             out.extend(_direct(leg, end_s, zones))
     for key, group in clients.items():
         if key[1]:
-            split = _group_zones(servers.get(key, []), group, zones)
+            span_zone = _span_zone(identity, key[0])
+            split = _group_zones(servers.get(key, []), group, zones, span_zone)
             for leg, via in group:
-                sample = _client_leg(leg, end_s, via, _via_zones(leg, split, zones))
+                sample = _client_leg(leg, end_s, via, _via_zones(leg, split, zones, span_zone))
                 if sample is not None:
                     out.append(sample)
     for key, group in servers.items():
         service = key[1]
         if service and key in clients:
             continue  # the client legs counted these calls
+        span_zone = _span_zone(identity, key[0])
         if not service:
             dests = {target_endpoint(leg.labels, via_waypoint=False) for leg, _ in group}
             callers = clients.get(key, [])
             if len(dests) == 1 and callers:
                 (dest,) = dests
-                split = _group_zones(group, callers, zones)
+                split = _group_zones(group, callers, zones, span_zone)
                 out.extend(
                     _sample(
                         leg,
@@ -232,7 +245,7 @@ def to_samples(
                         dest,
                         end_s,
                         via,
-                        zones=_via_zones(leg, split, zones),
+                        zones=_via_zones(leg, split, zones, span_zone),
                     )
                     for leg, via in callers
                 )
@@ -240,8 +253,8 @@ def to_samples(
         for leg, via in group:
             target = target_endpoint(leg.labels, via_waypoint=False)
             # The caller is unknown, so is its zone: only the waypoint → server hop is known.
-            path = group_zones([(leg.labels, _total(leg))], [], zones).split(
-                "", series_zone(leg.labels, "source", zones), _total(leg)
+            path = group_zones([(leg.labels, _total(leg))], [], zones, span_zone).split(
+                "", waypoint_zone(leg.labels, "source", zones, span_zone), _total(leg)
             )
             out.append(_sample(leg, unknown_caller_of(target), target, end_s, via, zones=path))
     return out

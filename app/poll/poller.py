@@ -19,7 +19,7 @@ from typing import Protocol
 
 import httpx
 
-from app.domain import IdentityEvidence, L4Sample, L7MetricSample
+from app.domain import IdentityEvidence, L4Sample, L7MetricSample, ZtunnelCount
 from app.poll.discovery import WAYPOINT_SELECTOR, KubernetesDiscovery
 from app.poll.kube_access import access_from_settings
 from app.poll.pod_directory import PodDirectory
@@ -117,11 +117,19 @@ class L4Poller:
             self.samples_emitted += len(samples)
         return samples
 
-    def ztunnel_endpoints(self) -> int | None:
-        """ztunnel endpoints being scraped directly (one per node); None in PromQL mode."""
+    def ztunnel_count(self) -> ZtunnelCount:
+        """The ztunnels (one per node) behind the L4 input: the endpoints scraped directly, or
+        what the Prometheus answered in PromQL mode (app/poll/promql.py `ztunnel_count`)."""
         parts = self.source.parts if isinstance(self.source, Sources) else (self.source,)
+        for part in parts:
+            if isinstance(part, PromQLSource):
+                return part.ztunnels
         scrapes = [p for p in parts if isinstance(p, DirectScrape)]
-        return sum(len(p.scraped) for p in scrapes) if scrapes else None
+        if not scrapes:
+            return ZtunnelCount(None, "no ztunnel input: only waypoint metrics are polled")
+        return ZtunnelCount(
+            sum(len(p.scraped) for p in scrapes), "ztunnel endpoints scraped (up or not)"
+        )
 
     def poll_once_sync(self) -> list[Polled]:
         return asyncio.run(self._poll_and_close())

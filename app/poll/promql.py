@@ -8,6 +8,12 @@ to ints) that can be off by part of a scrape interval's traffic per bucket; a se
 sample is not counted (Prometheus cannot tell it from a baseline); a counter reset inside the
 window is handled by Prometheus. Buckets are evaluated `settle_s` after they close, so the last
 scrape of the bucket has been ingested.
+
+The ztunnels (for /cost's "ztunnels per node") are counted at each bucket's end as the distinct
+`instance` labels of `istio_build{component="ztunnel"}`: every ztunnel registers that gauge at
+start, traffic or not (istio/ztunnel `src/metrics/meta.rs`, `IstioBuildLabel`, prefixed `istio_`),
+and Prometheus gives each scraped target its own `instance`, so a ztunnel scraped by two jobs
+counts once. The `sum by` of the traffic families drops `instance`, so they cannot count them.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from app.domain import IdentityEvidence, L4Sample, L7MetricSample
+from app.domain import IdentityEvidence, L4Sample, L7MetricSample, ZtunnelCount
 from app.poll import waypoint_labels
 from app.poll.half_edges import to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
@@ -58,6 +64,12 @@ def build_query(
     if dedupe:
         inner = f"max without ({', '.join(dedupe)}) ({inner})"
     return f"sum by ({', '.join(by)}) ({inner})"
+
+
+def ztunnel_count_query(job: str = "") -> str:
+    """The number of distinct ztunnel targets (module docstring)."""
+    selector = 'component="ztunnel"' + (f", job=~{_quoted(job)}" if job else "")
+    return f"count(count by (instance) (istio_build{{{selector}}}))"
 
 
 _WAYPOINT_QUERIES = tuple(
@@ -121,6 +133,7 @@ class PromQLSource:
         self.state = TargetState(base_url, interval_s)
         self.next_end_s: int | None = None  # next bucket end to evaluate
         self.last_series = 0
+        self.ztunnels = ZtunnelCount(None, "not counted yet: no PromQL bucket evaluated")
 
     def series(self) -> int:
         return self.last_series
@@ -194,7 +207,23 @@ class PromQLSource:
         entries = waypoint_labels.group(increases, start_s)
         self.last_series += len(entries)
         out.extend(waypoint_labels.to_metric_samples(entries, float(end_s), self._identity))
+        self.ztunnels = await self.ztunnel_count(client, end_s)
         return out
+
+    async def ztunnel_count(self, client: httpx.AsyncClient, at_s: float) -> ZtunnelCount:
+        """The ztunnels Prometheus scrapes at `at_s`; a failed or empty answer says why."""
+        promql = ztunnel_count_query(self._job)
+        try:
+            result = await self.query(client, promql, at_s)
+        except PromQLError as exc:  # the traffic was read: the count alone is lost
+            return ZtunnelCount(None, f"`{promql}` failed: {exc}")
+        if not result:
+            return ZtunnelCount(
+                None,
+                f"`{promql}` is empty: Prometheus keeps no ztunnel istio_build series "
+                "(dropped by relabelling, or another job name), so ztunnels are not counted",
+            )
+        return ZtunnelCount(round(result[0][1]), f"PromQL at the latest bucket end: `{promql}`")
 
     async def poll(
         self, client: httpx.AsyncClient, now_s: float

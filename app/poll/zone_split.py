@@ -10,9 +10,10 @@ Where a zone comes from, in order:
    print none of them. Only the zone is used: crossing a region also crosses a zone.
 2. Kubernetes node topology (`WorkloadZones`): the zone of the nodes a workload's pods run on,
    when they all share one (app/poll/pod_directory.py).
-
-Envoy writes a `zone` tag on a waypoint's spans (`TracerImpl::startSpan`, the local node's
-zone), but meshstitch's span decoder does not keep it, so it is not a source yet.
+3. For the waypoint hop only: the `zone` tag Envoy writes on the waypoint's own spans
+   (`TracerImpl::startSpan`), remembered per waypoint workload by node identity
+   (app/correlate/span_zones.py) and passed here as `waypoint_span_zone`. It names the
+   waypoint's zone, never a caller's or a server's.
 
 A waypoint call is two half-edges (app/poll/half_edges.py). The client leg names the caller's
 zone and the waypoint's (`destination_zone` is the waypoint pod's); the server legs of the same
@@ -104,18 +105,28 @@ class WaypointZones:
         return tuple(ZoneBytes(client_zone, waypoint_zone, s, n, estimated) for s, n in parts)
 
 
+def waypoint_zone(
+    labels: Mapping[str, str], side: str, fallback: WorkloadZones | None, waypoint_span_zone: str
+) -> str:
+    """The zone of the waypoint `side` of a half-edge: sources 1 and 2, else source 3."""
+    return series_zone(labels, side, fallback) or waypoint_span_zone
+
+
 def group_zones(
     server_legs: Iterable[tuple[Mapping[str, str], int]],
     client_legs: Iterable[Mapping[str, str]],
     fallback: WorkloadZones | None,
+    waypoint_span_zone: str = "",
 ) -> WaypointZones:
+    """One (waypoint, service) group's legs; `waypoint_span_zone`: the group's waypoint's zone
+    from its spans, used where a leg's labels and node topology name none."""
     out = WaypointZones()
     for labels, total in server_legs:
         out.add_server_leg(
-            series_zone(labels, "source", fallback),
+            waypoint_zone(labels, "source", fallback, waypoint_span_zone),
             series_zone(labels, "destination", fallback),
             total,
         )
     for labels in client_legs:
-        out.add_client_leg(series_zone(labels, "destination", fallback))
+        out.add_client_leg(waypoint_zone(labels, "destination", fallback, waypoint_span_zone))
     return out

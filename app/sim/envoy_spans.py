@@ -71,6 +71,7 @@ class EnvoyProxy:
     namespace: str
     canonical_service: str
     canonical_revision: str = "latest"
+    zone: str = ""  # the node's zone: Envoy's `zone` tag (`LocalInfo::zoneName()`)
 
     @property
     def node_id(self) -> str:
@@ -142,7 +143,7 @@ def downstream_tags(
     """The span the HCM starts: the waypoint's, a gateway's SERVER, a sidecar's in or out."""
     return {
         "node_id": proxy.node_id,
-        "zone": "",
+        "zone": proxy.zone,
         "guid:x-request-id": str(request_id),
         "http.url": exchange.url,
         "http.method": "GET",

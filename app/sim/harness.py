@@ -138,6 +138,10 @@ class SimulatedRun:
         for i in range(count):
             begin = start_s + i * self.tick_s
             self.sim.tick(begin, begin + self.tick_s)
+            # The tick's spans are processed before the scrape that follows, as a live mesh's
+            # steady stream is: what they teach node identity (waypoints, a waypoint's zone from
+            # its spans, app/correlate/span_zones.py) is known when the poll reads it.
+            assert self.running.pipeline.flush(), self.running.pipeline.stats.last_flush_error
             self._scrape_time_s = begin + self.tick_s - 1.0
             self.poller.poll_once_sync()
             self.ticks += 1

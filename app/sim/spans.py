@@ -177,7 +177,14 @@ class SpanFactory:
                 envoy.inbound_vip_cluster(target.host, target.port),
                 envoy.hbone_address(pod.ip, target.port),
             )
-        proxy = EnvoyProxy("waypoint", waypoint.ip, waypoint.pod, waypoint.namespace, waypoint.name)
+        proxy = EnvoyProxy(
+            "waypoint",
+            waypoint.ip,
+            waypoint.pod,
+            waypoint.namespace,
+            waypoint.name,
+            zone=self._topology.zone_of(waypoint.node),
+        )
         attributes = envoy.downstream_tags(
             proxy, exchange, envoy.INTERNAL_CLIENT_ADDRESS, self._request_id()
         )
@@ -208,7 +215,14 @@ class SpanFactory:
         )
         resource = self._envoy_resource(f"envoy:{source.id}", f"{source.name}.{source.namespace}")
         role = "router" if cls.source_envoy == "gateway" else "sidecar"
-        proxy = EnvoyProxy(role, caller.ip, caller.pod, source.namespace, source.name)
+        proxy = EnvoyProxy(
+            role,
+            caller.ip,
+            caller.pod,
+            source.namespace,
+            source.name,
+            zone=self._topology.zone_of(caller.node),
+        )
         port = self._rng.randint(32768, 60999)
         if cls.source_envoy == "gateway":
             # The outside client dialled the gateway's public host; its route decorator is the
@@ -258,7 +272,15 @@ class SpanFactory:
             envoy.inbound_cluster(target.port),
             f"{pod.ip}:{target.port}",
         )
-        proxy = EnvoyProxy("sidecar", pod.ip, pod.pod, target.namespace, target.name, pod.version)
+        proxy = EnvoyProxy(
+            "sidecar",
+            pod.ip,
+            pod.pod,
+            target.namespace,
+            target.name,
+            pod.version,
+            zone=self._topology.zone_of(pod.node),
+        )
         peer = f"{peer_ip}:{self._rng.randint(32768, 60999)}"
         tags = envoy.downstream_tags(proxy, exchange, peer, self._request_id())
         resource = self._envoy_resource(f"envoy:{target.id}", f"{target.name}.{target.namespace}")

@@ -217,6 +217,9 @@ class Topology:
     # (node, zone): the node's `topology.kubernetes.io/zone` label; empty: a cluster without
     # zones, whose ztunnels print no locality labels (as ztunnel before 1.26).
     node_zones: tuple[tuple[str, str], ...] = ()
+    # False: ztunnel prints `unknown` as a waypoint end's zone, and no node topology is served, so
+    # only the zone tag of the waypoint's own spans names its zone (app/sim/zoned.py).
+    waypoint_zone_labels: bool = True
     region: str = "sim-region-1"  # every node's `topology.kubernetes.io/region`
     _by_id: dict[str, Service] = field(default_factory=dict, init=False, compare=False, repr=False)
 

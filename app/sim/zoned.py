@@ -7,6 +7,13 @@ zone other than its callers' or its servers', which is the case the cost figures
 reviews v1/v2/v3 in a/b/c, ratings in a and mongodb in b, so productpage → reviews through the
 waypoint takes the paths b→a→a (no detour), b→a→b (two crossings that a direct call would not
 make) and b→a→c (one crossing more than the direct b→c).
+
+`waypoint_zone_from_spans=True` hides the waypoints' zones from everything but their own spans:
+ztunnel prints `unknown` for a half-edge's waypoint end (as when no locality reaches ztunnel for
+the waypoint, or ztunnel predates the locality labels, and node topology does not name it either:
+the simulated run serves no Kubernetes API), while each waypoint span carries Envoy's `zone` tag,
+its node's zone (app/sim/envoy_spans.py). Callers' and servers' zones still come from ztunnel's
+labels, so a detour can only come out right if the waypoint's zone is taken from its spans.
 """
 
 from __future__ import annotations
@@ -19,12 +26,16 @@ from app.sim.topology import Topology
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
-def zoned(topology: Topology, zones: tuple[str, ...] = ZONES) -> Topology:
+def zoned(
+    topology: Topology, zones: tuple[str, ...] = ZONES, *, waypoint_zone_from_spans: bool = False
+) -> Topology:
     nodes = topology.nodes
     return replace(
-        topology, node_zones=tuple((n, zones[i % len(zones)]) for i, n in enumerate(nodes))
+        topology,
+        node_zones=tuple((n, zones[i % len(zones)]) for i, n in enumerate(nodes)),
+        waypoint_zone_labels=not waypoint_zone_from_spans,
     )
 
 
-def zoned_bookinfo() -> Topology:
-    return zoned(bookinfo(nodes=3))
+def zoned_bookinfo(*, waypoint_zone_from_spans: bool = False) -> Topology:
+    return zoned(bookinfo(nodes=3), waypoint_zone_from_spans=waypoint_zone_from_spans)

@@ -206,8 +206,8 @@ def series_for(
         intended = None if cls.pod_addressed else target_service
         client_leg = _labels("source", src, _destination_waypoint(intended, waypoint), True)
         server_leg = _labels("destination", _source_waypoint(waypoint), dst, True)
-        client_leg += locality(topology, src_node, waypoint.node)
-        server_leg += locality(topology, waypoint.node, dst_node)
+        client_leg += locality(topology, src_node, waypoint.node, waypoint_end="destination")
+        server_leg += locality(topology, waypoint.node, dst_node, waypoint_end="source")
         out.append(SeriesRef(source_workload.node, client_leg, kept=True))
         out.append(SeriesRef(target_workload.node, server_leg, kept=False))
         return out
@@ -221,13 +221,17 @@ def series_for(
     return out
 
 
-def locality(topology: Topology, source_node: str, destination_node: str) -> Labels:
+def locality(
+    topology: Topology, source_node: str, destination_node: str, waypoint_end: str = ""
+) -> Labels:
     """LOCALITY_NAMES' values for a zoned topology (`unknown` for an end with no workload:
-    an outside caller, an external host), () otherwise."""
+    an outside caller, an external host; and for the `waypoint_end` of a half-edge when the
+    topology hides waypoint zones from ztunnel), () otherwise."""
     if not topology.zoned:
         return ()
+    hidden = "" if topology.waypoint_zone_labels else waypoint_end
     out: list[str] = []
-    for node in (source_node, destination_node):
-        zone = topology.zone_of(node) if node else ""
+    for end, node in (("source", source_node), ("destination", destination_node)):
+        zone = topology.zone_of(node) if node and end != hidden else ""
         out += [topology.region if zone else UNKNOWN, zone or UNKNOWN]
     return tuple(out)

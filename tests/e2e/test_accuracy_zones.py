@@ -115,3 +115,18 @@ def test_zoned_random_mesh_bytes_by_zone_equal_truth(settings: Settings) -> None
         ]
         detoured = [e for e in exact_edges if e["zones"]["detour_bytes"]]
         assert exact_edges and detoured
+
+
+def test_waypoint_zone_from_its_spans_gives_exact_detour_bytes(settings: Settings) -> None:
+    """ztunnel names no zone for the waypoint's end and no node topology is served: only the
+    waypoint's spans (Envoy's `zone` tag) place it, and the detours still equal the truth."""
+    topology = zoned_bookinfo(waypoint_zone_from_spans=True)
+    for result in run_mesh(settings, topology, seed=5, ticks=2, protocol="http"):
+        assert_perfect("zoned bookinfo, waypoint zone from spans", result.truth, result.edges)
+        assert zone_problems(result.truth, result.edges, exact=True) == []
+        reviews = result.truth.edge("bookinfo/productpage", "bookinfo/reviews")
+        assert reviews.detour_bytes > 0
+        served = {(e["source"], e["target"]): e for e in result.edges}
+        zones = served[("bookinfo/productpage", "bookinfo/reviews")]["zones"]
+        assert {p["waypoint_zone"] for p in zones["paths"]} == {"zone-a"}
+        assert (zones["detour_bytes"], zones["unknown_bytes"]) == (reviews.detour_bytes, 0)

@@ -44,8 +44,12 @@ def test_cost_frames_match_the_cost_and_advisor_routes(settings: Settings) -> No
         assert rows["cross-zone traffic"][1] == cost["cross_zone"]["cross_zone_usd"] > 0
         assert rows["waypoint detours"][1] == cost["cross_zone"]["detour_usd"] > 0
         ztunnel = json.loads(cols["inputs"][cols["item"].index("ambient: ztunnel")])
-        # the harness polls with a poller of its own, so the app scrapes no ztunnel: null in both
-        assert ztunnel["nodes"] is cost["proxies"]["ambient"]["ztunnel"]["nodes"] is None
+        # the harness polls with a poller of its own, so the app scrapes no ztunnel: null in
+        # both, and both say why
+        served = cost["proxies"]["ambient"]["ztunnel"]
+        assert ztunnel["nodes"] is served["nodes"] is None
+        assert ztunnel["nodes_counted_from"] == served["nodes_counted_from"]
+        assert served["nodes_counted_from"].startswith("no L4 input configured")
         edges = _query(url, iso, "edges")
         by_edge = dict(zip(edges["edge"], edges["detour_bytes"], strict=True))
         truth = result.truth.edge("bookinfo/productpage", "bookinfo/reviews")

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from app.api.cost import build_cost_router, cost_model
 from app.api.cost_schemas import AdvisorOut, CostOut
 from app.api.problems import install_problem_handlers
+from app.domain import ZtunnelCount
 from app.edge.bucket import EdgeBucket
 from app.edge.stats import L4Stats
 from app.graph.queries import GraphQueries
@@ -51,13 +52,16 @@ def scenario() -> dict[tuple[int, str, str], EdgeBucket]:
     return {(T0, A, B): through, (T0, A, C): blind, (T0, D, C): local}
 
 
+COUNTED = ZtunnelCount(3, "ztunnel endpoints scraped (up or not)")
+
+
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
     write_batch(engine, batch(scenario()))
     app = FastAPI()
     install_problem_handlers(app)
     model = cost_model(Settings())
-    app.include_router(build_cost_router(GraphQueries(engine, 60), model, lambda: 3))
+    app.include_router(build_cost_router(GraphQueries(engine, 60), model, lambda: COUNTED))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -83,6 +87,7 @@ def test_cost_prices_cross_zone_bytes_and_detours_with_their_inputs(client: Test
     assert p.sidecars.memory_mib == pytest.approx(288 * 10 / 2000)  # 1.44
     z = p.ambient.ztunnel
     assert (z.nodes, z.cpu_millicores, z.memory_mib) == (3, 0.3, 0.06)  # 60m, 12Mi * 10/2000
+    assert z.nodes_counted_from == z.inputs["nodes_counted_from"] == COUNTED.counted_from
     (w,) = p.ambient.waypoints
     assert (w.waypoint, w.rps, w.cpu_millicores, w.memory_mib) == (W, 2.0, 0.37, 0.068)
     assert p.ambient.cpu_millicores == pytest.approx(0.67)

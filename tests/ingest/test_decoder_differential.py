@@ -76,7 +76,10 @@ def any_values(depth: int = 2) -> st.SearchStrategy[AnyValue]:
 
 
 def key_values(keys: list[str]) -> st.SearchStrategy[KeyValue]:
-    key = st.one_of(st.sampled_from(keys), st.sampled_from(["zone", "user_agent", "k" * 130]))
+    key = st.one_of(
+        st.sampled_from(keys),
+        st.sampled_from(["zone", "user_agent", "guid:x-client-trace-id", "k" * 130]),
+    )
     return st.one_of(
         st.tuples(key, TEXT).map(
             lambda kv: KeyValue(key=kv[0], value=AnyValue(string_value=kv[1]))

@@ -53,7 +53,8 @@ def test_fixture_waypoint_spans_decode_identically_from_json_and_protobuf() -> N
     assert first.attributes["http.status_code"] == "200"  # Envoy sends every tag as a string
     assert first.attributes["node_id"].startswith("waypoint~10.42.0.9~")
     assert first.attributes["guid:x-request-id"] == "4bf92f35-77b3-4a4c-8f1f-3b6c2d0e1a77"
-    assert "user_agent" not in first.attributes and "zone" not in first.attributes  # not kept
+    assert "user_agent" not in first.attributes  # not kept
+    assert first.attributes["zone"] == ""  # kept: a waypoint's own zone (the proxy had none)
     assert first.resource == {"service.name": "waypoint.default"}
     failed = old.spans[1]
     assert failed.status_error and failed.parent_span_id == b""

@@ -34,6 +34,7 @@ KEYS = [
     "node_id",
     "zone",
     "user_agent",
+    "guid:x-client-trace-id",
     "x" * 130,
 ]
 VALUES = st.one_of(
@@ -165,7 +166,7 @@ def test_decode_is_the_same_with_a_cold_or_warm_cache() -> None:
     pb_span.attributes.extend(
         [
             KeyValue(key="node_id", value=AnyValue(string_value="waypoint~1")),
-            KeyValue(key="zone", value=AnyValue(string_value="")),
+            KeyValue(key="user_agent", value=AnyValue(string_value="")),
             KeyValue(key="http.url", value=AnyValue(string_value="http://a/b")),
         ]
     )

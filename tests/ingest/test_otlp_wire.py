@@ -120,7 +120,7 @@ CASES: list[tuple[str, bytes, str | tuple[int, int]]] = [
     ("attribute value not UTF-8", one_span(wb.key_value(KEPT, wb.string_value(b"\xff"))), (0, 1)),
     (
         "attribute not kept, value not UTF-8",
-        one_span(wb.key_value("zone", wb.string_value(b"\xff"))),
+        one_span(wb.key_value("user_agent", wb.string_value(b"\xff"))),
         (1, 0),
     ),
     ("attribute key only", one_span(wb.key_value(KEPT)), (1, 0)),
@@ -138,7 +138,7 @@ CASES: list[tuple[str, bytes, str | tuple[int, int]]] = [
         one_span(wb.delimited(2, wb.string_value(b"GET")) + wb.delimited(1, KEPT.encode())),
         (1, 0),
     ),
-    ("attribute with a second key", one_span(GET + wb.delimited(1, b"zone")), (1, 0)),
+    ("attribute with a second key", one_span(GET + wb.delimited(1, b"user_agent")), (1, 0)),
     (
         "attribute key not UTF-8, value first",
         one_span(wb.delimited(2, b"") + wb.delimited(1, b"\xff")),
@@ -170,12 +170,12 @@ CASES: list[tuple[str, bytes, str | tuple[int, int]]] = [
     ),
     (
         "attribute after groups 100 deep",
-        one_span(wb.nested_groups(100) + wb.key_value("zone")),
+        one_span(wb.nested_groups(100) + wb.key_value("user_agent")),
         (1, 0),
     ),
     (
         "attribute after groups 101 deep",
-        one_span(wb.nested_groups(101) + wb.key_value("zone")),
+        one_span(wb.nested_groups(101) + wb.key_value("user_agent")),
         (0, 1),
     ),
     ("attribute key only, after a group", one_span(wb.group(3, b"") + wb.key_value(KEPT)), (1, 0)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.correlate.identity import NodeIdentity
-from app.domain import NodeKind, Reporter
+from app.domain import NodeKind, Reporter, ZoneBytes
 from app.poll.half_edges import to_samples
 from app.poll.ztunnel_labels import Counts
 from tests.poll.fake_ztunnel import destination, series_labels, source
@@ -90,3 +90,27 @@ def test_pod_ip_traffic_through_a_workload_waypoint_joins_to_the_one_destination
     assert sample.reporter is Reporter.SOURCE and sample.via_waypoint == f"{NS}/pods-l7"
     # a client leg whose waypoint printed no server leg names no destination
     assert to_samples([(client, C, 0.0)], 60.0, identity) == []
+
+
+def test_the_waypoint_zone_comes_from_its_spans_when_no_label_or_node_names_it() -> None:
+    identity = NodeIdentity(waypoints=[f"{NS}/waypoint"])
+    identity.learn_waypoint_zone(NS, "waypoint", "waypoint-6b9f-abcde", "zone-a")
+    client = _client_leg("productpage-v1", "waypoint", "reviews")
+    client |= {"source_zone": "zone-b", "destination_zone": "unknown"}
+    server = _server_leg("waypoint", "reviews-v2", "reviews", "reviews")
+    server |= {"source_zone": "unknown", "destination_zone": "zone-b"}
+    (sample,) = to_samples([(client, C, 0.0), (server, C, 0.0)], 60.0, identity)
+    assert sample.zones == (ZoneBytes("zone-b", "zone-a", "zone-b", 2200),)
+    # ztunnel's label for the waypoint wins over the spans; so does node topology
+    labelled = {**client, "destination_zone": "zone-c"}
+    (sample,) = to_samples([(labelled, C, 0.0), (server, C, 0.0)], 60.0, identity)
+    assert [z.waypoint_zone for z in sample.zones] == ["zone-c"]
+
+    def node_topology(ns: str, workload: str) -> str:
+        return "zone-d" if workload == "waypoint" else ""
+
+    (sample,) = to_samples([(client, C, 0.0), (server, C, 0.0)], 60.0, identity, node_topology)
+    assert [z.waypoint_zone for z in sample.zones] == ["zone-d"]
+    # a server leg alone (caller unknown): its waypoint hop is still placed
+    (alone,) = to_samples([(server, C, 0.0)], 60.0, identity)
+    assert alone.zones == (ZoneBytes("", "zone-a", "zone-b", 2200),)

@@ -12,6 +12,7 @@ import pytest
 
 from app.correlate.identity import NodeIdentity
 from app.domain import Reporter
+from app.poll.poller import L4Poller
 from app.poll.promql import PromQLError, PromQLSource, parse_vector
 from tests.poll.fake_ztunnel import FakeZtunnel, destination, series_labels, serve, source
 from tests.prometheus_server import instant, run_prometheus, wait_for
@@ -130,3 +131,51 @@ async def test_auth_headers_and_error_reporting(kwargs: dict[str, str], header: 
     assert seen == [header]
     assert not promql.state.healthy and "unavailable: down" in promql.state.last_error
     assert promql.next_end_s == 1_000_000 - 1_000_000 % 60  # the failed bucket is retried
+
+
+def _target(url: str) -> str:
+    return url.split("//")[1].split("/")[0]
+
+
+@pytest.mark.prometheus
+async def test_promql_counts_ztunnels_by_instance_and_says_when_it_cannot(tmp_path: Path) -> None:
+    """/cost's "ztunnels per node" in PromQL mode: the distinct `instance` of ztunnel's
+    `istio_build` gauge (printed with no traffic at all); one ztunnel scraped by two jobs counts
+    once; a Prometheus that drops `istio_build` gives no count and a reason."""
+    a, b, c = FakeZtunnel(), FakeZtunnel(), FakeZtunnel()
+    with serve(a) as url_a, serve(b) as url_b, serve(c) as url_c:
+        drop = "[{source_labels: [__name__], regex: istio_build, action: drop}]"
+        config = (
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"- {{job_name: ztunnel, static_configs: [{{targets: ['{_target(url_a)}', "
+            f"'{_target(url_b)}']}}]}}\n"
+            f"- {{job_name: again, static_configs: [{{targets: ['{_target(url_a)}']}}]}}\n"
+            f"- {{job_name: stripped, static_configs: [{{targets: ['{_target(url_c)}']}}], "
+            f"metric_relabel_configs: {drop}}}\n"
+        )
+        with run_prometheus(config, tmp_path) as base:
+            wait_for(base, 'count(istio_build{component="ztunnel"})', 3)  # a twice, b once
+            # each scraped a few times, so all exist at a whole second already past
+            wait_for(base, 'min(count_over_time(istio_build{component="ztunnel"}[1m]))', 3)
+            wait_for(base, 'min(count_over_time(up{job="stripped"}[1m]))', 3)
+            at = int(time.time())
+
+            def source(job: str = "") -> PromQLSource:
+                return PromQLSource(
+                    base, bucket_s=10, interval_s=5, timeout_s=5, identity=NodeIdentity(), job=job
+                )
+
+            every, again, stripped = source(), source("again"), source("stripped")
+            assert every.ztunnels.nodes is None and "not counted yet" in every.ztunnels.counted_from
+            async with httpx.AsyncClient() as client:
+                await every.bucket(client, at)  # a bucket's evaluation counts them
+                one = await again.ztunnel_count(client, at)
+                none = await stripped.ztunnel_count(client, at)
+    assert every.ztunnels.nodes == 2  # a and b; c's istio_build is dropped
+    assert "count by (instance)" in every.ztunnels.counted_from
+    assert L4Poller(every, lambda _: None, interval_s=5, mode="promql").ztunnel_count() == (
+        every.ztunnels
+    )
+    assert one.nodes == 1 and 'job=~"again"' in one.counted_from
+    assert none.nodes is None and "is empty" in none.counted_from

@@ -73,9 +73,10 @@ async def test_dead_slow_and_garbage_targets_do_not_stall_the_good_one() -> None
     dead = "http://127.0.0.1:9/metrics"  # discard port: connection refused
     with serve(good) as g, serve(slow, delay_s=30) as s, serve(garbage) as b:
         poller, _ = make_poller([g, s, b, dead], clock, timeout_s=0.5)
-        assert poller.ztunnel_endpoints() == 0  # none known before the first poll
+        assert poller.ztunnel_count().nodes == 0  # none known before the first poll
         await poller.poll_once()
-        assert poller.ztunnel_endpoints() == 4  # /cost's ztunnel nodes: every target, up or not
+        # /cost's ztunnel nodes: every target, up or not, and it says so
+        assert poller.ztunnel_count() == (4, "ztunnel endpoints scraped (up or not)")
         good.add(A_TO_B, opened=4)
         clock.now += 10
         samples = await poller.poll_once()

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from app.domain import ZoneBytes
-from app.poll.zone_split import WaypointZones, apportion, series_zone
+from app.poll.zone_split import (
+    WaypointZones,
+    apportion,
+    group_zones,
+    series_zone,
+    waypoint_zone,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +52,19 @@ def test_a_split_is_exact_with_one_server_zone_or_one_client_leg() -> None:
     single.add_client_leg("b")
     single.add_client_leg("b")
     assert single.split("a", "b", 8) == (ZoneBytes("a", "b", "c", 8),)
+
+
+def test_a_waypoint_span_zone_names_only_the_waypoint_end_and_only_as_a_last_resort() -> None:
+    labels = {
+        "source_zone": "unknown",
+        "source_workload": "waypoint",
+        "source_workload_namespace": "n",
+        "destination_zone": "unknown",
+        "destination_workload": "reviews-v1",
+        "destination_workload_namespace": "n",
+    }
+    assert waypoint_zone(labels, "source", None, "from-span") == "from-span"
+    assert waypoint_zone(labels, "source", lambda ns, wl: "node", "from-span") == "node"
+    assert waypoint_zone({**labels, "source_zone": "z1"}, "source", None, "from-span") == "z1"
+    group = group_zones([(labels, 10)], [], None, "from-span")
+    assert group.server == {"from-span": {"": 10}}  # the server's zone is not the span's
