@@ -17,20 +17,24 @@ first request builds the window's merge (its time is printed as "first ms"), lat
 up; `--no-cache` reads every request from the store, as before the cache.
 
     .venv/bin/python bench/graph.py [--database-url postgresql+psycopg://…] [--requests 300]
-        [--offset-s 1500] [--fine-only] [--no-cache] [--no-listings] [--db-dir /tmp/meshstitch-bench]
+        [--offset-s 1500] [--fine-only] [--no-cache] [--no-listings] [--live-flush-s 5]
+        [--db-dir /tmp/meshstitch-bench]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -42,7 +46,7 @@ import app.store.edges as edges_module
 from app.api.graph import build_graph_router
 from app.api.problems import install_problem_handlers
 from app.domain import Level, NodeKind
-from app.edge.batch import NodeSeen
+from app.edge.batch import AggregateBatch, NodeSeen
 from app.edge.bucket import EdgeBucket, EdgeKey
 from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats
@@ -52,6 +56,7 @@ from app.store.edges import EdgeRepository, window_parts
 from app.store.engine import create_store_engine
 from app.store.nodes import NodeRepository
 from app.store.schema import head_revision, upgrade
+from app.store.writer import write_batch
 
 BUCKET_S = 60
 HOUR_END = 1_800_000_000 // 3600 * 3600
@@ -76,6 +81,38 @@ def _templates(rng: random.Random) -> tuple[list[EdgeBucket], list[EdgeBucket]]:
         full.append(bucket)
         l4_only.append(EdgeBucket(protocol="tcp", l4={"source": L4Stats(5, 5, 9_000, 30_000, 5)}))
     return full, l4_only
+
+
+class LiveWriter:
+    """With `--live-flush-s`: a thread writing, every N seconds, what a flush of live traffic
+    writes: 500 of the store's edges again in the window's last bucket (and the roll-ups),
+    through `write_batch` as the pipeline does, so each one changes the cached window."""
+
+    def __init__(self, engine: Any, ids: list[str], bucket: int, args: argparse.Namespace) -> None:
+        self.engine, self.ids, self.bucket, self.every_s = engine, ids, bucket, args.live_flush_s
+        self.rng = random.Random(args.seed + 2)
+        self.full, _ = _templates(random.Random(args.seed))
+        self.flushes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-writer", daemon=True)
+
+    def start(self) -> None:
+        if self.every_s:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            edges = {
+                EdgeKey(self.bucket, Level.SERVICE, *self.rng.sample(self.ids, 2)): self.full[0]
+                for _ in range(500)
+            }
+            write_batch(self.engine, AggregateBatch(edges=edges, batch_id=uuid.uuid4().hex))
+            self.flushes += 1
 
 
 def build_store(
@@ -159,6 +196,13 @@ def main() -> None:
     parser.add_argument(
         "--no-listings", action="store_true", help="time /graph?service=x only (no listings)"
     )
+    parser.add_argument(
+        "--live-flush-s",
+        type=float,
+        default=0.0,
+        help="write a flush into the window's last bucket every N s while timing, with the "
+        "cache built in the background as `meshstitch serve` does (a live dashboard)",
+    )
     args = parser.parse_args()
     if args.offset_s % BUCKET_S:
         parser.error("--offset-s must be a multiple of 60")
@@ -194,10 +238,19 @@ def main() -> None:
         )
     )
 
+    if args.live_flush_s and not args.database_url:  # live writes must not change the kept store
+        shutil.copy(db, Path(tmp.name) / "live.db")
+        url = f"sqlite:///{Path(tmp.name) / 'live.db'}"
     engine = create_store_engine(url)
     app = FastAPI()
     install_problem_handlers(app)
-    queries = GraphQueries(engine, BUCKET_S, cache_windows=0 if args.no_cache else 2)
+    queries = GraphQueries(
+        engine,
+        BUCKET_S,
+        cache_windows=0 if args.no_cache else 2,
+        cache_in_background=bool(args.live_flush_s),
+    )
+    live = LiveWriter(engine, ids, int(now) // BUCKET_S * BUCKET_S - BUCKET_S, args)
     app.include_router(build_graph_router(queries, clock=lambda: now))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -209,6 +262,7 @@ def main() -> None:
     rng = random.Random(args.seed + 1)
     timings, edge_counts = [], []
     first_ms = 0.0
+    hits_before = misses_before = 0
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         for i in range(args.requests + 20):
             service = rng.choice(ids)
@@ -220,9 +274,15 @@ def main() -> None:
             response.raise_for_status()
             if i == 0:
                 first_ms = elapsed
+            if i == 19:
+                hits_before, misses_before = queries.cache.stats.hits, queries.cache.stats.misses
+                live.start()
             if i >= 20:  # warm-up excluded
                 timings.append(elapsed)
                 edge_counts.append(len(response.json()["edges"]))
+        live.stop()
+        hits = queries.cache.stats.hits - hits_before
+        misses = queries.cache.stats.misses - misses_before
         listings = {}  # the whole window's merge behind them is the cached one
         for path in () if args.no_listings else ("/services", "/edges", "/coverage", "/graph"):
             took = []
@@ -233,6 +293,7 @@ def main() -> None:
             listings[path] = statistics.median(took)
     server.should_exit = True
     thread.join()
+    queries.cache.close()
     engine.dispose()
     timings.sort()
     p = lambda q: timings[min(len(timings) - 1, int(q * len(timings)))]  # noqa: E731
@@ -246,6 +307,13 @@ def main() -> None:
         f"{len(timings):>9}{statistics.mean(edge_counts):>11.0f}{first_ms:>9.0f}{p(0.5):>9.1f}"
         f"{p(0.95):>9.1f}{p(0.99):>9.1f}{'off' if args.no_cache else 'on':>7}  {rollups}"
     )
+    if args.live_flush_s:
+        print(
+            f"live: a flush every {args.live_flush_s:g} s ({live.flushes} written while timing); "
+            f"requests answered from the cached window: {hits} of {hits + misses} (the rest "
+            f"read the store while the window was rebuilt; builds {queries.cache.stats.builds}, "
+            f"last {queries.cache.stats.last_build_s:.1f} s)"
+        )
     if listings:
         print(
             "listings, window=1h, default page, median of 5 ms: "

@@ -16,7 +16,11 @@ missed is not kept.
 Listings merge the whole window anyway, so they build an entry and wait for it; a neighbourhood
 query that finds none answers from the store as before and has one built in the background, at
 most every `REBUILD_FACTOR` times its last build's duration (builds must not crowd out ingest
-while every flush touches the window).
+while every flush touches the window), and not while the window is live: a window a change
+touched within `HOT_FACTOR` build durations would most likely be changed again before a build
+finished (a dashboard's "last hour" under ingest, touched by every flush), and a build that is
+thrown away still holds the GIL for its whole duration, slowing every request meanwhile
+(bench/graph.py --live-flush-s 5: p99 660 ms while one ran).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 Pair = tuple[str, str]
 WindowKey = tuple[str, int, int]  # level, first bucket start, end (a bucket boundary)
 REBUILD_FACTOR = 5.0
+HOT_FACTOR = 2.0
 _CHANGES_KEPT = 256
 
 
@@ -227,6 +232,7 @@ class WindowCache:
         self._entries: OrderedDict[WindowKey, MergedWindow] = OrderedDict()
         self._seen: dict[tuple[str, int], int] = {}
         self._changes: deque[tuple[int, Changed]] = deque(maxlen=_CHANGES_KEPT)
+        self._touched: deque[tuple[float, Changed]] = deque(maxlen=_CHANGES_KEPT)  # when seen
         self._change_count = 0
         self._building: dict[WindowKey, threading.Event] = {}
         self._next_build: dict[WindowKey, float] = {}
@@ -246,22 +252,25 @@ class WindowCache:
         writers = self._changes_repo.writers(conn)
         if writers == self._seen:
             return
-        changed: list[Changed] = []
+        changed: list[tuple[Changed, bool]] = []  # (change, seen happening: not a first look)
         for writer, seq in writers.items():
             seen = self._seen.get(writer)
             if seen == seq:
                 continue
-            if seen is None or seq < seen:
+            now = seen is not None and seq > seen
+            if not now:
                 # A writer new to this process: what it wrote before we first looked is in every
                 # entry built since, but not knowing when we looked, drop what its log reaches.
                 seen = 0
-            changed.append(self._changes_repo.changed_since(conn, writer[0], seen))
+            changed.append((self._changes_repo.changed_since(conn, writer[0], seen), now))
         with self._lock:
             self._seen = writers
             self.facts = NodeFacts()
-            for change in changed:
+            for change, now in changed:
                 self._change_count += 1
                 self._changes.append((self._change_count, change))
+                if now:  # what a first look finds says nothing of whether the window is live
+                    self._touched.append((self._monotonic(), change))
                 for key in [k for k in self._entries if change.overlaps(k[1], k[2])]:
                     del self._entries[key]
 
@@ -340,7 +349,8 @@ class WindowCache:
         with self._lock:
             if self._closed or key in self._building or key in self._entries:
                 return None
-            if self._monotonic() < self._next_build.get(key, -float("inf")):
+            now = self._monotonic()
+            if now < self._next_build.get(key, -float("inf")) or self._live(key, now):
                 return None
             thread = threading.Thread(
                 target=self._build_quietly, args=(key,), name="window-cache", daemon=True
@@ -348,6 +358,12 @@ class WindowCache:
             self._threads.add(thread)
         thread.start()
         return thread
+
+    def _live(self, key: WindowKey, now: float) -> bool:
+        """Whether a change touched `key` within `HOT_FACTOR` times the last build's duration
+        (no build measured yet: never), so that a build would most likely be overtaken."""
+        since = now - HOT_FACTOR * self.stats.last_build_s
+        return any(t > since and c.overlaps(key[1], key[2]) for t, c in reversed(self._touched))
 
     def _build_quietly(self, key: WindowKey) -> None:
         try:

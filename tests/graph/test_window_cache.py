@@ -220,3 +220,35 @@ def test_the_setting_bounds_the_entries(engine: Engine, windows: int) -> None:
     for minutes in (5, 10, 15):
         q.graph(Window(NOW - 60 * minutes, NOW), Level.SERVICE)
     assert len(q.cache._entries) == windows
+
+
+def test_a_live_window_is_not_rebuilt_in_the_background(engine: Engine) -> None:
+    """A window every flush touches would be changed again before a build finished: no
+    background build while a change touched it within HOT_FACTOR build durations."""
+    build(engine)
+    clock = [1000.0]
+    q = GraphQueries(engine, 60, cache_in_background=True)
+    q.cache._monotonic = lambda: clock[0]
+    first, end = Window(NOW - 900, NOW).bucket_range(60)
+    live: WindowKey = ("service", first, -(-end // 60) * 60)
+    quiet: WindowKey = ("service", first - 3600, first - 1800)
+    thread = q.cache.build_soon(live)
+    assert thread is not None
+    thread.join()
+    assert q.cache.get(live) is not None
+    q.cache.stats.last_build_s = 10.0  # as if the build had taken 10 s: live for 20 s
+    write_batch(engine, batch({(T0 + 120, "default/new", "default/reviews"): l4_bucket(3)}))
+    with engine.connect() as conn:
+        q.cache.check(conn)  # the flush is seen at t = 1000: the entry is dropped
+    assert q.cache.get(live) is None
+    clock[0] = 1015.0
+    assert q.cache.build_soon(live) is None, "touched 15 s ago, a build takes 10 s"
+    untouched = q.cache.build_soon(quiet)
+    assert untouched is not None, "a window the flush did not touch is built"
+    untouched.join()
+    clock[0] = 1021.0
+    rebuilt = q.cache.build_soon(live)
+    assert rebuilt is not None, "quiet for two build durations: built again"
+    rebuilt.join()
+    assert q.cache.get(live) is not None
+    q.cache.close()
