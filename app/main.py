@@ -40,7 +40,12 @@ from app.ingest.decoder_choice import select_protobuf_decoder
 from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
 from app.ingest.otlp_http import build_otlp_http_router
 from app.pipeline import IngestPipeline
-from app.poll.pod_directory import PodDirectory, build_pod_directory
+from app.poll.pod_directory import (
+    PodDirectory,
+    build_pod_directory,
+    directory_choice,
+    directory_state,
+)
 from app.poll.poller import L4Poller, build_poller
 from app.settings import Settings
 from app.store.aliases import AliasRepository
@@ -155,8 +160,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics(max_series_for(settings.metrics_max_samples))
     identity = build_identity(settings)
-    # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
-    directory = build_pod_directory(settings, identity=identity)
+    # peer.address → workload, zones from node topology, and aliases/waypoints/gateways from the
+    # cluster: with Kubernetes access, in either L4 mode (MESHSTITCH_KUBERNETES_PODS)
+    pods_choice = directory_choice(settings)
+    directory = build_pod_directory(settings, identity=identity, choice=pods_choice)
+    readiness.register("kubernetes_pods", lambda: directory_state(settings, pods_choice, directory))
     guard = build_guard(settings)
     checkpoints = WalCheckpointer(engine) if settings.is_sqlite else None
     pipeline = build_pipeline(
@@ -239,6 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guard = guard
     app.state.identity = identity
     app.state.poller = poller
+    app.state.directory = directory  # the pod directory, or None
     app.state.queries = queries
     install_problem_handlers(app)
     app.include_router(build_health_router(readiness))

@@ -28,6 +28,7 @@ from app.domain import IdentityEvidence, L4Sample, L7MetricSample, ZtunnelCount
 from app.poll import waypoint_labels
 from app.poll.half_edges import to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
+from app.poll.zone_split import WorkloadZones
 from app.poll.ztunnel_labels import (
     EDGE_LABELS,
     FAMILIES,
@@ -106,6 +107,10 @@ def parse_vector(body: Any) -> list[tuple[dict[str, str], float]]:
 
 
 class PromQLSource:
+    # A workload's zone where the series carry no locality labels (ztunnel < 1.26): the pod
+    # directory's node topology, as in direct scrape (app/poll/scrape.py `DirectScrape.zones`).
+    zones: WorkloadZones | None = None
+
     def __init__(
         self,
         base_url: str,
@@ -190,7 +195,7 @@ class PromQLSource:
             for labels, values in acc.values()
         ]
         out: list[L4Sample | L7MetricSample] = []
-        out.extend(to_samples(grouped, float(end_s), self._identity))
+        out.extend(to_samples(grouped, float(end_s), self._identity, self.zones))
         increases: list[tuple[str, dict[str, str], float]] = []
         for family, by in _WAYPOINT_QUERIES:
             query = build_query(
