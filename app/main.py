@@ -47,6 +47,7 @@ from app.poll.pod_directory import (
     directory_state,
 )
 from app.poll.poller import L4Poller, build_poller
+from app.poll.zone_split import zone_sources
 from app.settings import Settings
 from app.store.aliases import AliasRepository
 from app.store.engine import create_store_engine, read_only
@@ -254,8 +255,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_otlp_http_router(pipeline, settings, decoder))
     app.include_router(build_graph_router(queries))
     ztunnels = poller.ztunnel_count if poller is not None else lambda: NO_L4_INPUT
-    app.include_router(build_cost_router(queries, cost_model(settings), ztunnels))
-    app.include_router(build_grafana_router(queries, model=cost_model(settings), ztunnels=ztunnels))
+    model = cost_model(settings, zone_sources(node_topology=directory is not None))
+    app.include_router(build_cost_router(queries, model, ztunnels))
+    app.include_router(build_grafana_router(queries, model=model, ztunnels=ztunnels))
     app.include_router(build_metrics_router(registry))
     app.include_router(build_docs_router(app.title))
     app.include_router(
