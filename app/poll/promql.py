@@ -130,6 +130,9 @@ class PromQLSource:
         self._job, self._dedupe = job, dedupe_labels
         self._url = base_url.rstrip("/") + "/api/v1/query"
         self._bucket_s, self._timeout_s = bucket_s, timeout_s
+        # In milliseconds: Prometheus' `timeout` is a duration (web/api/v1 `parseDuration`: float
+        # seconds or model.ParseDuration), which refuses "5.0s", what a float setting prints.
+        self._query_timeout = f"{max(1, round(timeout_s * 1000))}ms"
         self._identity = identity
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._auth = httpx.BasicAuth(username, password) if username else None
@@ -158,7 +161,7 @@ class PromQLSource:
     ) -> list[tuple[dict[str, str], float]]:
         response = await client.get(
             self._url,
-            params={"query": promql, "time": f"{at_s:.3f}", "timeout": f"{self._timeout_s}s"},
+            params={"query": promql, "time": f"{at_s:.3f}", "timeout": self._query_timeout},
             headers=self._headers,
             auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
             timeout=self._timeout_s,
