@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.correlate.identity import NodeIdentity
+from app.main import create_app
 from app.poll.kube_access import in_cluster_available
 from app.poll.pod_directory import (
     DirectoryChoice,
@@ -121,3 +122,22 @@ async def test_the_promql_poller_refreshes_the_directory_and_zones_series_from_i
     assert state.detail["enabled"] and "kubeconfig" in state.detail["reason"]
     assert (state.detail["pod_ips"], state.detail["workloads_with_zone"]) == (1, 1)
     assert state.detail["nodes"]["nodes_with_zone"] == 2 and state.detail["nodes"]["healthy"]
+
+
+@pytest.mark.parametrize(("pods", "enabled"), [("auto", True), ("off", False)])
+def test_the_app_in_promql_mode_wires_the_directory_to_the_poller_and_readyz(
+    tmp_path: Path, pods: str, enabled: bool
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'meshstitch.db'}",
+        prometheus_url=f"http://127.0.0.1:{free_port()}",
+        kubeconfig=kubeconfig(tmp_path, "http://127.0.0.1:9"),
+        kubernetes_pods=pods,
+    )
+    app = create_app(settings)  # no lifespan: nothing is polled or listed here
+    directory, poller = app.state.directory, app.state.poller
+    assert poller is not None and poller.mode == "promql"
+    assert (directory is not None) is enabled and poller.directory is directory
+    _, parts = app.state.readiness.report()
+    assert parts["kubernetes_pods"]["ready"] and parts["kubernetes_pods"]["enabled"] is enabled
+    assert ("kubernetes:pods" in poller.readiness().detail["targets"]) is enabled
