@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     kubernetes_pods: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="The pod directory: list pods, nodes and Services cluster-wide to name "
-        "waypoint callers by pod IP, learn each canonical service's other names, and take a "
+        "callers by pod IP (a span's peer.address), learn each canonical service's other names, and take a "
         "workload's zone from its nodes' topology.kubernetes.io/zone. `auto`: with "
         "ztunnel_discovery=kubernetes (direct scrape), and in PromQL mode when Kubernetes access "
         "is configured (kubeconfig set, or a service-account token in the pod); `on`: in every "
