@@ -40,8 +40,14 @@ from app.ingest.decoder_choice import select_protobuf_decoder
 from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
 from app.ingest.otlp_http import build_otlp_http_router
 from app.pipeline import IngestPipeline
-from app.poll.pod_directory import PodDirectory, build_pod_directory
+from app.poll.pod_directory import (
+    PodDirectory,
+    build_pod_directory,
+    directory_choice,
+    directory_state,
+)
 from app.poll.poller import L4Poller, build_poller
+from app.poll.zone_split import zone_sources
 from app.settings import Settings
 from app.store.aliases import AliasRepository
 from app.store.engine import create_store_engine, read_only
@@ -155,8 +161,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_store_engine(settings.database_url)
     service_graph = ServiceGraphMetrics(max_series_for(settings.metrics_max_samples))
     identity = build_identity(settings)
-    # peer.address → workload, and aliases/waypoints/gateways from the cluster (Kubernetes only)
-    directory = build_pod_directory(settings, identity=identity)
+    # peer.address → workload, zones from node topology, and aliases/waypoints/gateways from the
+    # cluster: with Kubernetes access, in either L4 mode (MESHSTITCH_KUBERNETES_PODS)
+    pods_choice = directory_choice(settings)
+    directory = build_pod_directory(settings, identity=identity, choice=pods_choice)
+    readiness.register("kubernetes_pods", lambda: directory_state(settings, pods_choice, directory))
     guard = build_guard(settings)
     checkpoints = WalCheckpointer(engine) if settings.is_sqlite else None
     pipeline = build_pipeline(
@@ -239,14 +248,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guard = guard
     app.state.identity = identity
     app.state.poller = poller
+    app.state.directory = directory  # the pod directory, or None
     app.state.queries = queries
     install_problem_handlers(app)
     app.include_router(build_health_router(readiness))
     app.include_router(build_otlp_http_router(pipeline, settings, decoder))
     app.include_router(build_graph_router(queries))
     ztunnels = poller.ztunnel_count if poller is not None else lambda: NO_L4_INPUT
-    app.include_router(build_cost_router(queries, cost_model(settings), ztunnels))
-    app.include_router(build_grafana_router(queries, model=cost_model(settings), ztunnels=ztunnels))
+    model = cost_model(settings, zone_sources(node_topology=directory is not None))
+    app.include_router(build_cost_router(queries, model, ztunnels))
+    app.include_router(build_grafana_router(queries, model=model, ztunnels=ztunnels))
     app.include_router(build_metrics_router(registry))
     app.include_router(build_docs_router(app.title))
     app.include_router(

@@ -161,6 +161,15 @@ class Settings(BaseSettings):
     kubeconfig: str = Field(
         default="", description="kubeconfig path for discovery outside the cluster."
     )
+    kubernetes_pods: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="The pod directory: list pods, nodes and Services cluster-wide to name "
+        "callers by pod IP (a span's peer.address), learn each canonical service's other names, and take a "
+        "workload's zone from its nodes' topology.kubernetes.io/zone. `auto`: with "
+        "ztunnel_discovery=kubernetes (direct scrape), and in PromQL mode when Kubernetes access "
+        "is configured (kubeconfig set, or a service-account token in the pod); `on`: in every "
+        "mode (no Kubernetes access refuses the start); `off`: never.",
+    )
     prometheus_url: str = Field(default="", description="Prometheus base URL for PromQL mode.")
     prometheus_token: SecretStr = Field(
         default=SecretStr(""), description="Bearer token for Prometheus."

@@ -29,7 +29,7 @@ from app.graph.queries import GraphQueries
 from app.settings import Settings
 
 
-def cost_model(settings: Settings) -> CostModel:
+def cost_model(settings: Settings, zone_sources: tuple[str, ...] = ()) -> CostModel:
     return CostModel(
         cross_zone_usd_per_gb_out=settings.cost_cross_zone_usd_per_gb_out,
         cross_zone_usd_per_gb_in=settings.cost_cross_zone_usd_per_gb_in,
@@ -39,6 +39,7 @@ def cost_model(settings: Settings) -> CostModel:
             settings.cost_waypoint_cpu_millicores, settings.cost_waypoint_memory_mib
         ),
         ztunnel=ProxyFigure(settings.cost_ztunnel_cpu_millicores, settings.cost_ztunnel_memory_mib),
+        zone_sources=zone_sources,
     )
 
 

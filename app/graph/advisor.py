@@ -84,6 +84,7 @@ def candidates(model: CostModel, graph: Graph, edges: list[GraphEdge]) -> list[d
                 "dark_bytes_per_millicore": round(dark / cpu, 3) if cpu else None,
                 "inputs": {
                     **model.price_json,
+                    **model.zone_inputs,
                     "placement": "the zone serving most of the service's bytes",
                     "paths": len(paths),
                 },
@@ -119,7 +120,7 @@ def existing(model: CostModel, edges: list[GraphEdge]) -> list[dict[str, Any]]:
                 "estimated_bytes": sum(p.estimated_bytes for p in paths),
                 "zone_local_replica_removes_bytes": detour,
                 "replica_zones": replicas,
-                "inputs": {**model.price_json, "detour_bytes": detour},
+                "inputs": {**model.price_json, **model.zone_inputs, "detour_bytes": detour},
             }
         )
     out.sort(key=lambda w: (-w["detour_bytes"], w["waypoint"]))

@@ -47,6 +47,9 @@ class CostModel:
     sidecar: ProxyFigure = ProxyFigure(638.0, 288.0)
     waypoint: ProxyFigure = ProxyFigure(370.0, 68.0)
     ztunnel: ProxyFigure = ProxyFigure(60.0, 12.0)
+    # Where the zones of the bytes came from, in precedence order (app/poll/zone_split.py):
+    # named in each zone figure's inputs, as `nodes_counted_from` names how ztunnels were counted.
+    zone_sources: tuple[str, ...] = ()
 
     def settings_json(self, kind: str) -> dict[str, float]:
         figure: ProxyFigure = getattr(self, kind)
@@ -62,6 +65,10 @@ class CostModel:
             "cost_cross_zone_usd_per_gb_out": self.cross_zone_usd_per_gb_out,
             "cost_cross_zone_usd_per_gb_in": self.cross_zone_usd_per_gb_in,
         }
+
+    @property
+    def zone_inputs(self) -> dict[str, list[str]]:
+        return {"zones_from": list(self.zone_sources)}
 
     def usd(self, cross_zone_bytes: int) -> float:
         return (
@@ -132,7 +139,7 @@ def cross_zone(model: CostModel, edges: Iterable[GraphEdge]) -> dict[str, Any]:
             "detour_bytes": w["detour"],
             "detour_usd": round(model.usd(w["detour"]), 6),
             "estimated_bytes": w["estimated"],
-            "inputs": {**model.price_json, "detour_bytes": w["detour"]},
+            "inputs": {**model.price_json, **model.zone_inputs, "detour_bytes": w["detour"]},
         }
         for wid, w in sorted(by_waypoint.items(), key=lambda kv: (-kv[1]["detour"], kv[0]))
     ]
@@ -147,7 +154,12 @@ def cross_zone(model: CostModel, edges: Iterable[GraphEdge]) -> dict[str, Any]:
         "unknown_zone_bytes": totals["unknown"],
         "estimated_bytes": totals["estimated"],
         "estimate": True,
-        "inputs": {**model.price_json, "cross_zone_bytes": cross, "detour_bytes": detour},
+        "inputs": {
+            **model.price_json,
+            **model.zone_inputs,
+            "cross_zone_bytes": cross,
+            "detour_bytes": detour,
+        },
         "by_waypoint": waypoints,
     }
 

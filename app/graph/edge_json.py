@@ -234,7 +234,8 @@ class EdgeOut(BaseModel):
         When("z is not None"),
         Field(
             description="L4 bytes by zone path, from ztunnel's source_zone/destination_zone "
-            "labels or node topology; null when no zone is known"
+            "labels, else Kubernetes node topology (the pod directory, direct scrape or PromQL "
+            "mode), else the waypoint's spans' zone tag for its hop; null when no zone is known"
         ),
     ]
     exemplars: Annotated[list[ExemplarOut], Each("e", "edge.exemplars")]

@@ -59,6 +59,12 @@ def in_cluster_access(environ: dict[str, str] | None = None, sa_dir: Path = SA_D
     return KubeAccess(f"https://{host}:{port}", token=token, verify=verify)
 
 
+def in_cluster_available(environ: dict[str, str] | None = None, sa_dir: Path = SA_DIR) -> bool:
+    """In a pod whose service-account token is mounted (`automountServiceAccountToken`)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("KUBERNETES_SERVICE_HOST")) and (sa_dir / "token").is_file()
+
+
 def kubeconfig_access(path: str) -> KubeAccess:
     base = Path(path).parent
     try:

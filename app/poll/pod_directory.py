@@ -19,21 +19,25 @@ listing), Service name → canonical service (app/poll/service_list.py), and the
 labels, never their names (`role`). Learned names are never forgotten by a failed listing.
 It also lists nodes, for the zone each workload runs in (app/poll/node_zones.py).
 Needs cluster-wide `list pods` and `list nodes` (and `list services` with identity; deploy/ RBAC).
+
+It runs in either L4 mode (`MESHSTITCH_KUBERNETES_PODS`, `directory_choice`): ztunnel scraped
+directly or read through PromQL, the pod list is the same, and so are its uses.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.domain import Alias, AliasSource, Endpoint, IdentityEvidence
-from app.poll.kube_access import KubeAccess, access_from_settings
+from app.poll.kube_access import KubeAccess, access_from_settings, in_cluster_available
 from app.poll.node_zones import MAX_NODES, node_zones, workload_zones
 from app.poll.pod_list import PodListClient
 from app.poll.service_list import SelectablePod, ServiceListClient, service_aliases
 from app.poll.target_state import TargetState
+from app.self_report import PartState
 from app.settings import Settings
 
 MAX_PODS = 500_000
@@ -227,6 +231,14 @@ class PodDirectory:
     def __len__(self) -> int:
         return len(self._by_ip)
 
+    @property
+    def zoned_workloads(self) -> int:
+        return len(self._zones)
+
+    @property
+    def zoned_nodes(self) -> int:
+        return len(self._node_zones)
+
     def replace(
         self, pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None = None
     ) -> None:
@@ -293,12 +305,46 @@ def _listed_pods(items: Any) -> list[RunningPod]:
     return [pod for pod in found if pod is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryChoice:
+    """Whether the pod directory runs, and why: reported in /readyz (`kubernetes_pods`)."""
+
+    enabled: bool
+    reason: str
+
+
+def directory_choice(
+    settings: Settings, *, in_cluster: Callable[[], bool] = in_cluster_available
+) -> DirectoryChoice:
+    """`MESHSTITCH_KUBERNETES_PODS`: `auto` keeps direct scrape as it was (the directory runs
+    with Kubernetes discovery) and, in PromQL mode, runs it when Kubernetes access is configured."""
+    setting = settings.kubernetes_pods
+    if setting != "auto":
+        return DirectoryChoice(setting == "on", f"MESHSTITCH_KUBERNETES_PODS={setting}")
+    if not settings.prometheus_url:
+        if settings.ztunnel_discovery == "kubernetes":
+            return DirectoryChoice(True, "auto: direct scrape with ztunnel_discovery=kubernetes")
+        return DirectoryChoice(False, "auto: direct scrape without Kubernetes discovery")
+    if settings.kubeconfig:
+        return DirectoryChoice(True, "auto: PromQL mode, Kubernetes access from the kubeconfig")
+    if in_cluster():
+        return DirectoryChoice(True, "auto: PromQL mode, in a pod with a service-account token")
+    return DirectoryChoice(
+        False, "auto: PromQL mode without Kubernetes access (no kubeconfig, no service account)"
+    )
+
+
 def build_pod_directory(
-    settings: Settings, *, identity: IdentityEvidence | None = None
+    settings: Settings,
+    *,
+    identity: IdentityEvidence | None = None,
+    choice: DirectoryChoice | None = None,
 ) -> PodDirectory | None:
-    """With Kubernetes discovery, the pod list also names callers by pod IP, and teaches
-    `identity` (when given) what the cluster calls each canonical service."""
-    if settings.ztunnel_discovery != "kubernetes" or settings.prometheus_url:
+    """The pod directory when `choice` (by default `directory_choice(settings)`) says so: it
+    names callers by pod IP, gives workloads their nodes' zones, and teaches `identity` (when
+    given) what the cluster calls each canonical service."""
+    choice = choice if choice is not None else directory_choice(settings)
+    if not choice.enabled:
         return None
     return PodDirectory(
         access_from_settings(settings),
@@ -306,3 +352,24 @@ def build_pod_directory(
         timeout_s=settings.poll_timeout_s,
         identity=identity,
     )
+
+
+def directory_state(
+    settings: Settings, choice: DirectoryChoice, directory: PodDirectory | None
+) -> PartState:
+    """/readyz `kubernetes_pods`: never unready (the listings' health is the poller's targets);
+    says whether the directory runs, why, and how much of it is known, the node listing (zones)
+    included."""
+    detail: dict[str, object] = {
+        "setting": settings.kubernetes_pods,
+        "enabled": choice.enabled,
+        "reason": choice.reason,
+    }
+    if directory is not None:
+        detail["pod_ips"] = len(directory)
+        detail["workloads_with_zone"] = directory.zoned_workloads
+        detail["nodes"] = {
+            "nodes_with_zone": directory.zoned_nodes,
+            **directory.node_state.detail(),
+        }
+    return PartState(True, detail)

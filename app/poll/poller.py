@@ -2,7 +2,8 @@
 slow target or a slow parse never blocks the service; readiness and self-metrics for the app.
 It polls ztunnel (L4) and, beside it on the same interval, the waypoints' request metrics
 (unsampled L7): static `waypoint_targets`, waypoint pods discovered by their Gateway label with
-`ztunnel_discovery=kubernetes`, or the same Prometheus in PromQL mode.
+`ztunnel_discovery=kubernetes`, or the same Prometheus in PromQL mode. In both modes it refreshes
+the pod directory when there is one (app/poll/pod_directory.py `directory_choice`).
 
 Tests call `await poller.poll_once()` (or `poll_once_sync()`) instead of sleeping.
 """
@@ -271,7 +272,7 @@ def build_poller(
     if settings.prometheus_url:
 
         def promql() -> L4Source:
-            return PromQLSource(
+            source = PromQLSource(
                 settings.prometheus_url,
                 bucket_s=settings.bucket_s,
                 interval_s=interval,
@@ -283,12 +284,16 @@ def build_poller(
                 job=settings.prometheus_job,
                 dedupe_labels=tuple(settings.prometheus_dedupe_label_list()),
             )
+            if directory is not None:  # MESHSTITCH_KUBERNETES_PODS: zones from node topology
+                source.zones = directory.zone_of
+            return source
 
         return L4Poller(
             promql(),
             emit,
             interval_s=interval,
             mode="promql",
+            directory=directory,
             clock=clock,
             may_poll=may_poll,
             fresh_source=promql,

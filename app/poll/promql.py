@@ -28,6 +28,7 @@ from app.domain import IdentityEvidence, L4Sample, L7MetricSample, ZtunnelCount
 from app.poll import waypoint_labels
 from app.poll.half_edges import to_samples
 from app.poll.target_state import ERROR, INVALID, TIMEOUT, TargetState
+from app.poll.zone_split import WorkloadZones
 from app.poll.ztunnel_labels import (
     EDGE_LABELS,
     FAMILIES,
@@ -106,6 +107,10 @@ def parse_vector(body: Any) -> list[tuple[dict[str, str], float]]:
 
 
 class PromQLSource:
+    # A workload's zone where the series carry no locality labels (ztunnel < 1.26): the pod
+    # directory's node topology, as in direct scrape (app/poll/scrape.py `DirectScrape.zones`).
+    zones: WorkloadZones | None = None
+
     def __init__(
         self,
         base_url: str,
@@ -125,6 +130,9 @@ class PromQLSource:
         self._job, self._dedupe = job, dedupe_labels
         self._url = base_url.rstrip("/") + "/api/v1/query"
         self._bucket_s, self._timeout_s = bucket_s, timeout_s
+        # In milliseconds: Prometheus' `timeout` is a duration (web/api/v1 `parseDuration`: float
+        # seconds or model.ParseDuration), which refuses "5.0s", what a float setting prints.
+        self._query_timeout = f"{max(1, round(timeout_s * 1000))}ms"
         self._identity = identity
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._auth = httpx.BasicAuth(username, password) if username else None
@@ -153,7 +161,7 @@ class PromQLSource:
     ) -> list[tuple[dict[str, str], float]]:
         response = await client.get(
             self._url,
-            params={"query": promql, "time": f"{at_s:.3f}", "timeout": f"{self._timeout_s}s"},
+            params={"query": promql, "time": f"{at_s:.3f}", "timeout": self._query_timeout},
             headers=self._headers,
             auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
             timeout=self._timeout_s,
@@ -190,7 +198,7 @@ class PromQLSource:
             for labels, values in acc.values()
         ]
         out: list[L4Sample | L7MetricSample] = []
-        out.extend(to_samples(grouped, float(end_s), self._identity))
+        out.extend(to_samples(grouped, float(end_s), self._identity, self.zones))
         increases: list[tuple[str, dict[str, str], float]] = []
         for family, by in _WAYPOINT_QUERIES:
             query = build_query(

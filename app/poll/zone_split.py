@@ -39,6 +39,17 @@ LOCALITY_LABELS = ("source_region", "source_zone", "destination_region", "destin
 WorkloadZones = Callable[[str, str], str]
 
 
+LABELS_SOURCE = "ztunnel source_zone/destination_zone labels"
+NODE_TOPOLOGY_SOURCE = "Kubernetes node topology (pod directory)"
+SPANS_SOURCE = "waypoint spans' zone tag (the waypoint hop only)"
+
+
+def zone_sources(node_topology: bool) -> tuple[str, ...]:
+    """The sources above that this process uses, in order: node topology only with the pod
+    directory (in either L4 mode, app/poll/pod_directory.py `directory_choice`)."""
+    return (LABELS_SOURCE, *((NODE_TOPOLOGY_SOURCE,) if node_topology else ()), SPANS_SOURCE)
+
+
 def _known(value: str | None) -> str:
     return "" if value is None or value == UNKNOWN else value
 

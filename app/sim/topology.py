@@ -220,6 +220,9 @@ class Topology:
     # False: ztunnel prints `unknown` as a waypoint end's zone, and no node topology is served, so
     # only the zone tag of the waypoint's own spans names its zone (app/sim/zoned.py).
     waypoint_zone_labels: bool = True
+    # False: ztunnel prints no locality labels at all (before Istio 1.26, istio/ztunnel#1441),
+    # so every zone must come from node topology (app/sim/kubernetes.py) or waypoint spans.
+    ztunnel_locality_labels: bool = True
     region: str = "sim-region-1"  # every node's `topology.kubernetes.io/region`
     _by_id: dict[str, Service] = field(default_factory=dict, init=False, compare=False, repr=False)
 

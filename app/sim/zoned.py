@@ -14,6 +14,9 @@ the waypoint, or ztunnel predates the locality labels, and node topology does no
 the simulated run serves no Kubernetes API), while each waypoint span carries Envoy's `zone` tag,
 its node's zone (app/sim/envoy_spans.py). Callers' and servers' zones still come from ztunnel's
 labels, so a detour can only come out right if the waypoint's zone is taken from its spans.
+
+`locality_labels=False` is a ztunnel older than Istio 1.26: no series carries a zone, and the
+zones exist only on the nodes of the Kubernetes API (app/sim/kubernetes.py).
 """
 
 from __future__ import annotations
@@ -27,15 +30,26 @@ ZONES = ("zone-a", "zone-b", "zone-c")
 
 
 def zoned(
-    topology: Topology, zones: tuple[str, ...] = ZONES, *, waypoint_zone_from_spans: bool = False
+    topology: Topology,
+    zones: tuple[str, ...] = ZONES,
+    *,
+    waypoint_zone_from_spans: bool = False,
+    locality_labels: bool = True,
 ) -> Topology:
     nodes = topology.nodes
     return replace(
         topology,
         node_zones=tuple((n, zones[i % len(zones)]) for i, n in enumerate(nodes)),
         waypoint_zone_labels=not waypoint_zone_from_spans,
+        ztunnel_locality_labels=locality_labels,
     )
 
 
-def zoned_bookinfo(*, waypoint_zone_from_spans: bool = False) -> Topology:
-    return zoned(bookinfo(nodes=3), waypoint_zone_from_spans=waypoint_zone_from_spans)
+def zoned_bookinfo(
+    *, waypoint_zone_from_spans: bool = False, locality_labels: bool = True
+) -> Topology:
+    return zoned(
+        bookinfo(nodes=3),
+        waypoint_zone_from_spans=waypoint_zone_from_spans,
+        locality_labels=locality_labels,
+    )

@@ -226,8 +226,9 @@ def locality(
 ) -> Labels:
     """LOCALITY_NAMES' values for a zoned topology (`unknown` for an end with no workload:
     an outside caller, an external host; and for the `waypoint_end` of a half-edge when the
-    topology hides waypoint zones from ztunnel), () otherwise."""
-    if not topology.zoned:
+    topology hides waypoint zones from ztunnel), () otherwise and for a ztunnel that predates
+    them (`ztunnel_locality_labels=False`)."""
+    if not topology.zoned or not topology.ztunnel_locality_labels:
         return ()
     hidden = "" if topology.waypoint_zone_labels else waypoint_end
     out: list[str] = []

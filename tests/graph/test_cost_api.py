@@ -24,6 +24,12 @@ from app.domain import ZtunnelCount
 from app.edge.bucket import EdgeBucket
 from app.edge.stats import L4Stats
 from app.graph.queries import GraphQueries
+from app.poll.zone_split import (
+    LABELS_SOURCE,
+    NODE_TOPOLOGY_SOURCE,
+    SPANS_SOURCE,
+    zone_sources,
+)
 from app.settings import Settings
 from app.store.writer import write_batch
 from tests.store.batches import batch, l4_bucket, l7_bucket
@@ -60,7 +66,7 @@ def client(engine: Engine) -> Iterator[TestClient]:
     write_batch(engine, batch(scenario()))
     app = FastAPI()
     install_problem_handlers(app)
-    model = cost_model(Settings())
+    model = cost_model(Settings(), zone_sources(node_topology=True))
     app.include_router(build_cost_router(GraphQueries(engine, 60), model, lambda: COUNTED))
     with TestClient(app) as test_client:
         yield test_client
@@ -76,7 +82,10 @@ def test_cost_prices_cross_zone_bytes_and_detours_with_their_inputs(client: Test
     assert cz.detour_usd == pytest.approx(6 * 0.02) and cz.detour_share == pytest.approx(2 / 3)
     assert cz.inputs["cost_cross_zone_usd_per_gb_out"] == 0.01
     assert cz.inputs["cross_zone_bytes"] == 9 * GB
+    # where the zones came from, in precedence order: labels, node topology, waypoint spans
+    assert cz.inputs["zones_from"] == [LABELS_SOURCE, NODE_TOPOLOGY_SOURCE, SPANS_SOURCE]
     (wp,) = cz.by_waypoint
+    assert wp.inputs["zones_from"] == cz.inputs["zones_from"]
     assert (wp.waypoint, wp.zones, wp.detour_bytes) == (W, ["b"], 6 * GB)
 
     p = body.proxies

@@ -179,3 +179,25 @@ async def test_promql_counts_ztunnels_by_instance_and_says_when_it_cannot(tmp_pa
     )
     assert one.nodes == 1 and 'job=~"again"' in one.counted_from
     assert none.nodes is None and "is empty" in none.counted_from
+
+
+@pytest.mark.parametrize(("timeout_s", "sent"), [(5.0, "5000ms"), (2.5, "2500ms"), (0.0001, "1ms")])
+async def test_the_query_timeout_is_a_duration_prometheus_parses(
+    timeout_s: float, sent: str
+) -> None:
+    """`poll_timeout_s` is a float: "5.0s" is refused by Prometheus (`bad_data: invalid
+    parameter "timeout"`), so every query of PromQL mode failed with the default setting."""
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["timeout"])
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": []}}
+        )
+
+    promql = PromQLSource(
+        "http://prom", bucket_s=60, interval_s=15, timeout_s=timeout_s, identity=NodeIdentity()
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        assert await promql.query(client, "up", 1_000_000.0) == []
+    assert seen == [sent]

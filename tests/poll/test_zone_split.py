@@ -4,11 +4,15 @@ import pytest
 
 from app.domain import ZoneBytes
 from app.poll.zone_split import (
+    LABELS_SOURCE,
+    NODE_TOPOLOGY_SOURCE,
+    SPANS_SOURCE,
     WaypointZones,
     apportion,
     group_zones,
     series_zone,
     waypoint_zone,
+    zone_sources,
 )
 
 
@@ -68,3 +72,8 @@ def test_a_waypoint_span_zone_names_only_the_waypoint_end_and_only_as_a_last_res
     assert waypoint_zone({**labels, "source_zone": "z1"}, "source", None, "from-span") == "z1"
     group = group_zones([(labels, 10)], [], None, "from-span")
     assert group.server == {"from-span": {"": 10}}  # the server's zone is not the span's
+
+
+def test_zone_sources_name_node_topology_only_with_the_pod_directory() -> None:
+    assert zone_sources(node_topology=False) == (LABELS_SOURCE, SPANS_SOURCE)
+    assert zone_sources(node_topology=True) == (LABELS_SOURCE, NODE_TOPOLOGY_SOURCE, SPANS_SOURCE)
