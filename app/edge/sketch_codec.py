@@ -170,7 +170,7 @@ def sketch_quantiles(parts: list[bytes], qs: tuple[float, ...]) -> tuple[float |
     found = _compiled_quantiles(parts, qs, GAMMA)
     if found is None:
         return sketch_quantiles_reference(parts, qs)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def sketch_quantiles_reference(

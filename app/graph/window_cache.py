@@ -258,7 +258,7 @@ class WindowCache:
             if seen == seq:
                 continue
             now = seen is not None and seq > seen
-            if not now:
+            if seen is None or not now:
                 # A writer new to this process: what it wrote before we first looked is in every
                 # entry built since, but not knowing when we looked, drop what its log reaches.
                 seen = 0
