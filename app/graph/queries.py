@@ -121,7 +121,7 @@ class GraphQueries:
             return found
         if wait or not cache.background:
             return cache.build(key, conn)
-        cache.build_soon(key)
+        cache.build_soon(key, conn)
         return None
 
     def _read_aliases(self) -> list[Alias]:

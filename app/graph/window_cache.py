@@ -16,11 +16,13 @@ missed is not kept.
 Listings merge the whole window anyway, so they build an entry and wait for it; a neighbourhood
 query that finds none answers from the store as before and has one built in the background, at
 most every `REBUILD_FACTOR` times its last build's duration (builds must not crowd out ingest
-while every flush touches the window), and not while the window is live: a window a change
-touched within `HOT_FACTOR` build durations would most likely be changed again before a build
-finished (a dashboard's "last hour" under ingest, touched by every flush), and a build that is
-thrown away still holds the GIL for its whole duration, slowing every request meanwhile
-(bench/graph.py --live-flush-s 5: p99 660 ms while one ran).
+while every flush touches the window), and not while the window is live: a window any writer
+changed within `HOT_FACTOR` build durations (`HOT_MIN_S` at least; `store_changes.changed_s`, so
+other replicas' flushes count, and so does what was written before this process first looked)
+would most likely be changed again before a build finished (a dashboard's "last hour" under
+ingest, touched by every flush), and a build that is thrown away still holds the GIL for its
+whole duration, slowing every request meanwhile (bench/graph.py --live-flush-s 5: p99 660 ms
+while one ran). Such a window is answered from the store.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ Pair = tuple[str, str]
 WindowKey = tuple[str, int, int]  # level, first bucket start, end (a bucket boundary)
 REBUILD_FACTOR = 5.0
 HOT_FACTOR = 2.0
+HOT_MIN_S = 15.0  # three default flush intervals: before any build was timed
 _CHANGES_KEPT = 256
 
 
@@ -197,6 +200,7 @@ class CacheStats:
     misses: int = 0
     builds: int = 0
     discarded: int = 0  # builds a change overtook
+    live_skips: int = 0  # background builds not started: the window is live (`build_soon`)
     last_build_s: float = 0.0
 
 
@@ -223,16 +227,16 @@ class WindowCache:
         max_windows: int = 4,
         background: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._read_window, self._connect, self._edge_of = read_window, connect, edge_of
         self._read_exemplar_pairs = read_exemplar_pairs
         self.max_windows, self.background = max_windows, background
-        self._monotonic = monotonic
+        self._monotonic, self._wall = monotonic, wall
         self._lock = threading.Lock()
         self._entries: OrderedDict[WindowKey, MergedWindow] = OrderedDict()
         self._seen: dict[tuple[str, int], int] = {}
         self._changes: deque[tuple[int, Changed]] = deque(maxlen=_CHANGES_KEPT)
-        self._touched: deque[tuple[float, Changed]] = deque(maxlen=_CHANGES_KEPT)  # when seen
         self._change_count = 0
         self._building: dict[WindowKey, threading.Event] = {}
         self._next_build: dict[WindowKey, float] = {}
@@ -252,25 +256,22 @@ class WindowCache:
         writers = self._changes_repo.writers(conn)
         if writers == self._seen:
             return
-        changed: list[tuple[Changed, bool]] = []  # (change, seen happening: not a first look)
+        changed: list[Changed] = []
         for writer, seq in writers.items():
             seen = self._seen.get(writer)
             if seen == seq:
                 continue
-            now = seen is not None and seq > seen
-            if seen is None or not now:
+            if seen is None or seq < seen:
                 # A writer new to this process: what it wrote before we first looked is in every
                 # entry built since, but not knowing when we looked, drop what its log reaches.
                 seen = 0
-            changed.append((self._changes_repo.changed_since(conn, writer[0], seen), now))
+            changed.append(self._changes_repo.changed_since(conn, writer[0], seen))
         with self._lock:
             self._seen = writers
             self.facts = NodeFacts()
-            for change, now in changed:
+            for change in changed:
                 self._change_count += 1
                 self._changes.append((self._change_count, change))
-                if now:  # what a first look finds says nothing of whether the window is live
-                    self._touched.append((self._monotonic(), change))
                 for key in [k for k in self._entries if change.overlaps(k[1], k[2])]:
                     del self._entries[key]
 
@@ -344,13 +345,20 @@ class WindowCache:
         buckets = self._read_window(conn, key)
         return MergedWindow(key, buckets, self._edge_of, self._read_exemplar_pairs(conn, key))
 
-    def build_soon(self, key: WindowKey) -> threading.Thread | None:
-        """Start a build of `key` in the background unless one runs or one ran too recently."""
+    def build_soon(self, key: WindowKey, conn: Connection) -> threading.Thread | None:
+        """Start a build of `key` in the background unless one runs, one ran too recently, or
+        the window is live (`_live`, asked on `conn`)."""
         with self._lock:
             if self._closed or key in self._building or key in self._entries:
                 return None
-            now = self._monotonic()
-            if now < self._next_build.get(key, -float("inf")) or self._live(key, now):
+            if self._monotonic() < self._next_build.get(key, -float("inf")):
+                return None
+            hot_s = max(HOT_FACTOR * self.stats.last_build_s, HOT_MIN_S)
+        if self._changes_repo.touched_since(conn, self._wall() - hot_s, key[1], key[2]):
+            self.stats.live_skips += 1
+            return None
+        with self._lock:
+            if self._closed or key in self._building:
                 return None
             thread = threading.Thread(
                 target=self._build_quietly, args=(key,), name="window-cache", daemon=True
@@ -358,12 +366,6 @@ class WindowCache:
             self._threads.add(thread)
         thread.start()
         return thread
-
-    def _live(self, key: WindowKey, now: float) -> bool:
-        """Whether a change touched `key` within `HOT_FACTOR` times the last build's duration
-        (no build measured yet: never), so that a build would most likely be overtaken."""
-        since = now - HOT_FACTOR * self.stats.last_build_s
-        return any(t > since and c.overlaps(key[1], key[2]) for t, c in reversed(self._touched))
 
     def _build_quietly(self, key: WindowKey) -> None:
         try:

@@ -93,6 +93,22 @@ class StoreChangeRepository:
             return Changed(0, 0, everything=True)
         return Changed(int(first), int(last))
 
+    def touched_since(
+        self, conn: Connection, since_s: float, first_bucket_s: int, end_s: int
+    ) -> bool:
+        """Whether any writer changed a bucket starting in [first, end) at or after `since_s`
+        (epoch seconds): one small indexed-by-nothing scan of the log, which retention trims."""
+        found = conn.execute(
+            select(c.c.seq)
+            .where(
+                c.c.changed_s >= int(since_s),
+                c.c.first_bucket_s < end_s,
+                c.c.last_bucket_s >= first_bucket_s,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
     def delete_before(self, conn: Connection, cutoff_s: int) -> int:
         """Log rows and writers not heard from since `cutoff_s` (a writer heard from again
         starts a new row, with another `started_s`: readers then drop what they cached)."""

@@ -4,6 +4,7 @@ replica's, retention's) that touches a cached window changes the next answer."""
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from typing import Any
 
@@ -204,6 +205,7 @@ def test_a_build_overtaken_by_a_change_is_not_kept(engine: Engine) -> None:
 def test_background_builds_are_joined_on_close(engine: Engine) -> None:
     build(engine)
     q = GraphQueries(engine, 60, cache_in_background=True)
+    q.cache._wall = lambda: time.time() + 60  # the scenario was written a minute ago: not live
     window = Window(NOW - 900, NOW)
     # No entry yet: the neighbourhood is read from the store, and an entry built meanwhile.
     graph = q.graph(window, Level.SERVICE, service="default/reviews")
@@ -224,31 +226,35 @@ def test_the_setting_bounds_the_entries(engine: Engine, windows: int) -> None:
 
 def test_a_live_window_is_not_rebuilt_in_the_background(engine: Engine) -> None:
     """A window every flush touches would be changed again before a build finished: no
-    background build while a change touched it within HOT_FACTOR build durations."""
+    background build while any writer changed it within HOT_FACTOR build durations."""
     build(engine)
-    clock = [1000.0]
+    later = [0.0]  # seconds added to the wall clock the cache reads
     q = GraphQueries(engine, 60, cache_in_background=True)
-    q.cache._monotonic = lambda: clock[0]
+    q.cache._wall = lambda: time.time() + later[0]
     first, end = Window(NOW - 900, NOW).bucket_range(60)
     live: WindowKey = ("service", first, -(-end // 60) * 60)
-    quiet: WindowKey = ("service", first - 3600, first - 1800)
-    thread = q.cache.build_soon(live)
-    assert thread is not None
-    thread.join()
-    assert q.cache.get(live) is not None
-    q.cache.stats.last_build_s = 10.0  # as if the build had taken 10 s: live for 20 s
+    quiet: WindowKey = ("service", first + 36_000, first + 37_800)  # nothing written there
+    with q.engine.connect() as conn:  # a reader's connection, as requests use
+        later[0] = 60.0  # the scenario's own writes: a minute ago
+        thread = q.cache.build_soon(live, conn)
+        assert thread is not None
+        thread.join()
+        assert q.cache.get(live) is not None
+        q.cache.stats.last_build_s = 10.0  # as if the build had taken 10 s: live for 20 s
+        q.cache._monotonic = lambda: time.monotonic() + 3600  # past REBUILD_FACTOR's pause
     write_batch(engine, batch({(T0 + 120, "default/new", "default/reviews"): l4_bucket(3)}))
-    with engine.connect() as conn:
-        q.cache.check(conn)  # the flush is seen at t = 1000: the entry is dropped
-    assert q.cache.get(live) is None
-    clock[0] = 1015.0
-    assert q.cache.build_soon(live) is None, "touched 15 s ago, a build takes 10 s"
-    untouched = q.cache.build_soon(quiet)
-    assert untouched is not None, "a window the flush did not touch is built"
-    untouched.join()
-    clock[0] = 1021.0
-    rebuilt = q.cache.build_soon(live)
-    assert rebuilt is not None, "quiet for two build durations: built again"
-    rebuilt.join()
+    with q.engine.connect() as conn:  # a reader's connection, as requests use
+        q.cache.check(conn)  # the flush is seen: the entry is dropped
+        assert q.cache.get(live) is None
+        later[0] = 0.0
+        assert q.cache.build_soon(live, conn) is None, "changed just now, a build takes 10 s"
+        assert q.cache.stats.live_skips == 1
+        untouched = q.cache.build_soon(quiet, conn)
+        assert untouched is not None, "a window the flush did not touch is built"
+        untouched.join()
+        later[0] = 25.0
+        rebuilt = q.cache.build_soon(live, conn)
+        assert rebuilt is not None, "quiet for two build durations: built again"
+        rebuilt.join()
     assert q.cache.get(live) is not None
     q.cache.close()
