@@ -116,6 +116,7 @@ def build_pipeline(
         EdgeAggregator(settings.bucket_s, identity=identity, guard=guard),
         write,
         queue_spans=settings.ingest_queue_spans,
+        queue_bytes=settings.ingest_queue_bytes,
         flush_interval_s=settings.flush_interval_s,
         max_pending_writes=settings.max_pending_writes,
         observers=[service_graph.observe],

@@ -79,9 +79,16 @@ class Settings(BaseSettings):
         description="Largest accepted gRPC message (default fits 64 MiB batches).",
     )
     ingest_queue_spans: int = Field(
-        default=200_000,
+        default=100_000,
         gt=0,
-        description="Spans accepted but not yet aggregated before ingest answers 429/503.",
+        description="Spans accepted but not yet aggregated before ingest answers 429 / "
+        "RESOURCE_EXHAUSTED (binds for small spans; `ingest_queue_bytes` for large ones).",
+    )
+    ingest_queue_bytes: int = Field(
+        default=64 * 2**20,
+        gt=0,
+        description="Estimated memory of the decoded spans accepted but not yet aggregated "
+        "(~0.4-1.9 KB a span) before ingest answers 429 / RESOURCE_EXHAUSTED.",
     )
     max_pending_writes: int = Field(
         default=120,

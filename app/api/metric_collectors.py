@@ -31,6 +31,16 @@ def pipeline_families(pipeline: IngestPipeline) -> list[MetricFamily]:
             "meshstitch_ingest_queue_spans", "gauge", "Spans accepted but not yet aggregated."
         ).add(state["queued_spans"]),
         MetricFamily(
+            "meshstitch_ingest_queue_bytes",
+            "gauge",
+            "Estimated memory of the spans accepted but not yet aggregated.",
+        ).add(state["queued_bytes_estimated"]),
+        MetricFamily(
+            "meshstitch_ingest_queue_capacity_bytes",
+            "gauge",
+            "The ingest queue's memory bound (MESHSTITCH_INGEST_QUEUE_BYTES).",
+        ).add(state["queue_capacity_bytes"] or 0),
+        MetricFamily(
             "meshstitch_pending_writes", "gauge", "Aggregate batches waiting for the store."
         ).add(state["pending_writes"]),
         MetricFamily(
