@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         description="Merged windows the read side keeps between requests, each about 3 KiB per "
         "edge of its window; a write that changes one drops it. 0 = every request reads the store.",
     )
+    graph_cache_max_edges: int = Field(
+        default=60_000,
+        gt=0,
+        description="Most edges the cached windows hold together (~3 KiB each: ~180 MiB at the "
+        "default); a window with more is answered from its own merge and not kept.",
+    )
 
     # ztunnel L4 polling
     ztunnel_targets: str = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.api.metrics_route import Collector, MetricFamily, service_graph_families
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.graph.window_cache import WindowCache
 from app.pipeline import IngestPipeline
 
 
@@ -46,6 +47,20 @@ def pipeline_families(pipeline: IngestPipeline) -> list[MetricFamily]:
         MetricFamily(
             "meshstitch_last_flush_timestamp_seconds", "gauge", "When the store last took a write."
         ).add(stats.last_flush_ok_s),
+    ]
+
+
+def window_cache_families(cache: WindowCache) -> list[MetricFamily]:
+    edges, too_large = cache.held_edges(), cache.stats.too_large
+    return [
+        MetricFamily(
+            "meshstitch_graph_cache_edges", "gauge", "Edges held by the cached merged windows."
+        ).add(edges),
+        MetricFamily(
+            "meshstitch_graph_cache_too_large",
+            "counter",
+            "Window builds not kept: more edges than MESHSTITCH_GRAPH_CACHE_MAX_EDGES.",
+        ).add(too_large),
     ]
 
 
