@@ -103,7 +103,7 @@ class MergedWindow:
         repo = ExemplarRepository()
         if pairs is None:
             if not self._all_exemplars:
-                found = repo.for_edges(conn, level, first, end)
+                found = repo.for_edges(conn, level, first, end, top=True)
                 self._exemplars = {p: found.get(p, []) for p in self.buckets} | found
                 self._all_exemplars = True
             return {p: e for p, e in self._exemplars.items() if e}
@@ -113,7 +113,7 @@ class MergedWindow:
             wanted &= self.with_exemplars
         missing = [p for p in wanted if p not in self._exemplars]
         if missing and not self._all_exemplars:
-            found = repo.for_edges(conn, level, first, end, missing)
+            found = repo.for_edges(conn, level, first, end, missing, top=True)
             for p in missing:
                 self._exemplars[p] = found.get(p, [])
         return {p: e for p in wanted if (e := self._exemplars.get(p))}
