@@ -38,7 +38,10 @@ SHARED: dict[str, AttrValue] = {"service.name": "checkout"}
         ([], 0),
         ([_span(0, SHARED)], SPAN_BYTES + RESOURCE_BYTES + ATTRIBUTE_BYTES),
         # one ResourceSpans: its resource dict is shared by consecutive spans, counted once
-        ([_span(3, SHARED)] * 4, 4 * (SPAN_BYTES + 3 * ATTRIBUTE_BYTES) + RESOURCE_BYTES + ATTRIBUTE_BYTES),
+        (
+            [_span(3, SHARED)] * 4,
+            4 * (SPAN_BYTES + 3 * ATTRIBUTE_BYTES) + RESOURCE_BYTES + ATTRIBUTE_BYTES,
+        ),
         # a resource per span (bench/cardinality.py's shape): each one counted
         (
             [_span(2, {"service.name": f"s{i}"}) for i in range(3)],
