@@ -151,8 +151,9 @@ class Settings(BaseSettings):
     graph_cache_max_edges: int = Field(
         default=60_000,
         gt=0,
-        description="Most edges the cached windows hold together (~3 KiB each: ~180 MiB at the "
-        "default); a window with more is answered from its own merge and not kept.",
+        description="Most edges the cached windows hold together (about 3 KiB each, plus up to six "
+        "exemplars once read: ~180-300 MiB at the default); a window with more is answered from "
+        "its own merge and not kept.",
     )
 
     # ztunnel L4 polling
