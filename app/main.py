@@ -23,7 +23,11 @@ from app.api.auth import BearerTokenMiddleware
 from app.api.cost import build_cost_router, cost_model
 from app.api.graph import build_graph_router
 from app.api.health import PartState, Readiness, build_health_router
-from app.api.metric_collectors import pipeline_families, service_graph_collector
+from app.api.metric_collectors import (
+    pipeline_families,
+    service_graph_collector,
+    window_cache_families,
+)
 from app.api.metrics_route import MetricsRegistry, build_metrics_router
 from app.api.problems import install_problem_handlers
 from app.correlate.aggregate import EdgeAggregator
@@ -123,6 +127,7 @@ def build_pipeline(
         EdgeAggregator(settings.bucket_s, identity=identity, guard=guard),
         write,
         queue_spans=settings.ingest_queue_spans,
+        queue_bytes=settings.ingest_queue_bytes,
         flush_interval_s=settings.flush_interval_s,
         max_pending_writes=settings.max_pending_writes,
         observers=[service_graph.observe],
@@ -186,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.bucket_s,
         None if sampling is None else sampling / 100,
         cache_windows=settings.graph_cache_windows,
+        cache_max_edges=settings.graph_cache_max_edges,
         cache_in_background=True,
     )
 
@@ -270,6 +276,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_assets(app)
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))
+    registry.register(lambda: window_cache_families(queries.cache))
     registry.register(lambda: cardinality_families(guard))
     if checkpoints is not None:
         registry.register(checkpoints.collect)

@@ -2,7 +2,10 @@
 and periodic writes of the aggregates to the store.
 
 One thread owns the correlator and the aggregator, so the pure rules need no locks; L4 samples
-and flush requests enter the same queue. Writes that fail (database down) are kept, bounded, and
+and flush requests enter the same queue. The queue is bounded twice: in spans and in the bytes
+the decoded spans hold (app/ingest/span_memory.py), so memory stays bounded when spans are large;
+past either bound ingest answers OVERLOADED (429 / RESOURCE_EXHAUSTED) and the client retries.
+Writes that fail (database down) are kept, bounded, and
 retried; while that buffer is full, ingest answers UNAVAILABLE so clients retry instead of losing
 spans. `flush()` is the deterministic way for tests and shutdown to see everything written.
 """
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 
 from app.domain import L4Sample, L7MetricSample, L7Observation, Span
 from app.ingest.sink import Admission, Verdict
+from app.ingest.span_memory import estimate_batch_bytes
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ WriteBatch = Callable[[Any], None]
 @dataclass
 class PipelineStats:
     spans_accepted: int = 0
-    spans_refused_overload: int = 0
+    spans_refused_overload: int = 0  # either queue bound (spans or bytes)
     spans_refused_unavailable: int = 0
     observations: int = 0
     l4_samples: int = 0
@@ -53,6 +57,13 @@ class PipelineStats:
     flushes_failed: int = 0
     last_flush_error: str = ""
     last_flush_ok_s: float = 0.0
+
+
+class _QueuedSpans:
+    __slots__ = ("estimated_bytes", "spans")
+
+    def __init__(self, spans: list[Span], estimated_bytes: int) -> None:
+        self.spans, self.estimated_bytes = spans, estimated_bytes
 
 
 @dataclass
@@ -73,6 +84,7 @@ class IngestPipeline:
         *,
         queue_spans: int,
         flush_interval_s: float,
+        queue_bytes: int | None = None,
         max_pending_writes: int = 120,
         observers: Sequence[Callable[[Sequence[L7Observation]], None]] = (),
         l4_observers: Sequence[Callable[[Sequence[L4Sample]], None]] = (),
@@ -82,13 +94,16 @@ class IngestPipeline:
     ) -> None:
         self._correlator, self._aggregator, self._write = correlator, aggregator, write_batch
         self._queue_cap, self._flush_interval_s = queue_spans, flush_interval_s
+        self._queue_bytes_cap = queue_bytes  # None: bounded in spans only
         self._max_pending = max_pending_writes
         self._observers = tuple(observers)
         self._l4_observers = tuple(l4_observers)
         self._metric_observers = tuple(metric_observers)
         self._clock_ns, self._monotonic = clock_ns, monotonic
-        self._items: deque[Any] = deque()  # span lists, polled-sample lists, flush requests
+        # _QueuedSpans, polled-sample lists, flush requests
+        self._items: deque[Any] = deque()
         self._queued_spans = 0
+        self._queued_bytes = 0  # estimated (app/ingest/span_memory.py)
         self._cond = threading.Condition()
         self._pending_writes: deque[Any] = deque()
         self._running = False
@@ -98,6 +113,7 @@ class IngestPipeline:
 
     # ---- SpanSink -------------------------------------------------------------------------
     def offer(self, spans: list[Span]) -> Verdict:
+        estimated = estimate_batch_bytes(spans)  # outside the lock: the worker takes it too
         with self._cond:
             if not self._accepting:
                 self.stats.spans_refused_unavailable += len(spans)
@@ -109,11 +125,24 @@ class IngestPipeline:
                     retry_after_s=10,
                     reason="store unavailable, write buffer full",
                 )
-            if self._queued_spans + len(spans) > self._queue_cap and self._queued_spans > 0:
-                self.stats.spans_refused_overload += len(spans)
-                return Verdict(Admission.OVERLOADED, retry_after_s=1, reason="ingest queue full")
-            self._items.append(spans)
+            # An empty queue takes any batch (the body cap bounds one), so no batch waits forever.
+            if self._queued_spans > 0:
+                if self._queued_spans + len(spans) > self._queue_cap:
+                    self.stats.spans_refused_overload += len(spans)
+                    return Verdict(
+                        Admission.OVERLOADED, retry_after_s=1, reason="ingest queue full"
+                    )
+                cap_bytes = self._queue_bytes_cap
+                if cap_bytes is not None and self._queued_bytes + estimated > cap_bytes:
+                    self.stats.spans_refused_overload += len(spans)
+                    return Verdict(
+                        Admission.OVERLOADED,
+                        retry_after_s=1,
+                        reason="ingest queue full (memory bound)",
+                    )
+            self._items.append(_QueuedSpans(spans, estimated))
             self._queued_spans += len(spans)
+            self._queued_bytes += estimated
             self.stats.spans_accepted += len(spans)
             self._cond.notify()
         return Verdict(Admission.ACCEPTED)
@@ -166,10 +195,13 @@ class IngestPipeline:
     def state(self) -> tuple[bool, dict[str, Any]]:
         with self._cond:
             pending, queued = len(self._pending_writes), self._queued_spans
+            queued_bytes = self._queued_bytes
         alive = self._thread is not None and self._thread.is_alive()
         detail = {
             "queued_spans": queued,
             "queue_capacity_spans": self._queue_cap,
+            "queued_bytes_estimated": queued_bytes,
+            "queue_capacity_bytes": self._queue_bytes_cap,
             "pending_writes": pending,
             "last_flush_error": self.stats.last_flush_error,
         }
@@ -189,8 +221,10 @@ class IngestPipeline:
                 if not self._running and not self._items:
                     return
                 item = self._items.popleft() if self._items else None
-                if isinstance(item, list) and item and isinstance(item[0], Span):
-                    self._queued_spans -= len(item)
+                if isinstance(item, _QueuedSpans):
+                    self._queued_spans -= len(item.spans)
+                    self._queued_bytes -= item.estimated_bytes
+                    item = item.spans
             try:
                 self._handle(item)
             except Exception:  # the worker must survive any single bad batch

@@ -79,9 +79,16 @@ class Settings(BaseSettings):
         description="Largest accepted gRPC message (default fits 64 MiB batches).",
     )
     ingest_queue_spans: int = Field(
-        default=200_000,
+        default=100_000,
         gt=0,
-        description="Spans accepted but not yet aggregated before ingest answers 429/503.",
+        description="Spans accepted but not yet aggregated before ingest answers 429 / "
+        "RESOURCE_EXHAUSTED (binds for small spans; `ingest_queue_bytes` for large ones).",
+    )
+    ingest_queue_bytes: int = Field(
+        default=64 * 2**20,
+        gt=0,
+        description="Estimated memory of the decoded spans accepted but not yet aggregated "
+        "(~0.4-1.9 KB a span) before ingest answers 429 / RESOURCE_EXHAUSTED.",
     )
     max_pending_writes: int = Field(
         default=120,
@@ -140,6 +147,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Merged windows the read side keeps between requests, each about 3 KiB per "
         "edge of its window; a write that changes one drops it. 0 = every request reads the store.",
+    )
+    graph_cache_max_edges: int = Field(
+        default=60_000,
+        gt=0,
+        description="Most edges the cached windows hold together (about 3 KiB each, plus up to six "
+        "exemplars once read: ~180-300 MiB at the default); a window with more is answered from "
+        "its own merge and not kept.",
     )
 
     # ztunnel L4 polling

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.api.metrics_route import Collector, MetricFamily, service_graph_families
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.graph.window_cache import WindowCache
 from app.pipeline import IngestPipeline
 
 
@@ -31,11 +32,35 @@ def pipeline_families(pipeline: IngestPipeline) -> list[MetricFamily]:
             "meshstitch_ingest_queue_spans", "gauge", "Spans accepted but not yet aggregated."
         ).add(state["queued_spans"]),
         MetricFamily(
+            "meshstitch_ingest_queue_bytes",
+            "gauge",
+            "Estimated memory of the spans accepted but not yet aggregated.",
+        ).add(state["queued_bytes_estimated"]),
+        MetricFamily(
+            "meshstitch_ingest_queue_capacity_bytes",
+            "gauge",
+            "The ingest queue's memory bound (MESHSTITCH_INGEST_QUEUE_BYTES).",
+        ).add(state["queue_capacity_bytes"] or 0),
+        MetricFamily(
             "meshstitch_pending_writes", "gauge", "Aggregate batches waiting for the store."
         ).add(state["pending_writes"]),
         MetricFamily(
             "meshstitch_last_flush_timestamp_seconds", "gauge", "When the store last took a write."
         ).add(stats.last_flush_ok_s),
+    ]
+
+
+def window_cache_families(cache: WindowCache) -> list[MetricFamily]:
+    edges, too_large = cache.held_edges(), cache.stats.too_large
+    return [
+        MetricFamily(
+            "meshstitch_graph_cache_edges", "gauge", "Edges held by the cached merged windows."
+        ).add(edges),
+        MetricFamily(
+            "meshstitch_graph_cache_too_large",
+            "counter",
+            "Window builds not kept: more edges than MESHSTITCH_GRAPH_CACHE_MAX_EDGES.",
+        ).add(too_large),
     ]
 
 

@@ -304,7 +304,7 @@ class EdgeReader:
             found = self.cached.exemplars(self.conn, wanted)
         else:
             found = ExemplarRepository().for_edges(
-                self.conn, self.level, self.first_s, self.end_s, wanted
+                self.conn, self.level, self.first_s, self.end_s, wanted, top=True
             )
         if not found:
             return edges

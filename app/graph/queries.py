@@ -77,6 +77,7 @@ class GraphQueries:
         sampling_rate: float | None = None,
         cache_windows: int = 2,
         cache_in_background: bool = False,
+        cache_max_edges: int | None = None,
     ) -> None:
         # Reads never write: on SQLite they must not take (and queue for) the write lock.
         self.engine, self.bucket_s = read_only(engine), bucket_s
@@ -95,6 +96,7 @@ class GraphQueries:
             to_graph_edge,
             cache_windows,
             cache_in_background,
+            cache_max_edges,
         )
 
     def _read_window(self, conn: Connection, key: WindowKey) -> dict[tuple[str, str], EdgeBucket]:

@@ -23,6 +23,13 @@ would most likely be changed again before a build finished (a dashboard's "last 
 ingest, touched by every flush), and a build that is thrown away still holds the GIL for its
 whole duration, slowing every request meanwhile (bench/graph.py --live-flush-s 5: p99 660 ms
 while one ran). Such a window is answered from the store.
+
+Memory: an entry holds ~3 KiB per edge, and the cardinality caps allow 100k edges per window
+(app/correlate/cardinality.py), so the entries are bounded in edges too (`max_edges`, setting
+`graph_cache_max_edges`): the least recently used entries leave until the kept ones hold at most
+`max_edges` edges together, and a window with more edges than that on its own is served from its
+build and not kept (`stats.too_large`); no background build is started for it again until a
+window of that key was seen small enough (its answers stay exact: they are merged per request).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ REBUILD_FACTOR = 5.0
 HOT_FACTOR = 2.0
 HOT_MIN_S = 15.0  # three default flush intervals: before any build was timed
 _CHANGES_KEPT = 256
+_TOO_LARGE_KEPT = 64  # window keys remembered as too large to keep (bounded: keys slide with time)
 
 
 class MergedWindow:
@@ -103,7 +111,7 @@ class MergedWindow:
         repo = ExemplarRepository()
         if pairs is None:
             if not self._all_exemplars:
-                found = repo.for_edges(conn, level, first, end)
+                found = repo.for_edges(conn, level, first, end, top=True)
                 self._exemplars = {p: found.get(p, []) for p in self.buckets} | found
                 self._all_exemplars = True
             return {p: e for p, e in self._exemplars.items() if e}
@@ -113,7 +121,7 @@ class MergedWindow:
             wanted &= self.with_exemplars
         missing = [p for p in wanted if p not in self._exemplars]
         if missing and not self._all_exemplars:
-            found = repo.for_edges(conn, level, first, end, missing)
+            found = repo.for_edges(conn, level, first, end, missing, top=True)
             for p in missing:
                 self._exemplars[p] = found.get(p, [])
         return {p: e for p in wanted if (e := self._exemplars.get(p))}
@@ -201,6 +209,7 @@ class CacheStats:
     builds: int = 0
     discarded: int = 0  # builds a change overtook
     live_skips: int = 0  # background builds not started: the window is live (`build_soon`)
+    too_large: int = 0  # builds served but not kept: more edges than `max_edges`
     last_build_s: float = 0.0
 
 
@@ -226,12 +235,15 @@ class WindowCache:
         edge_of: Callable[[str, str, EdgeBucket], GraphEdge],
         max_windows: int = 4,
         background: bool = True,
+        max_edges: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._read_window, self._connect, self._edge_of = read_window, connect, edge_of
         self._read_exemplar_pairs = read_exemplar_pairs
         self.max_windows, self.background = max_windows, background
+        self.max_edges = max_edges  # None: bounded in windows only
+        self._too_large: OrderedDict[WindowKey, int] = OrderedDict()  # key -> edges at its build
         self._monotonic, self._wall = monotonic, wall
         self._lock = threading.Lock()
         self._entries: OrderedDict[WindowKey, MergedWindow] = OrderedDict()
@@ -331,15 +343,38 @@ class WindowCache:
                 self._next_build[key] = self._monotonic() + REBUILD_FACTOR * took
                 if self._overtaken(key, since):
                     self.stats.discarded += 1
+                elif self.max_edges is not None and len(entry.buckets) > self.max_edges:
+                    self.stats.too_large += 1
+                    self._too_large[key] = len(entry.buckets)
+                    self._too_large.move_to_end(key)
+                    while len(self._too_large) > _TOO_LARGE_KEPT:
+                        self._too_large.popitem(last=False)
                 else:
+                    self._too_large.pop(key, None)
                     self._entries[key] = entry
-                    while len(self._entries) > self.max_windows:
-                        self._entries.popitem(last=False)
+                    self._evict()
             return entry
         finally:
             with self._lock:
                 del self._building[key]
             done.set()
+
+    def _evict(self) -> None:
+        """Least recently used entries out until both bounds hold (under `_lock`)."""
+        entries = self._entries
+        while len(entries) > self.max_windows:
+            entries.popitem(last=False)
+        if self.max_edges is not None:
+            while len(entries) > 1 and self._held_edges() > self.max_edges:
+                entries.popitem(last=False)
+
+    def _held_edges(self) -> int:
+        return sum(len(entry.buckets) for entry in self._entries.values())
+
+    def held_edges(self) -> int:
+        """Edges held by the kept entries (bounded by `max_edges`)."""
+        with self._lock:
+            return self._held_edges()
 
     def _make(self, conn: Connection, key: WindowKey) -> MergedWindow:
         buckets = self._read_window(conn, key)
@@ -350,6 +385,8 @@ class WindowCache:
         the window is live (`_live`, asked on `conn`)."""
         with self._lock:
             if self._closed or key in self._building or key in self._entries:
+                return None
+            if key in self._too_large:  # it would not be kept: requests merge it themselves
                 return None
             if self._monotonic() < self._next_build.get(key, -float("inf")):
                 return None

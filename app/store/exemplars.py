@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, tuple_
 
 from app.edge.bucket import EdgeKey
-from app.edge.exemplars import Exemplar, top_exemplars
+from app.edge.exemplars import EXEMPLARS_PER_KIND, Exemplar, top_exemplars
 from app.store.bulk import Bulk, chunks
 from app.store.edges import KEY_COLUMNS, bound_key
 from app.store.tables import exemplars as t
@@ -26,6 +26,8 @@ def _row_to_exemplar(row: Row[Any]) -> Exemplar:
 
 _VALUE_COLUMNS = ("kind", "trace_id", "duration_ms", "end_ns", "status_code")  # Exemplar's
 _COLUMNS = (*KEY_COLUMNS, "kind", "rank", "trace_id", "duration_ms", "end_ns", "status_code")
+# `for_edges(top=True)` reduces a pair's list once it holds this many (two kinds, twice over).
+_REDUCE_AT = 4 * EXEMPLARS_PER_KIND
 
 
 class ExemplarRepository:
@@ -69,9 +71,13 @@ class ExemplarRepository:
         first_bucket_s: int,
         end_s: int,
         pairs: Iterable[tuple[str, str]] | None = None,
+        *,
+        top: bool = False,
     ) -> dict[tuple[str, str], list[Exemplar]]:
         """Exemplars of the window for these (source, target) pairs (all when None), not yet
-        reduced to top-N."""
+        reduced to top-N; with `top`, reduced per pair as they are read (top-N is associative,
+        so the readers' own reduction over several pairs gives the same answer), which bounds
+        what a whole window holds (638k rows were ~200 MiB on bench/cardinality.py's hour)."""
         base = select(t).where(
             t.c.level == level, t.c.bucket_start_s >= first_bucket_s, t.c.bucket_start_s < end_s
         )
@@ -86,7 +92,13 @@ class ExemplarRepository:
         out: dict[tuple[str, str], list[Exemplar]] = {}
         for stmt in statements:
             for row in conn.execute(stmt):
-                out.setdefault((row.source, row.target), []).append(_row_to_exemplar(row))
+                kept = out.setdefault((row.source, row.target), [])
+                kept.append(_row_to_exemplar(row))
+                if top and len(kept) >= _REDUCE_AT:
+                    kept[:] = top_exemplars(kept)
+        if top:
+            for kept in out.values():
+                kept[:] = top_exemplars(kept)
         return out
 
     def pairs_in(

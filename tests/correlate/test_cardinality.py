@@ -30,7 +30,12 @@ def external(host: str) -> Endpoint:
         ("github.com", None),
         ("10.1.2.3", None),
         ("[2001:db8::1]", None),
+        ("2001:db8::1", None),
+        ("::ffff:10.1.2.3", None),
         ("*.s3.amazonaws.com", None),
+        # numeric last labels that are not IPs are grouped (only real IPs are left alone)
+        ("1.2.3.4.5", "*.3.4.5"),
+        ("svc.ns.10", "*.ns.10"),
     ],
 )
 def test_domain_group(host: str, group: str | None) -> None:

@@ -258,3 +258,50 @@ def test_a_live_window_is_not_rebuilt_in_the_background(engine: Engine) -> None:
         rebuilt.join()
     assert q.cache.get(live) is not None
     q.cache.close()
+
+
+def _sizes(engine: Engine, windows: list[Window]) -> list[int]:
+    """Edges of each window's entry, built by an unbounded cache."""
+    q = GraphQueries(engine, 60, cache_windows=len(windows))
+    for window in windows:
+        q.graph(window, Level.SERVICE)
+    return [len(entry.buckets) for entry in q.cache._entries.values()]
+
+
+def test_a_window_with_more_edges_than_the_bound_is_answered_but_not_kept(
+    engine: Engine,
+) -> None:
+    build(engine)
+    window = Window(NOW - 900, NOW)
+    (size,) = _sizes(engine, [window])
+    uncached = GraphQueries(engine, 60, cache_windows=0)
+    q = GraphQueries(engine, 60, cache_max_edges=size - 1, cache_in_background=True)
+    for _ in range(2):  # listings build and wait: answered from the build each time
+        assert q.services(window, Level.SERVICE, None) == uncached.services(
+            window, Level.SERVICE, None
+        )
+    assert q.cache.stats.builds == 2 and q.cache.stats.too_large == 2
+    assert not q.cache._entries and q.cache.held_edges() == 0
+    # A neighbourhood does not start a background build that would not be kept either.
+    assert _json(q.graph(window, Level.SERVICE, service="default/reviews")) == _json(
+        uncached.graph(window, Level.SERVICE, service="default/reviews")
+    )
+    q.cache.close()
+    assert q.cache.stats.builds == 2
+
+
+def test_the_entries_hold_at_most_max_edges_together(engine: Engine) -> None:
+    _random_store(engine, seed=7)
+    windows = [Window(START, START + 1800), Window(START + 1800, START + 3600)]
+    first, second = _sizes(engine, windows)
+    assert first > 0 and second > 0
+    q = GraphQueries(engine, 60, cache_windows=2, cache_max_edges=max(first, second))
+    for window in windows:
+        q.graph(window, Level.SERVICE)
+    # Both fit the window count, not the edge bound: the least recently used one left.
+    assert [len(e.buckets) for e in q.cache._entries.values()] == [second]
+    assert q.cache.held_edges() == second
+    both_fit = GraphQueries(engine, 60, cache_windows=2, cache_max_edges=first + second)
+    for window in windows:
+        both_fit.graph(window, Level.SERVICE)
+    assert both_fit.cache.held_edges() == first + second

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import threading
 from typing import Any
 
@@ -8,7 +9,7 @@ from sqlalchemy import Engine, select
 from app.domain import Level, NodeKind
 from app.edge.batch import TraceHop
 from app.edge.bucket import EdgeBucket, EdgeKey
-from app.edge.exemplars import Exemplar
+from app.edge.exemplars import Exemplar, top_exemplars
 from app.edge.merge import merge_rows
 from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats
@@ -216,3 +217,30 @@ def test_sketch_bytes_merge_like_decoded_sketches() -> None:
         merged.add(3.0)
         merged.merge_encoded(sketch.to_bytes())
         assert merged == expected and merged.count == expected.count
+
+
+def test_exemplars_read_reduced_are_the_top_of_those_read_plainly(engine: Engine) -> None:
+    """`for_edges(top=True)` (speed/memory only) against the plain read reduced afterwards."""
+    rng = random.Random(5)
+    for flush in range(6):  # a bucket per flush: each keeps its own top-N rows
+        edges = {}
+        for source, target in ((A, B), (B, A), (A, "default/c")):
+            bucket = l7_bucket([1.0])
+            bucket.exemplars = [
+                Exemplar(kind, f"{rng.getrandbits(20):032x}", rng.uniform(1, 50), flush, "")
+                for kind in ("slowest", "failed")
+                for _ in range(3)
+            ]
+            edges[(60 * flush, source, target)] = bucket
+        write_batch(engine, batch(edges))
+    repo = ExemplarRepository()
+    with engine.connect() as conn:
+        plain = repo.for_edges(conn, "service", 0, 360)
+        reduced = repo.for_edges(conn, "service", 0, 360, top=True)
+        some = repo.for_edges(conn, "service", 0, 360, [(A, B)], top=True)
+    assert all(len(rows) == 36 for rows in plain.values())
+    assert {p: top_exemplars(rows) for p, rows in plain.items()} == reduced
+    assert some == {(A, B): reduced[(A, B)]}
+    # Readers reduce over several pairs (moved and rejoined edges): the same either way.
+    both = [*plain[(A, B)], *plain[(B, A)]]
+    assert top_exemplars(both) == top_exemplars([*reduced[(A, B)], *reduced[(B, A)]])
