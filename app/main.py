@@ -38,6 +38,7 @@ from app.correlate.identity import NodeIdentity
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics, max_series_for
 from app.domain import NO_L4_INPUT
 from app.edge.batch import AggregateBatch
+from app.edge.recent_hops import RecentHops
 from app.grafana.routes import build_grafana_router
 from app.graph.queries import GraphQueries
 from app.ingest.decoder_choice import select_protobuf_decoder
@@ -105,6 +106,7 @@ def build_pipeline(
     identity: NodeIdentity | None = None,
     guard: CardinalityGuard | None = None,
     checkpoints: WalCheckpointer | None = None,
+    recent_hops: RecentHops | None = None,
 ) -> IngestPipeline:
     identity = identity if identity is not None else build_identity(settings)
     guard = guard if guard is not None else build_guard(settings)
@@ -124,7 +126,12 @@ def build_pipeline(
 
     return IngestPipeline(
         correlator,
-        EdgeAggregator(settings.bucket_s, identity=identity, guard=guard),
+        EdgeAggregator(
+            settings.bucket_s,
+            identity=identity,
+            guard=guard,
+            recent_hops=recent_hops if recent_hops is not None else RecentHops(0),
+        ),
         write,
         queue_spans=settings.ingest_queue_spans,
         queue_bytes=settings.ingest_queue_bytes,
@@ -173,8 +180,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     readiness.register("kubernetes_pods", lambda: directory_state(settings, pods_choice, directory))
     guard = build_guard(settings)
     checkpoints = WalCheckpointer(engine) if settings.is_sqlite else None
+    recent_hops = RecentHops(settings.recent_trace_hops)  # written by ingest, read by /traces
     pipeline = build_pipeline(
-        settings, engine, service_graph, directory, identity, guard, checkpoints
+        settings, engine, service_graph, directory, identity, guard, checkpoints, recent_hops
     )
     # With several replicas on one PostgreSQL only the holder of the poll lock polls ztunnel.
     leadership = None if settings.is_sqlite else PollLeadership(engine)
@@ -193,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_windows=settings.graph_cache_windows,
         cache_max_edges=settings.graph_cache_max_edges,
         cache_in_background=True,
+        recent_hops=recent_hops,
     )
 
     @asynccontextmanager

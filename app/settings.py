@@ -156,6 +156,14 @@ class Settings(BaseSettings):
         "its own merge and not kept.",
     )
 
+    recent_trace_hops: int = Field(
+        default=100_000,
+        ge=0,
+        description="Trace hops kept in memory for `/traces/{id}` (about 0.4 KiB each: ~40 MiB at "
+        "the default); the store keeps only exemplar traces' hops. The last this many hops this "
+        "process received can be looked up; 0 = exemplar traces only.",
+    )
+
     # ztunnel L4 polling
     ztunnel_targets: str = Field(
         default="", description="Comma-separated ztunnel metrics URLs to scrape directly."

@@ -11,8 +11,9 @@ decode → normalize → pair → aggregate pipeline the target in DESIGN.md is 
 Against `meshstitch serve` two rates are printed: "accepted" (POSTs answered; spans may still be
 queued) and "processed" (until /metrics shows the ingest queue empty, i.e. correlated and
 aggregated too). `--stages` adds an in-process breakdown on the same payload: decode, correlate
-(`SpanCorrelator.add`), aggregate (`EdgeAggregator.add_l7`), the service-graph metrics observer,
-and the HTTP overhead of the OTLP router over a real uvicorn with a counting sink (its per-span
+(`SpanCorrelator.add`, and the drain of the spans still waiting for a parent at the end),
+aggregate (`EdgeAggregator.add_l7`), the service-graph metrics observer, the aggregate's drain and
+its write to a fresh SQLite store (one flush), and the HTTP overhead of the OTLP router over a real uvicorn with a counting sink (its per-span
 time minus decode's). In-process times are CPU time of the measuring thread (robust to other load
 on a shared machine), medians over `--repeat` rounds.
 """
@@ -33,6 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -230,39 +232,74 @@ def time_in_process(
 def stage_times(
     batches: list[bytes], spans: int, repeat: int, decoder: ProtobufDecoder
 ) -> dict[str, float]:
-    """Median µs per span of each worker stage on the bench payload, fresh state per round."""
+    """Median µs per span of each worker stage on the bench payload, fresh state per round.
+
+    Every span is followed to the store: the waypoint spans that wait for a parent (80 % of the
+    payload) leave the pairing store at the end of the round (`drain`, as expiry would) and are
+    correlated, aggregated and observed there; then the aggregate is drained and written to a
+    fresh SQLite store in one transaction, as the worker's flush does."""
     from app.correlate.aggregate import EdgeAggregator
     from app.correlate.correlator import SpanCorrelator
     from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+    from app.edge.recent_hops import RecentHops
+    from app.gc_tuning import tune_gc
     from app.settings import Settings
+    from app.store.engine import create_store_engine
+    from app.store.schema import ensure_schema
+    from app.store.writer import write_batch
 
+    tune_gc()  # the collector as `meshstitch serve` sets it
     settings = Settings()
-    times: dict[str, list[float]] = {"decode": [], "correlate": [], "aggregate": [], "observer": []}
+    stages = ("decode", "correlate", "aggregate", "observer", "drain + store write (SQLite)")
+    times: dict[str, list[float]] = {stage: [] for stage in stages}
     for _ in range(repeat):
         correlator = SpanCorrelator(
             settings.pairing_wait_s, settings.pairing_max_items, settings.bucket_s
         )
-        aggregator = EdgeAggregator(settings.bucket_s)
+        aggregator = EdgeAggregator(
+            settings.bucket_s, recent_hops=RecentHops(settings.recent_trace_hops)
+        )
         metrics = ServiceGraphMetrics()
         round_times = dict.fromkeys(times, 0.0)
+
         for batch in batches:
             started = time.thread_time()
             decoded = decoder.decode(batch, settings.max_attributes_per_span).spans
             decoded_at = time.thread_time()
-            observations = correlator.add(decoded, time.time_ns())
-            correlated_at = time.thread_time()
-            for obs in observations:
-                aggregator.add_l7(obs)
-            aggregated_at = time.thread_time()
-            metrics.observe(observations)
-            observed_at = time.thread_time()
             round_times["decode"] += decoded_at - started
-            round_times["correlate"] += correlated_at - decoded_at
-            round_times["aggregate"] += aggregated_at - correlated_at
-            round_times["observer"] += observed_at - aggregated_at
+            observed = correlator.add(decoded, time.time_ns())
+            _aggregate_timed(observed, decoded_at, round_times, aggregator, metrics)
+        started = time.thread_time()
+        _aggregate_timed(correlator.drain(), started, round_times, aggregator, metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = create_store_engine(f"sqlite:///{tmp}/stages.db")
+            ensure_schema(engine, auto_upgrade=True)
+            started = time.thread_time()
+            write_batch(engine, aggregator.drain())
+            round_times[stages[-1]] += time.thread_time() - started
+            engine.dispose()
         for stage, seconds in round_times.items():
             times[stage].append(seconds / (spans * len(batches)) * 1e6)
     return {stage: statistics.median(values) for stage, values in times.items()}
+
+
+def _aggregate_timed(
+    observations: list[Any],
+    started: float,
+    round_times: dict[str, float],
+    aggregator: Any,
+    metrics: Any,
+) -> None:
+    """Count the thread time since `started` as correlation (it made `observations`), then
+    aggregate and observe them, timed."""
+    correlated_at = time.thread_time()
+    round_times["correlate"] += correlated_at - started
+    for obs in observations:
+        aggregator.add_l7(obs)
+    aggregated_at = time.thread_time()
+    metrics.observe(observations)
+    round_times["aggregate"] += aggregated_at - correlated_at
+    round_times["observer"] += time.thread_time() - aggregated_at
 
 
 def queued_spans(base_url: str) -> float:

@@ -235,7 +235,12 @@ def build_graph_router(queries: GraphQueries, clock: Callable[[], float] = time.
     ) -> Any:
         result = await run_in_threadpool(queries.trace, trace_id.lower())
         if result is None:
-            raise Problem(404, "Unknown trace", f"no hops stored for trace {trace_id.lower()}")
+            raise Problem(
+                404,
+                "Unknown trace",
+                f"trace {trace_id.lower()} is neither an exemplar trace in the store nor among "
+                "this process's recent hops (MESHSTITCH_RECENT_TRACE_HOPS)",
+            )
         return FastJSONResponse(result)
 
     return router

@@ -28,7 +28,9 @@ workload level under its service node id, so no edge is missing from the workloa
   the traffic is still counted, under those names, and counted again in the guard's `overflow_requests` /
   `overflow_samples`.
 - Nodes seen: source, target and the `via` waypoint (kind WAYPOINT), per level, first/last seen
-  in end-time seconds. One `TraceHop` per observation that has a trace id (service level ids).
+  in end-time seconds.
+- Trace hops: one per observation that has a trace id (service level ids), into the recent ring;
+  the batch carries those of exemplar traces only (app/correlate/kept_traces.py).
 """
 
 from __future__ import annotations
@@ -39,15 +41,17 @@ from collections.abc import Callable
 
 from app.correlate.cardinality import CardinalityGuard
 from app.correlate.identity import NodeIdentity
+from app.correlate.kept_traces import KeptTraces
 from app.domain import Endpoint, L4Sample, L7MetricSample, L7Observation, Level, NodeKind
-from app.edge.batch import AggregateBatch, NodeSeen, TraceHop
+from app.edge.batch import AggregateBatch, NodeSeen
 from app.edge.bucket import EdgeBucket, EdgeKey
 from app.edge.exemplars import FAILED, SLOWEST, Offer, keep_best, kept_exemplars
 from app.edge.fields import SOLE
+from app.edge.recent_hops import HopEntry, RecentHops, trace_hop
 from app.edge.sketch import MIN_VALUE_MS, LatencySketch
 from app.edge.stats import L4Stats
 from app.edge.zones import zone_key
-from app.hot_path import IdentityMemo, fast_constructor
+from app.hot_path import IdentityMemo
 
 _NS = 1_000_000_000
 _CACHE_MAX = 8192
@@ -124,28 +128,6 @@ class _Route:
                 seen.last_seen_s = last
 
 
-_new_hop = fast_constructor(TraceHop)
-
-
-def _trace_hop(obs: L7Observation, source: str, target: str) -> TraceHop:
-    """The `TraceHop` of an observation (built without the frozen dataclass's `__init__`)."""
-    end_ns, duration_ms, cause = obs.end_ns, obs.duration_ms, obs.error_cause
-    return _new_hop(
-        obs.trace_id.hex(),
-        obs.span_id.hex(),
-        obs.parent_span_id.hex(),
-        source,
-        target,
-        obs.via,
-        end_ns - int(duration_ms * 1e6),
-        end_ns,
-        duration_ms,
-        obs.status_code,
-        cause._value_ if cause is not None else "",
-        obs.provenance._value_,
-    )
-
-
 class EdgeAggregator:
     def __init__(
         self,
@@ -153,7 +135,12 @@ class EdgeAggregator:
         clock_s: Callable[[], float] = time.time,
         identity: NodeIdentity | None = None,
         guard: CardinalityGuard | None = None,
+        recent_hops: RecentHops | None = None,
     ) -> None:
+        # Which hops the store keeps (exemplar traces'); all enter `recent_hops` (none kept: 0).
+        self.kept_traces = KeptTraces(
+            recent_hops if recent_hops is not None else RecentHops(0), clock_s
+        )
         self.guard = guard if guard is not None else CardinalityGuard()
         # L4 samples are named through identity here (L7 observations arrive named by the
         # correlator); its new aliases leave with each batch for the store.
@@ -163,8 +150,9 @@ class EdgeAggregator:
         self._closed_before_s: int | None = None  # buckets starting earlier are closed
         self._edges: dict[EdgeKey, _EdgeState] = {}
         self._nodes: dict[tuple[str, Level], NodeSeen] = {}
-        # (observation, source service id, target service id): TraceHop rows are built at drain.
-        self._hops: list[tuple[L7Observation, str, str]] = []
+        # (observation, source service id, target service id): a TraceHop is built at
+        # drain for each one stored (app/correlate/kept_traces.py).
+        self._hops: list[HopEntry] = []
         # endpoint → (service node id, workload node id), by identity: the correlator reuses
         # cached endpoints.
         self._ids: IdentityMemo[Endpoint, tuple[str, str]] = IdentityMemo(_CACHE_MAX)
@@ -387,11 +375,11 @@ class EdgeAggregator:
     # ---- drain ----------------------------------------------------------------------------------
     def drain(self) -> AggregateBatch:
         self._flush_routes()
-        hop = _trace_hop
+        kept = self.kept_traces.select(self._hops, self._exemplar_trace_ids())
         batch = AggregateBatch(
             edges={key: state.finish() for key, state in self._edges.items()},
             nodes=self._nodes,
-            hops=[hop(obs, source, target) for obs, source, target in self._hops],
+            hops=[trace_hop(obs, source, target) for obs, source, target in kept],
             aliases=self.identity.drain_new(),
             batch_id=uuid.uuid4().hex,
         )
@@ -400,6 +388,15 @@ class EdgeAggregator:
         if self._closed_before_s is None or closed > self._closed_before_s:
             self._closed_before_s = closed
         return batch
+
+    def _exemplar_trace_ids(self) -> set[bytes]:
+        ids: set[bytes] = set()
+        for state in self._edges.values():
+            for offer in state.slowest:
+                ids.add(offer[1])
+            for offer in state.failed:
+                ids.add(offer[1])
+        return ids
 
     # ---- nodes ----------------------------------------------------------------------------------
     def _node_ids(self, endpoint: Endpoint) -> tuple[str, str]:

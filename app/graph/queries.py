@@ -21,6 +21,7 @@ from app.domain import Alias, Coverage, Level, NodeKind, Reporter, ZtunnelCount
 from app.edge.bucket import EdgeBucket
 from app.edge.fields import SOLE
 from app.edge.merge import merge_rows_by_bucket, merge_values
+from app.edge.recent_hops import RecentHops, merge_hops
 from app.edge.stats import l7_stats
 from app.graph import advisor
 from app.graph.aliases import cached_aliases, name_forms
@@ -78,6 +79,7 @@ class GraphQueries:
         cache_windows: int = 2,
         cache_in_background: bool = False,
         cache_max_edges: int | None = None,
+        recent_hops: RecentHops | None = None,
     ) -> None:
         # Reads never write: on SQLite they must not take (and queue for) the write lock.
         self.engine, self.bucket_s = read_only(engine), bucket_s
@@ -87,6 +89,8 @@ class GraphQueries:
             EdgeRepository(),
             TraceHopRepository(),
         )
+        # Hops of recent traces the store does not keep (app/correlate/kept_traces.py).
+        self.recent_hops = recent_hops if recent_hops is not None else RecentHops(0)
         self.aliases = cached_aliases(self._read_aliases)
         self.first_data = ReadEvery(self._read_first_data)
         self.cache = WindowCache(
@@ -521,7 +525,9 @@ class GraphQueries:
         L4 of its edge in that range, and the L4-only edges between the trace's services."""
         b = self.bucket_s
         with self.engine.connect() as conn:
-            hops = self._hops.hops(conn, trace_id)
+            hops = merge_hops(
+                self._hops.hops(conn, trace_id), self.recent_hops.hops(bytes.fromhex(trace_id))
+            )
             if not hops:
                 return None
             first = min(h.start_ns for h in hops) // 10**9 // b * b
