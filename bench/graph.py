@@ -1,7 +1,10 @@
 """Benchmark: GET /graph?service=x&depth=2&window=1h on a store of 5,000 services / 50,000 edges.
 
 Builds the store through the repositories (SQLite file in a temp dir, or --database-url), serves
-the graph router with a real uvicorn on 127.0.0.1, and times requests for random services.
+the graph router from a server process of its own (uvicorn configured as `meshstitch serve`:
+uvloop, httptools) on 127.0.0.1, and times requests for random services from this process.
+`--same-process` serves from a thread of the bench process instead, as the bench did before: its
+client then competes with the server for one GIL, which no deployment does.
 
 Activity pattern: every edge is active in --active-buckets of the hour's 60 one-minute buckets
 (spread evenly, phase-shifted per edge), so the default 12 means 600k bucket rows; pass
@@ -18,7 +21,7 @@ up; `--no-cache` reads every request from the store, as before the cache.
 
     .venv/bin/python bench/graph.py [--database-url postgresql+psycopg://…] [--requests 300]
         [--offset-s 1500] [--fine-only] [--no-cache] [--no-listings] [--live-flush-s 5]
-        [--db-dir /tmp/meshstitch-bench]
+        [--db-dir /tmp/meshstitch-bench] [--same-process]
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import app.store.edges as edges_module
 from app.api.graph import build_graph_router
 from app.api.problems import install_problem_handlers
+from app.cli import uvicorn_config
 from app.domain import Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen
 from app.edge.bucket import EdgeBucket, EdgeKey
@@ -52,6 +58,7 @@ from app.edge.sketch import LatencySketch
 from app.edge.stats import L4Stats
 from app.graph.queries import GraphQueries
 from app.graph.window import Window
+from app.settings import Settings
 from app.store.edges import EdgeRepository, window_parts
 from app.store.engine import create_store_engine
 from app.store.nodes import NodeRepository
@@ -174,6 +181,63 @@ def build_store(
     return ids
 
 
+def graph_app(url: str, now: float, cache_windows: int, background: bool) -> tuple[Any, Any]:
+    """The graph router over `url` with the clock at `now`, and its queries; plus
+    `/bench/cache-stats` so a client in another process can read the window cache's counts."""
+    engine = create_store_engine(url)
+    app = FastAPI()
+    install_problem_handlers(app)
+    queries = GraphQueries(
+        engine, BUCKET_S, cache_windows=cache_windows, cache_in_background=background
+    )
+    app.include_router(build_graph_router(queries, clock=lambda: now))
+
+    @app.get("/bench/cache-stats")
+    def cache_stats() -> dict[str, int]:
+        stats = queries.cache.stats
+        return {
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "builds": stats.builds,
+            "live_skips": stats.live_skips,
+        }
+
+    return app, queries
+
+
+def read_only_fine() -> None:
+    """`--fine-only`: the read path before roll-ups (fine rows only), on the same store."""
+    edges_module.window_parts = lambda first, end, bucket_s: (  # type: ignore[assignment]
+        [(None, first, end)] if end > first else []
+    )
+
+
+def serve_graph(argv: list[str]) -> None:
+    """`--serve-graph URL NOW CACHE_WINDOWS BACKGROUND FINE_ONLY PORT`: the server process,
+    configured as `meshstitch serve` runs uvicorn (uvloop, httptools, no access log)."""
+    url, now, cache_windows, background, fine_only, port = argv
+    if fine_only == "1":
+        read_only_fine()
+    app, _ = graph_app(url, float(now), int(cache_windows), background == "1")
+    settings = Settings(host="127.0.0.1", http_port=int(port), log_level="warning")
+    uvicorn.Server(uvicorn_config(app, settings)).run()
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    """Until the server process answers on `port` (bounded; fails if it exits)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"graph server exited with {process.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/bench/cache-stats", timeout=5).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise SystemExit("graph server did not answer within 120 s") from None
+            time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -181,6 +245,9 @@ def free_port() -> int:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-graph"]:
+        serve_graph(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -207,6 +274,12 @@ def main() -> None:
         help="write a flush into the window's last bucket every N s while timing, with the "
         "cache built in the background as `meshstitch serve` does (a live dashboard)",
     )
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="serve from a thread of the bench process (its client then shares the server's "
+        "GIL, as before); default: a server process of its own",
+    )
     args = parser.parse_args()
     if args.offset_s % BUCKET_S:
         parser.error("--offset-s must be a multiple of 60")
@@ -227,9 +300,7 @@ def main() -> None:
         reuse,
     )
     if args.fine_only:  # the read path before roll-ups, on the same store
-        edges_module.window_parts = lambda first, end, bucket_s: (  # type: ignore[assignment]
-            [(None, first, end)] if end > first else []
-        )
+        read_only_fine()
     now = float(HOUR_END + args.offset_s)
     first, end = Window(now - 3600, now).bucket_range(BUCKET_S)
     parts = window_parts(first, end, BUCKET_S)
@@ -245,23 +316,25 @@ def main() -> None:
     if args.live_flush_s and not args.database_url:  # live writes must not change the kept store
         shutil.copy(db, Path(tmp.name) / "live.db")
         url = f"sqlite:///{Path(tmp.name) / 'live.db'}"
-    engine = create_store_engine(url)
-    app = FastAPI()
-    install_problem_handlers(app)
-    queries = GraphQueries(
-        engine,
-        BUCKET_S,
-        cache_windows=0 if args.no_cache else 2,
-        cache_in_background=bool(args.live_flush_s),
-    )
+    engine = create_store_engine(url)  # the live writer's, and the dialect's name
     live = LiveWriter(engine, ids, int(now) // BUCKET_S * BUCKET_S - BUCKET_S, args)
-    app.include_router(build_graph_router(queries, clock=lambda: now))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    cache_windows = 0 if args.no_cache else 2
+    if args.same_process:  # as before: the client's Python shares the server's GIL
+        app, _ = graph_app(url, now, cache_windows, bool(args.live_flush_s))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+    else:  # a server process of its own, as a dashboard's requests meet meshstitch
+        flags = [str(int(bool(args.live_flush_s))), str(int(args.fine_only)), str(port)]
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-graph", url, str(now), str(cache_windows), *flags]
+        )
+        wait_listening(port, process)
 
     rng = random.Random(args.seed + 1)
     timings, edge_counts = [], []
@@ -280,13 +353,14 @@ def main() -> None:
             if i == 0:
                 first_ms = elapsed
             if i == 19:
-                hits_before, misses_before = queries.cache.stats.hits, queries.cache.stats.misses
+                before = client.get("/bench/cache-stats").json()
+                hits_before, misses_before = before["hits"], before["misses"]
             if i >= 20:  # warm-up excluded
                 timings.append(elapsed)
                 edge_counts.append(len(response.json()["edges"]))
         live.stop()
-        hits = queries.cache.stats.hits - hits_before
-        misses = queries.cache.stats.misses - misses_before
+        stats = client.get("/bench/cache-stats").json()
+        hits, misses = stats["hits"] - hits_before, stats["misses"] - misses_before
         listings = {}  # the whole window's merge behind them is the cached one
         for path in () if args.no_listings else ("/services", "/edges", "/coverage", "/graph"):
             took = []
@@ -295,9 +369,12 @@ def main() -> None:
                 client.get(path, params={"window": "1h"}).raise_for_status()
                 took.append((time.perf_counter() - began) * 1000)
             listings[path] = statistics.median(took)
-    server.should_exit = True
-    thread.join()
-    queries.cache.close()
+    if args.same_process:
+        server.should_exit = True
+        thread.join()
+    else:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
     engine.dispose()
     timings.sort()
     p = lambda q: timings[min(len(timings) - 1, int(q * len(timings)))]  # noqa: E731
@@ -315,8 +392,8 @@ def main() -> None:
         print(
             f"live: a flush every {args.live_flush_s:g} s ({live.flushes} written); "
             f"requests answered from the cached window: {hits} of {hits + misses}, the rest "
-            f"from the store (background builds {queries.cache.stats.builds}, not started on "
-            f"a live window {queries.cache.stats.live_skips})"
+            f"from the store (background builds {stats['builds']}, not started on "
+            f"a live window {stats['live_skips']})"
         )
     if listings:
         print(
