@@ -157,10 +157,10 @@ class Settings(BaseSettings):
     )
 
     recent_trace_hops: int = Field(
-        default=100_000,
+        default=50_000,
         ge=0,
-        description="Trace hops kept in memory for `/traces/{id}` (about 0.4 KiB each: ~40 MiB at "
-        "the default); the store keeps only exemplar traces' hops. The last this many hops this "
+        description="Trace hops kept in memory for `/traces/{id}` (about 0.4 KiB each, 0.8 KiB "
+        "when every name is new: ~20-40 MiB at the default); the store keeps only exemplar traces' hops. The last this many hops this "
         "process received can be looked up; 0 = exemplar traces only.",
     )
 
