@@ -130,7 +130,7 @@ def build_pipeline(
             settings.bucket_s,
             identity=identity,
             guard=guard,
-            recent_hops=recent_hops if recent_hops is not None else RecentHops(0),
+            recent_hops=recent_hops,  # None: the aggregator keeps none in memory
         ),
         write,
         queue_spans=settings.ingest_queue_spans,

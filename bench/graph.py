@@ -321,7 +321,7 @@ def main() -> None:
     port = free_port()
     cache_windows = 0 if args.no_cache else 2
     if args.same_process:  # as before: the client's Python shares the server's GIL
-        app, _ = graph_app(url, now, cache_windows, bool(args.live_flush_s))
+        app, queries = graph_app(url, now, cache_windows, bool(args.live_flush_s))
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         )
@@ -372,6 +372,7 @@ def main() -> None:
     if args.same_process:
         server.should_exit = True
         thread.join()
+        queries.cache.close()  # its background builds read on the engine
     else:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
