@@ -45,7 +45,7 @@ from app.correlate.kept_traces import KeptTraces
 from app.domain import Endpoint, L4Sample, L7MetricSample, L7Observation, Level, NodeKind
 from app.edge.batch import AggregateBatch, NodeSeen
 from app.edge.bucket import EdgeBucket, EdgeKey
-from app.edge.exemplars import FAILED, SLOWEST, Offer, keep_best, kept_exemplars
+from app.edge.exemplars import FAILED, SLOWEST, Offer, floor_ms, keep_best, kept_exemplars
 from app.edge.fields import SOLE
 from app.edge.recent_hops import HopEntry, RecentHops, trace_hop
 from app.edge.sketch import MIN_VALUE_MS, LatencySketch
@@ -60,18 +60,27 @@ _SERVICE, _WORKLOAD = Level.SERVICE, Level.WORKLOAD
 
 
 class _EdgeState:
-    __slots__ = ("bucket", "failed", "slow_floor_ms", "slowest")
+    __slots__ = ("bucket", "carried", "failed", "slow_floor_ms", "slowest")
 
-    def __init__(self) -> None:
+    def __init__(self, carried: tuple[list[Offer], list[Offer]] | None = None) -> None:
         self.bucket = EdgeBucket()
-        self.slowest: list[Offer] = []  # app/edge/exemplars.py keep_best
-        self.slow_floor_ms = -1.0  # shorter than this cannot become a slowest exemplar
-        self.failed: list[Offer] = []
+        # The exemplars this process already flushed for the same edge bucket (still open):
+        # new offers compete with them, and only those that win leave with the next batch.
+        self.carried = carried
+        slowest, failed = carried if carried is not None else ((), ())
+        self.slowest: list[Offer] = list(slowest)  # app/edge/exemplars.py keep_best
+        # Shorter than this cannot become a slowest exemplar.
+        self.slow_floor_ms = floor_ms(self.slowest)
+        self.failed: list[Offer] = list(failed)
 
     def finish(self) -> EdgeBucket:
+        slowest, failed = self.slowest, self.failed
+        if self.carried is not None:  # already in the store: not written again
+            slowest = [o for o in slowest if o not in self.carried[0]]
+            failed = [o for o in failed if o not in self.carried[1]]
         self.bucket.exemplars = [
-            *kept_exemplars(SLOWEST, self.slowest),
-            *kept_exemplars(FAILED, self.failed),
+            *kept_exemplars(SLOWEST, slowest),
+            *kept_exemplars(FAILED, failed),
         ]
         return self.bucket
 
@@ -149,6 +158,8 @@ class EdgeAggregator:
         self._clock_s = clock_s
         self._closed_before_s: int | None = None  # buckets starting earlier are closed
         self._edges: dict[EdgeKey, _EdgeState] = {}
+        # Per edge bucket still open: the exemplars (slowest, failed) kept at the last drain.
+        self._carried: dict[EdgeKey, tuple[list[Offer], list[Offer]]] = {}
         self._nodes: dict[tuple[str, Level], NodeSeen] = {}
         # (observation, source service id, target service id): a TraceHop is built at
         # drain for each one stored (app/correlate/kept_traces.py).
@@ -231,7 +242,7 @@ class EdgeAggregator:
     def _state(self, key: EdgeKey) -> _EdgeState:
         state = self._edges.get(key)
         if state is None:
-            state = self._edges[key] = _EdgeState()
+            state = self._edges[key] = _EdgeState(self._carried.get(key))
         return state
 
     @staticmethod
@@ -383,11 +394,33 @@ class EdgeAggregator:
             aliases=self.identity.drain_new(),
             batch_id=uuid.uuid4().hex,
         )
+        edges = self._edges
         self._edges, self._nodes, self._hops = {}, {}, []
         closed = self.bucket_start(self._clock_s()) - self._bucket_s
         if self._closed_before_s is None or closed > self._closed_before_s:
             self._closed_before_s = closed
+        self._carry(edges, self._closed_before_s)
         return batch
+
+    def _carry(self, edges: dict[EdgeKey, _EdgeState], closed_before_s: int) -> None:
+        """Remember the exemplars just flushed for the buckets still open, so that the next
+        batch of the same edge bucket holds only the exemplars that beat them.
+
+        The store merges exemplars as a top-N of the union (app/store/exemplars.py), and the
+        carried ones are already in it, so it ends with the same rows; what the later flushes
+        of a bucket no longer write are the offers that cannot be in its top-N (the exemplar
+        rows and, through `kept_traces`, the hops of traces that never become exemplars).
+        Bounded by the open buckets' edges; a late bucket is not carried (it is written whole).
+        """
+        carried = {
+            key: pair
+            for key, pair in self._carried.items()
+            if key.bucket_start_s >= closed_before_s
+        }
+        for key, state in edges.items():
+            if key.bucket_start_s >= closed_before_s and (state.slowest or state.failed):
+                carried[key] = (state.slowest, state.failed)
+        self._carried = carried
 
     def _exemplar_trace_ids(self) -> set[bytes]:
         ids: set[bytes] = set()
