@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MAX_EXACT ((uint64_t)1 << 53) /* totals a double holds exactly (the reference's float) */
 
@@ -187,10 +188,95 @@ done:
     return result;
 }
 
+
+static void put_varint(unsigned char *out, Py_ssize_t *pos, uint64_t n) {
+    while (n > 0x7F) {
+        out[(*pos)++] = (unsigned char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    out[(*pos)++] = (unsigned char)n;
+}
+
+#define MAX_KEY_SPAN ((int64_t)1 << 61) /* a later delta's zigzag (2 * delta) stays in 63 bits */
+
+/* merge(a, b) -> bytes | None: app/edge/sketch_codec.py `merge_encoded_reference(a, b)`, the
+ * stored form of the two sketches' summed bins, byte for byte; None where a part is not of the
+ * form read_part accepts (or the merged keys span more than 2^61), for the reference to answer. */
+static PyObject *merge(PyObject *self, PyObject *args) {
+    PyObject *a, *b;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &a, &b)) return NULL;
+    if (!PyBytes_Check(a) || !PyBytes_Check(b)) Py_RETURN_NONE;
+    Merge ma = {NULL, 0, 0, 0, 0, 1}, mb = {NULL, 0, 0, 0, 0, 1};
+    PyObject *result = NULL;
+    unsigned char *out = NULL;
+    int read = read_part(&ma, (const unsigned char *)PyBytes_AS_STRING(a), PyBytes_GET_SIZE(a));
+    if (read > 0)
+        read = read_part(&mb, (const unsigned char *)PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+    if (read < 0) goto done;
+    if (read == 0 || ma.total > MAX_EXACT - mb.total) goto fallback;
+    Py_ssize_t n = ma.len + mb.len; /* at most: equal keys are summed */
+    out = PyMem_Malloc((size_t)(21 + 20 * n));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (n) {
+        int64_t lo = ma.len && (!mb.len || ma.bins[0].key < mb.bins[0].key) ? ma.bins[0].key
+                                                                           : mb.bins[0].key;
+        int64_t hi = ma.len && (!mb.len || ma.bins[ma.len - 1].key > mb.bins[mb.len - 1].key)
+                         ? ma.bins[ma.len - 1].key
+                         : mb.bins[mb.len - 1].key;
+        if (hi - lo > MAX_KEY_SPAN || lo < -MAX_KEY_SPAN || lo > MAX_KEY_SPAN) goto fallback;
+    }
+    /* the bins first (their count is only known after summing equal keys), after room for the
+     * head: version byte and two varints of at most 10 bytes each */
+    Py_ssize_t pos = 21, bins = 0, i = 0, j = 0;
+    int64_t last = 0;
+    while (i < ma.len || j < mb.len) {
+        int64_t key;
+        uint64_t count;
+        if (j >= mb.len || (i < ma.len && ma.bins[i].key < mb.bins[j].key)) {
+            key = ma.bins[i].key;
+            count = ma.bins[i++].count;
+        } else if (i >= ma.len || mb.bins[j].key < ma.bins[i].key) {
+            key = mb.bins[j].key;
+            count = mb.bins[j++].count;
+        } else {
+            key = ma.bins[i].key;
+            count = ma.bins[i++].count + mb.bins[j++].count;
+        }
+        uint64_t zz = bins == 0 ? (key >= 0 ? (uint64_t)key << 1 : ((uint64_t)(-key) << 1) - 1)
+                                : (uint64_t)(key - last) << 1;
+        put_varint(out, &pos, zz);
+        put_varint(out, &pos, count);
+        last = key;
+        bins++;
+    }
+    unsigned char head[21];
+    Py_ssize_t head_len = 0;
+    head[head_len++] = 1;
+    put_varint(head, &head_len, ma.zero + mb.zero);
+    put_varint(head, &head_len, (uint64_t)bins);
+    memcpy(out + 21 - head_len, head, (size_t)head_len);
+    result = PyBytes_FromStringAndSize((const char *)out + 21 - head_len, pos - 21 + head_len);
+    goto done;
+fallback:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(out);
+    PyMem_Free(ma.bins);
+    PyMem_Free(mb.bins);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"quantiles", quantiles, METH_VARARGS,
      "quantiles(parts, qs, gamma) -> tuple | None: sketch_quantiles_reference(parts, qs) of the "
      "stored sketches `parts`, or None for input only the reference reads."},
+    {"merge", merge, METH_VARARGS,
+     "merge(a, b) -> bytes | None: merge_encoded_reference(a, b) of two stored sketches, or None "
+     "for input only the reference reads."},
     {NULL, NULL, 0, NULL},
 };
 

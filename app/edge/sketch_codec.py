@@ -22,6 +22,7 @@ from operator import add, and_, lt, rshift, sub
 
 # Built by `pip install` (pyproject.toml ext-modules) like the OTLP decoder: a failed build
 # fails the install, so there is no Python fallback to hide it.
+from app.edge._sketch import merge as _compiled_merge
 from app.edge._sketch import quantiles as _compiled_quantiles
 
 ALPHA = 0.005
@@ -244,7 +245,16 @@ _TWICE = (2).__mul__
 
 
 def merge_encoded(a: bytes, b: bytes) -> bytes:
-    """The stored form of the merge of two stored sketches (`encode_sketch` of the summed bins)."""
+    """The stored form of the merge of two stored sketches (`encode_sketch` of the summed bins):
+    the compiled merge (app/edge/_sketch.c), or the reference for input it leaves to it. The
+    store calls this for every stored bucket and roll-up a flush adds to."""
+    merged = _compiled_merge(a, b)
+    return merged if merged is not None else merge_encoded_reference(a, b)
+
+
+def merge_encoded_reference(a: bytes, b: bytes) -> bytes:
+    """`merge_encoded` in Python: the reference the compiled merge is tested against
+    (tests/edge/test_sketch_c.py), and the merge of what it declines."""
     zero_a, keys_a, counts_a = decode_sketch(a)
     zero_b, keys, counts = decode_sketch(b)
     bins = dict(zip(keys_a, counts_a, strict=True))

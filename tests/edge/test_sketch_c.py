@@ -1,6 +1,7 @@
-"""The compiled sketch reader (app/edge/_sketch.c) against its Python reference
-(`sketch_quantiles_reference`): equal quantiles, bit for bit, on generated sketches and merges of
-them, and None (the reference then answers or raises) on everything else."""
+"""The compiled sketch reader and merge (app/edge/_sketch.c) against their Python references
+(`sketch_quantiles_reference`, `merge_encoded_reference`): equal quantiles, bit for bit, and equal
+merged bytes on generated sketches and merges of them, and None (the reference then answers or
+raises) on everything else."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.edge._sketch import merge as compiled_merge
 from app.edge._sketch import quantiles as compiled
 from app.edge.sketch import LatencySketch, SketchDecodeError
-from app.edge.sketch_codec import GAMMA, sketch_quantiles, sketch_quantiles_reference
+from app.edge.sketch_codec import (
+    GAMMA,
+    merge_encoded,
+    merge_encoded_reference,
+    sketch_quantiles,
+    sketch_quantiles_reference,
+)
 
 QS = (0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0, -1.0, 2.0)
 
@@ -138,3 +146,83 @@ def test_mutated_parts_answer_as_the_reference_or_decline(
         if mutated:
             mutated[at % len(mutated)] = byte
     _same([bytes(mutated), *parts[1:]])
+
+
+# ---- merge ------------------------------------------------------------------------------------
+def _same_merge(a: bytes, b: bytes) -> None:
+    """Where the compiled merge answers, its bytes are the reference's; where the reference
+    raises, it declines (and `merge_encoded` raises as before)."""
+    try:
+        expected: object = merge_encoded_reference(a, b)
+    except SketchDecodeError:
+        expected = SketchDecodeError
+    got = compiled_merge(a, b)
+    if expected is SketchDecodeError:
+        assert got is None
+    elif got is not None:
+        assert got == expected
+
+
+def test_merges_of_generated_sketches_are_the_references_bytes() -> None:
+    rng = random.Random(12)
+    shapes = [
+        lambda: [rng.lognormvariate(0, 1) for _ in range(rng.randint(1, 300))],
+        lambda: [rng.lognormvariate(3, 3) for _ in range(rng.randint(1, 2000))],  # wide deltas
+        lambda: [rng.uniform(1e-5, 1e-2) for _ in range(rng.randint(1, 50))],  # negative keys
+        lambda: [5.0] * rng.randint(128, 3000),  # counts over one varint byte
+        lambda: [],
+    ]
+    for _ in range(400):
+        a = _stored(rng.choice(shapes)(), rng.choice([0, 0, 1, 200]))
+        b = _stored(rng.choice(shapes)(), rng.choice([0, 0, 1, 200]))
+        got = compiled_merge(a, b)
+        assert got is not None, "the compiled merge reads everything to_bytes writes"
+        assert got == merge_encoded_reference(a, b) == merge_encoded(a, b)
+        # and it is the stored form of the merged sketch
+        both = LatencySketch.from_bytes(a)
+        both.merge(LatencySketch.from_bytes(b))
+        assert got == both.to_bytes()
+
+
+def test_merge_leaves_what_to_bytes_never_writes_to_the_reference() -> None:
+    good = _stored([1.0, 2.0, 3.0])
+    for bad in [
+        b"",
+        b"\x02" + good[1:],
+        good[:-1],
+        good + b"\x00",
+        b"\x01\x00\x02\x04\x01\x00\x01",  # keys not strictly ascending
+        b"\x01" + b"\xff" * 10 + b"\x01",
+    ]:
+        assert compiled_merge(good, bad) is None and compiled_merge(bad, good) is None, bad
+        _same_merge(good, bad)
+        _same_merge(bad, good)
+    assert compiled_merge("x", good) is None  # type: ignore[arg-type]
+    huge = bytes([1, 0, 1, 2]) + bytes([0x81] + [0x80] * 6 + [0x10])  # count 2^53 + 1
+    assert compiled_merge(huge, good) is None
+    assert merge_encoded(huge, good) == merge_encoded_reference(huge, good)
+    try:
+        merge_encoded(good, good[:-1])
+    except SketchDecodeError:
+        pass
+    else:  # pragma: no cover - the assertion is the point
+        raise AssertionError("a truncated sketch must raise")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.floats(0, 1e7, allow_nan=False), max_size=40),
+    st.lists(st.floats(0, 1e7, allow_nan=False), max_size=40),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
+)
+def test_merges_of_mutated_parts_answer_as_the_reference_or_decline(
+    a_values: list[float], b_values: list[float], flips: list[tuple[int, int]]
+) -> None:
+    a, b = _stored(a_values), _stored(b_values)
+    _same_merge(a, b)
+    assert compiled_merge(a, b) is not None
+    mutated = bytearray(a)
+    for at, byte in flips:
+        mutated[at % len(mutated)] = byte
+    _same_merge(bytes(mutated), b)
+    _same_merge(b, bytes(mutated))
