@@ -26,6 +26,8 @@ from app.api.health import PartState, Readiness, build_health_router
 from app.api.metric_collectors import (
     pipeline_families,
     service_graph_collector,
+    trace_hop_families,
+    trace_hops_state,
     window_cache_families,
 )
 from app.api.metrics_route import MetricsRegistry, build_metrics_router
@@ -217,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.callback(_stop_pipeline, pipeline)
             readiness.register("pipeline", lambda: PartState(*pipeline.state()))
             readiness.register("cardinality", lambda: cardinality_state(guard))
+            readiness.register("trace_hops", lambda: trace_hops_state(recent_hops))
             if checkpoints is not None:
                 readiness.register("sqlite_wal", checkpoints.readiness)
 
@@ -286,6 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry.register(lambda: pipeline_families(pipeline))
     registry.register(service_graph_collector(service_graph))
     registry.register(lambda: window_cache_families(queries.cache))
+    registry.register(lambda: trace_hop_families(recent_hops))
     registry.register(lambda: cardinality_families(guard))
     if checkpoints is not None:
         registry.register(checkpoints.collect)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from app.api.metrics_route import Collector, MetricFamily, service_graph_families
 from app.correlate.servicegraph_metrics import ServiceGraphMetrics
+from app.edge.recent_hops import RecentHops
 from app.graph.window_cache import WindowCache
 from app.pipeline import IngestPipeline
+from app.self_report import PartState
 
 
 def pipeline_families(pipeline: IngestPipeline) -> list[MetricFamily]:
@@ -62,6 +64,37 @@ def window_cache_families(cache: WindowCache) -> list[MetricFamily]:
             "Window builds not kept: more edges than MESHSTITCH_GRAPH_CACHE_MAX_EDGES.",
         ).add(too_large),
     ]
+
+
+def trace_hop_families(recent: RecentHops) -> list[MetricFamily]:
+    return [
+        MetricFamily(
+            "meshstitch_trace_hops",
+            "counter",
+            "Trace hops (one per L7 observation with a trace id), by where they are kept: all "
+            "enter the recent ring, exemplar traces' are also stored.",
+        )
+        .add(recent.added, kept="recent")
+        .add(recent.stored, kept="store"),
+        MetricFamily(
+            "meshstitch_recent_trace_hops",
+            "gauge",
+            "Hops held by the recent ring (at most MESHSTITCH_RECENT_TRACE_HOPS).",
+        ).add(len(recent)),
+    ]
+
+
+def trace_hops_state(recent: RecentHops) -> PartState:
+    """/readyz part `trace_hops`: the recent ring's use, and how many hops were stored."""
+    return PartState(
+        True,
+        {
+            "recent": len(recent),
+            "recent_capacity": recent.max_hops,
+            "seen_total": recent.added,
+            "stored_total": recent.stored,
+        },
+    )
 
 
 def service_graph_collector(metrics: ServiceGraphMetrics) -> Collector:

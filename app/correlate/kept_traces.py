@@ -38,7 +38,6 @@ class KeptTraces:
         self._clock_s = clock_s
         self._pin_s, self._max_pinned = pin_s, max_pinned
         self._pinned: dict[bytes, float] = {}  # trace id -> last flush as an exemplar, in order
-        self.stored = self.not_stored = 0  # hops, since start
 
     def select(self, hops: list[HopEntry], exemplar_ids: Iterable[bytes]) -> list[HopEntry]:
         """The hops to store for a batch, given its hops (in arrival order) and the trace ids of
@@ -53,9 +52,7 @@ class KeptTraces:
         self._forget(now)
         earlier = self.recent.entries_of(fresh)  # drained before the trace was an exemplar
         kept = [entry for entry in hops if entry[0].trace_id in pinned]
-        self.recent.extend(hops)
-        self.stored += len(earlier) + len(kept)
-        self.not_stored += len(hops) - len(kept)
+        self.recent.extend(hops, stored=len(earlier) + len(kept))
         return earlier + kept
 
     def _forget(self, now: float) -> None:

@@ -58,8 +58,11 @@ class RecentHops:
         self._entries: deque[HopEntry] = deque(maxlen=max(max_hops, 0))
         self._lock = threading.Lock()
         self.added = 0  # hops handed in since start (dropped ones included)
+        self.stored = 0  # hops the flushes that handed them in wrote to the store
 
-    def extend(self, entries: list[HopEntry]) -> None:
+    def extend(self, entries: list[HopEntry], stored: int = 0) -> None:
+        """Hand in a flush's hops, of which its batch stores `stored` (counted only)."""
+        self.stored += stored
         if not entries:
             return
         with self._lock:

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from app.settings import Settings
@@ -42,6 +43,16 @@ def test_recent_traces_from_the_ring_exemplars_from_the_store(sqlite_url: str) -
         assert _found(client, trace_ids) == {t.hex() for t in trace_ids}  # all, from the ring
         (hop,) = client.get(f"/traces/{trace_ids[0].hex()}").json()["hops"]
         assert hop["target"].startswith("default/")
+        # What the ring holds and what was stored, in /readyz and /metrics alike.
+        part = client.get("/readyz").json()["parts"]["trace_hops"]
+        assert part["recent"] == part["seen_total"] == SPANS
+        assert part["recent_capacity"] == settings.recent_trace_hops
+        assert part["stored_total"] == len(exemplars)  # one hop per trace here
+        text = client.get("/metrics").text
+        metrics = {f.name: f for f in text_string_to_metric_families(text)}
+        kept = {m.labels["kept"]: m.value for m in metrics["meshstitch_trace_hops"].samples}
+        assert kept == {"recent": SPANS, "store": len(exemplars)}
+        assert metrics["meshstitch_recent_trace_hops"].samples[0].value == SPANS
     # A new process (or another replica) has an empty ring: the store answers the exemplars.
     with TestClient(create_app(settings)) as client:
         assert _found(client, trace_ids) == exemplars

@@ -61,7 +61,7 @@ def test_only_exemplar_traces_are_stored_the_rest_stays_recent() -> None:
     agg.add_l7(hop(trace=20, span=20, ms=1.0, status_code="503", error_cause=ErrorCause.HTTP_5XX))
     batch = agg.drain()
     assert stored_spans(batch) == {f"{n:016x}" for n in (8, 9, 10, 20)}  # slowest 3 + the failed
-    assert len(recent) == 11 and agg.kept_traces.not_stored == 7
+    assert len(recent) == recent.added == 11 and recent.stored == 4
     # A trace that is not stored is still found in the ring, whole, as the store would give it.
     (looked_up,) = recent.hops((3).to_bytes(16, "big"))
     assert (looked_up.span_id, looked_up.duration_ms, looked_up.source) == (
