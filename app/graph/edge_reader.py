@@ -31,6 +31,8 @@ from app.store.edges import EdgeRepository
 from app.store.exemplars import ExemplarRepository
 from app.store.nodes import NodeRepository
 
+_NO_ALIASES = AliasMap()
+
 # `replace(edge, exemplars=...)` for every edge of every answer, at a fifth of the cost.
 _with_exemplars = fast_replace(GraphEdge, "exemplars")
 
@@ -76,7 +78,9 @@ class EdgeReader:
         # The configured trace sampling rate (0..1), shown on edges whose counts are spans only.
         self.sampling_rate = sampling_rate
         # Stored alias ids read as their canonical service (app/graph/aliases.py).
-        self.aliases = (aliases or AliasMap()).for_level(level)
+        # `aliases` itself when given, empty or not: what is kept per alias map (the graph nodes
+        # made, app/graph/window_cache.py NodeFacts) is keyed by its identity.
+        self.aliases = (aliases if aliases is not None else _NO_ALIASES).for_level(level)
         self.rejoined: dict[Pair, list[Pair]] = {}  # canonical pair -> stored pairs merged in
         self.bucket_s = bucket_s
         self.first_s, self.end_s = window.bucket_range(bucket_s)
