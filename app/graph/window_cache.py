@@ -30,6 +30,8 @@ Memory: an entry holds ~3 KiB per edge, and the cardinality caps allow 100k edge
 `max_edges` edges together, and a window with more edges than that on its own is served from its
 build and not kept (`stats.too_large`); no background build is started for it again until a
 window of that key was seen small enough (its answers stay exact: they are merged per request).
+What a build freed (rows read, partial merges) goes back to the system (`trim_heap`,
+app/malloc_tuning.py): glibc would keep it for the process.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sqlalchemy import Connection
 from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import Exemplar
 from app.graph.model import GraphEdge, GraphNode
+from app.malloc_tuning import trim_heap
 from app.store.changes import Changed, StoreChangeRepository
 from app.store.exemplars import ExemplarRepository
 
@@ -89,6 +92,7 @@ class MergedWindow:
         """Keep the attributed whole window, out of the collector's view as the entry is."""
         self.whole = whole
         _out_of_collector_view()
+        trim_heap()
         return whole
 
     def leaving(self, ids: Iterable[str]) -> dict[Pair, EdgeBucket]:
@@ -336,6 +340,7 @@ class WindowCache:
             else:
                 entry = self._make(conn, key)
             _out_of_collector_view()
+            trim_heap()  # the build's garbage (rows read, partial merges) back to the system
             took = self._monotonic() - began
             with self._lock:
                 self.stats.builds += 1
