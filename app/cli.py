@@ -14,6 +14,7 @@ import uvicorn
 import yaml
 
 from app.gc_tuning import tune_gc
+from app.malloc_tuning import limit_arenas
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def _serve(settings: Settings) -> int:
     from app.store.engine import create_store_engine
     from app.store.schema import SchemaBehindError, ensure_schema
 
+    limit_arenas()  # before any thread starts (app/malloc_tuning.py)
     # Checked before uvicorn starts so the refusal is one clear line, not a lifespan traceback.
     engine = create_store_engine(settings.database_url)
     try:

@@ -46,6 +46,7 @@ from app.graph.queries import GraphQueries
 from app.ingest.decoder_choice import select_protobuf_decoder
 from app.ingest.otlp_grpc import GrpcServerHandle, start_grpc_server
 from app.ingest.otlp_http import build_otlp_http_router
+from app.malloc_tuning import trim_heap
 from app.pipeline import IngestPipeline
 from app.poll.pod_directory import (
     PodDirectory,
@@ -139,6 +140,8 @@ def build_pipeline(
         queue_bytes=settings.ingest_queue_bytes,
         flush_interval_s=settings.flush_interval_s,
         max_pending_writes=settings.max_pending_writes,
+        # The batch written and the drained aggregates freed: glibc would keep their heap.
+        after_write=trim_heap,
         observers=[service_graph.observe],
         l4_observers=[service_graph.observe_l4],
         metric_observers=[service_graph.observe_metrics],

@@ -91,8 +91,11 @@ class IngestPipeline:
         metric_observers: Sequence[Callable[[Sequence[L7MetricSample]], None]] = (),
         clock_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
+        after_write: Callable[[], object] = lambda: None,
     ) -> None:
         self._correlator, self._aggregator, self._write = correlator, aggregator, write_batch
+        # Called once a flush wrote what it had (serve: app/malloc_tuning.py `trim_heap`).
+        self._after_write = after_write
         self._queue_cap, self._flush_interval_s = queue_spans, flush_interval_s
         self._queue_bytes_cap = queue_bytes  # None: bounded in spans only
         self._max_pending = max_pending_writes
@@ -281,10 +284,11 @@ class IngestPipeline:
             batch = self._aggregator.drain()
             with self._cond:
                 self._pending_writes.append(batch)
+        wrote = False
         while True:
             with self._cond:
                 if not self._pending_writes:
-                    return True
+                    break
                 batch = self._pending_writes[0]
             try:
                 self._write(batch)
@@ -300,3 +304,7 @@ class IngestPipeline:
             self.stats.flushes_ok += 1
             self.stats.last_flush_error = ""
             self.stats.last_flush_ok_s = time.time()
+            wrote = True
+        if wrote:
+            self._after_write()
+        return True

@@ -152,8 +152,8 @@ class Settings(BaseSettings):
         default=60_000,
         gt=0,
         description="Most edges the cached windows hold together (about 3 KiB each, plus up to six "
-        "exemplars once read: ~180-300 MiB at the default); a window with more is answered from "
-        "its own merge and not kept.",
+        "exemplars for each edge an answer showed: ~180-300 MiB at the default); a window with "
+        "more is answered from its own merge and not kept.",
     )
 
     recent_trace_hops: int = Field(

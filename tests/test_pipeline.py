@@ -189,3 +189,22 @@ def test_a_failing_item_does_not_kill_the_worker(store: FlakyStore) -> None:
     assert p.flush()
     assert store.total("l7") == 1
     p.stop()
+
+
+def test_after_write_runs_once_a_flush_wrote_and_not_when_the_write_failed(
+    store: FlakyStore,
+) -> None:
+    """serve hands the freed heap back here (app/malloc_tuning.py `trim_heap`)."""
+    calls: list[int] = []
+    p = make(store, after_write=lambda: calls.append(len(store.written)))
+    p.start()
+    assert p.flush() and calls == []  # nothing to write
+    p.offer([span(1)])
+    assert p.flush() and calls == [1]  # after the batch was written
+    store.up = False
+    p.offer([span(2)])
+    assert p.flush() is False and calls == [1]
+    store.up = True
+    p.offer([span(3)])
+    assert p.flush() and calls == [1, 3]  # both pending batches, then once
+    p.stop()

@@ -40,6 +40,7 @@ import bisect
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from app.domain import L4Sample, L7MetricSample, L7Observation, NodeKind, Provenance
 from app.rules.histogram_bound import le_bound
@@ -77,6 +78,7 @@ def max_series_for(max_samples: int) -> int:
 
 
 SeriesKey = tuple[str, str, str, str, str]  # client, server, connection_type, client ns, server ns
+K = TypeVar("K")
 
 
 @dataclass(slots=True)
@@ -85,6 +87,15 @@ class SeriesState:
     failed: int = 0
     seconds_sum: float = 0.0
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_S) + 1))
+
+
+def _state(series: dict[K, SeriesState], key: K) -> SeriesState:
+    """`series[key]`, made on first use: `setdefault` built a state (and its bucket list) on
+    every call, for every span of a series that already existed or had overflowed."""
+    state = series.get(key)
+    if state is None:
+        state = series[key] = SeriesState()
+    return state
 
 
 def connection_type(obs: L7Observation) -> str:
@@ -165,18 +176,18 @@ class ServiceGraphMetrics:
                     continue  # counted exactly from the waypoint's metrics
                 full = len(self._series) + len(self._pending) >= self._max_series
                 if pending_via and not full:
-                    state = self._pending.setdefault((key, pending_via), SeriesState())
+                    state = _state(self._pending, (key, pending_via))
                 elif pending_via:  # full: an existing pending series, else the overflow
                     state = self._pending.get((key, pending_via)) or self._overflow()
                 else:
                     state = self._series.get(key) or (
-                        self._overflow() if full else self._series.setdefault(key, SeriesState())
+                        self._overflow() if full else _state(self._series, key)
                     )
                 _count(state, obs)
 
     def _overflow(self) -> SeriesState:
         # Tempo's cardinality-overflow convention: one series absorbs what no longer fits.
-        return self._series.setdefault(OVERFLOW_KEY, SeriesState())
+        return _state(self._series, OVERFLOW_KEY)
 
     def observe_l4(self, samples: Sequence[L4Sample]) -> None:
         """Learn which callers reach a destination through a waypoint (pipeline L4 observer)."""
@@ -240,7 +251,7 @@ class ServiceGraphMetrics:
         if counted is not None:
             target_key: SeriesKey = (caller[0], key[1], "", caller[1], key[4])
             if target_key not in self._exact:  # an exact series already counted these calls
-                _merge(self._series.setdefault(target_key, SeriesState()), counted)
+                _merge(_state(self._series, target_key), counted)
         return caller
 
     def snapshot(self) -> dict[SeriesKey, SeriesState]:
@@ -250,7 +261,7 @@ class ServiceGraphMetrics:
                 for k, v in self._series.items()
             }
             for (key, _via), state in self._pending.items():
-                _merge(out.setdefault(key, SeriesState()), state)
+                _merge(_state(out, key), state)
             return out
 
 

@@ -10,7 +10,8 @@ lies in the window (`Window.bucket_range`), or taken from the window cache
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -68,6 +69,25 @@ def _in_namespace(edge: GraphEdge, namespace: str | None) -> bool:
     if namespace is None:
         return True
     return namespace in (edge.source.partition("/")[0], edge.target.partition("/")[0])
+
+
+def _page_of(
+    whole: Graph,
+    page: Page,
+    keep: Iterable[str],
+    attach: Callable[[list[GraphEdge]], list[GraphEdge]],
+) -> tuple[Graph, dict[str, Any]]:
+    """`page` of `whole`'s edges (busiest first), `attach`ed (exemplars: the page's only), with
+    the nodes they touch and `keep`'s; the whole graph, in its order, when it fits the page."""
+    edges, page_json = page.take(sorted(whole.edges, key=busiest_first))
+    page_json["total_nodes"] = len(whole.nodes)
+    if not page_json["truncated"] and not page.offset:
+        return replace(whole, edges=attach(whole.edges)), page_json
+    kept = {n for e in edges for n in (e.source, e.target)}
+    kept.update(keep)
+    nodes = {i: n for i, n in whole.nodes.items() if i in kept}
+    # replace(), not Graph(...): every other field (window, rate start) stays the whole's.
+    return replace(whole, nodes=nodes, edges=attach(edges)), page_json
 
 
 class GraphQueries:
@@ -276,14 +296,12 @@ class GraphQueries:
         coverage: Coverage | None,
     ) -> tuple[Graph, str | None]:
         """`graph` and the centre's node id (None without `service`)."""
+        if service is None:
+            with self._whole(window, level, namespace, coverage) as (whole, reader):
+                edges = reader.with_exemplars(whole.edges, everything=True)
+            return replace(whole, edges=edges), None
         with self.engine.connect() as conn:
-            reader = self._cached_reader(conn, window, level, wait=service is None)
-            if service is None:
-                edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
-                graph = self._graph(
-                    reader, reader.with_exemplars(edges, everything=True), window, coverage
-                )
-                return graph, None
+            reader = self._cached_reader(conn, window, level, wait=False)
             center = self._resolve(conn, service, level, window, namespace, reader.facts)
             edges = neighbourhood([center], depth, direction, reader.fetch)
             graph = self._graph(reader, reader.with_exemplars(edges), window, coverage, [center])
@@ -303,22 +321,34 @@ class GraphQueries:
     ) -> tuple[Graph, dict[str, Any]]:
         """`graph` with only the page's edges (busiest first) and the nodes they touch (the
         centre always), and the page's JSON; totals count the whole graph."""
-        whole, center = self._graph_around(
-            window, level, service, namespace, depth, direction, coverage
-        )
-        edges, page_json = page.take(sorted(whole.edges, key=busiest_first))
-        page_json["total_nodes"] = len(whole.nodes)
-        if not page_json["truncated"] and not page.offset:
-            return whole, page_json
-        kept = {n for e in edges for n in (e.source, e.target)}
-        if center is not None:
-            kept.add(center)
-        nodes = {i: n for i, n in whole.nodes.items() if i in kept}
-        # replace(), not Graph(...): every other field (window, rate start) stays the whole's.
-        return replace(whole, nodes=nodes, edges=edges), page_json
+        if service is not None:
+            whole, center = self._graph_around(
+                window, level, service, namespace, depth, direction, coverage
+            )
+            return _page_of(whole, page, [center] if center else [], list)
+        with self._whole(window, level, namespace, coverage) as (whole, reader):
+            return _page_of(whole, page, [], reader.with_exemplars)
+
+    @contextmanager
+    def _whole(
+        self,
+        window: Window,
+        level: Level,
+        namespace: str | None = None,
+        coverage: Coverage | None = None,
+    ) -> Iterator[tuple[Graph, EdgeReader]]:
+        """The whole window's graph (the window cache's, built if missing) with no exemplars,
+        and its reader, open for `with_exemplars` of the edges a listing shows: reading every
+        edge's exemplars first held them all (40,830 edges on bench/cardinality.py's hour)."""
+        with self.engine.connect() as conn:
+            reader = self._cached_reader(conn, window, level, wait=True)
+            edges = [e for e in reader.all_edges() if _in_namespace(e, namespace)]
+            yield self._graph(reader, edges, window, coverage), reader
 
     def whole_graph(self, window: Window, level: Level) -> Graph:
-        return self.graph(window, level)
+        """The whole window's graph without exemplars (for answers that show none)."""
+        with self._whole(window, level) as (graph, _):
+            return graph
 
     def node_list(self, window: Window, kind: str | None) -> list[GraphNode]:
         """Nodes seen in the window; workloads at level workload, everything else at service."""
@@ -403,16 +433,17 @@ class GraphQueries:
         limit: int,
         offset: int = 0,
     ) -> dict[str, Any]:
-        graph = self.whole_graph(window, level)
-        kept = [
-            e
-            for e in graph.edges
-            if _in_namespace(e, namespace)
-            and (coverage is None or e.coverage is coverage)
-            and (min_rps <= 0 or graph.rps(e.l7.requests if e.l7 else 0) >= min_rps)
-        ]
-        kept.sort(key=busiest_first)
-        shown, page_json = Page(limit, offset).take(kept)
+        with self._whole(window, level) as (graph, reader):
+            kept = [
+                e
+                for e in graph.edges
+                if _in_namespace(e, namespace)
+                and (coverage is None or e.coverage is coverage)
+                and (min_rps <= 0 or graph.rps(e.l7.requests if e.l7 else 0) >= min_rps)
+            ]
+            kept.sort(key=busiest_first)
+            shown, page_json = Page(limit, offset).take(kept)
+            shown = reader.with_exemplars(shown)
         return {
             "window": self._window_json(window),
             "edges": [edge_json(e, graph) for e in shown],

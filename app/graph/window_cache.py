@@ -30,6 +30,8 @@ Memory: an entry holds ~3 KiB per edge, and the cardinality caps allow 100k edge
 `max_edges` edges together, and a window with more edges than that on its own is served from its
 build and not kept (`stats.too_large`); no background build is started for it again until a
 window of that key was seen small enough (its answers stay exact: they are merged per request).
+What a build freed (rows read, partial merges) goes back to the system (`trim_heap`,
+app/malloc_tuning.py): glibc would keep it for the process.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sqlalchemy import Connection
 from app.edge.bucket import EdgeBucket
 from app.edge.exemplars import Exemplar
 from app.graph.model import GraphEdge, GraphNode
+from app.malloc_tuning import trim_heap
 from app.store.changes import Changed, StoreChangeRepository
 from app.store.exemplars import ExemplarRepository
 
@@ -89,6 +92,7 @@ class MergedWindow:
         """Keep the attributed whole window, out of the collector's view as the entry is."""
         self.whole = whole
         _out_of_collector_view()
+        trim_heap()
         return whole
 
     def leaving(self, ids: Iterable[str]) -> dict[Pair, EdgeBucket]:
@@ -318,6 +322,7 @@ class WindowCache:
                 if running is None:
                     done = self._building[key] = threading.Event()
                     since = self._change_count
+                    self._make_room(key)
                     break
             running.wait()
             with self._lock:
@@ -353,11 +358,27 @@ class WindowCache:
                     self._too_large.pop(key, None)
                     self._entries[key] = entry
                     self._evict()
+            # The build's garbage (rows read, partial merges) and what it evicted, back to the
+            # system (glibc would keep it).
+            trim_heap()
             return entry
         finally:
             with self._lock:
                 del self._building[key]
             done.set()
+
+    def _make_room(self, key: WindowKey) -> None:
+        """Before `key` is built, drop the entries of its level that overlap it when one of their
+        size would not fit beside them (under `_lock`): a "last hour" asked a minute later is a
+        new key over nearly the same edges, and kept until its successor was built, the two
+        were held at once (bench/cardinality.py: 2 x 40,830 edges at the peak)."""
+        if self.max_edges is None:
+            return
+        level, first, end = key
+        entries = self._entries
+        for other in [k for k in entries if k[0] == level and k[1] < end and first < k[2]]:
+            if self._held_edges() + len(entries[other].buckets) > self.max_edges:
+                del entries[other]
 
     def _evict(self) -> None:
         """Least recently used entries out until both bounds hold (under `_lock`)."""

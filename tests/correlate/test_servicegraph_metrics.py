@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.metrics_route import render, service_graph_families
@@ -219,3 +222,27 @@ def test_the_series_cap_follows_the_sample_budget() -> None:
     samples = sum(len(f.samples) for f in families)
     assert samples == (max_series_for(budget) + 1) * SAMPLES_PER_SERIES
     assert samples <= budget - 2000
+
+
+def test_a_series_state_is_made_once_per_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a new series builds its state (setdefault built one per observation, each with its
+    bucket list: every span of a mesh past the series bound)."""
+    from app.correlate import servicegraph_metrics
+
+    made: list[object] = []
+
+    class CountedState(servicegraph_metrics.SeriesState):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(servicegraph_metrics, "SeriesState", CountedState)
+    metrics = ServiceGraphMetrics(max_series=2)
+    metrics.observe([obs(1.0) for _ in range(50)])  # one series
+    metrics.observe([unattributed() for _ in range(50)])  # one series pending its caller
+    others = [Endpoint("default", f"s{i}") for i in range(30)]
+    metrics.observe([obs(1.0, target=t) for t in others])  # past the bound: the overflow
+    metrics.observe([unattributed(via=f"default/wp{i}") for i in range(30)])  # overflow too
+    assert len(made) == 3
+    snapshot = metrics.snapshot()
+    assert sum(s.requests for s in snapshot.values()) == 160

@@ -18,7 +18,7 @@ from app.graph.neighbourhood import Direction
 from app.graph.page import Page
 from app.graph.queries import GraphQueries, UnknownNode
 from app.graph.window import Window
-from app.graph.window_cache import WindowKey
+from app.graph.window_cache import WindowCache, WindowKey
 from app.store.engine import create_store_engine
 from app.store.writer import delete_expired, write_batch
 from tests.graph.scenario import NOW, T0, build
@@ -305,3 +305,35 @@ def test_the_entries_hold_at_most_max_edges_together(engine: Engine) -> None:
     for window in windows:
         both_fit.graph(window, Level.SERVICE)
     assert both_fit.cache.held_edges() == first + second
+
+
+def test_a_moved_window_is_not_held_beside_the_window_it_replaces() -> None:
+    """A "last hour" a minute later is a new key over nearly the same edges: the entry it
+    overlaps leaves before the build when both would not fit `max_edges`; a window it does not
+    overlap stays."""
+    held_at_read: list[int] = []
+
+    def read_window(conn: Connection, key: WindowKey) -> dict[tuple[str, str], EdgeBucket]:
+        held_at_read.append(cache.held_edges())
+        return {(f"ns/a{i}", f"ns/b{i + key[1]}"): EdgeBucket() for i in range(10)}
+
+    cache = WindowCache(
+        read_window,
+        lambda conn, key: set(),
+        lambda: pytest.fail("the builds read on the connection given"),
+        lambda source, target, bucket: None,  # type: ignore[arg-type,return-value]
+        max_windows=4,
+        max_edges=35,
+    )
+    conn: Any = object()
+    cache.build(("service", 0, 3600), conn)
+    cache.build(("service", 7200, 10800), conn)  # no overlap: both fit
+    cache.build(("workload", 60, 3660), conn)  # another level: not the same edges
+    assert held_at_read == [0, 10, 20] and cache.held_edges() == 30
+    cache.build(("service", 60, 3660), conn)  # the first hour, a minute later
+    assert held_at_read[-1] == 20  # the first hour left before the read: 30 + 10 > 35
+    assert sorted(cache._entries) == [
+        ("service", 60, 3660),
+        ("service", 7200, 10800),
+        ("workload", 60, 3660),
+    ]
