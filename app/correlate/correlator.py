@@ -218,6 +218,53 @@ class SpanCorrelator:
     def _waypoint_obs(
         self, w: Span, source: Endpoint | None, *, unpaired: bool = False, evicted: bool = False
     ) -> L7Observation:
+        """`_waypoint_obs_plain` with the target and via memoised (`SpanNormalizer.waypoint_ends`;
+        bench/ingest.py --stages, correlate); tests/correlate/test_waypoint_ends.py holds the two
+        equal."""
+        norm = self._norm
+        ends = norm.waypoint_ends(w)
+        if ends is None:
+            return self._waypoint_obs_plain(w, source, unpaired=unpaired, evicted=evicted)
+        canonical = self._canonical
+        attrs = w.attributes
+        target = norm.refined_target(w, ends) if ends.refine else ends.target
+        if source is not None:
+            source = canonical(source)
+            provenance = Provenance.PARENT_SPAN
+        elif (
+            "istio.source_namespace" in attrs  # else no caller by tags
+            and (tagged := norm.caller_by_peer_tags(attrs)) is not None
+        ):
+            source, provenance = canonical(tagged), Provenance.PEER_TAGS
+        else:
+            address = address_of(attrs.get("peer.address"))
+            found = norm.caller_by_address(address)
+            if found is not None and found.kind is not NodeKind.WAYPOINT:
+                source, provenance = canonical(found), Provenance.PEER_ADDRESS
+            else:
+                source, provenance = unknown_caller(address, target), Provenance.UNATTRIBUTED
+        code, cause = span_status(attrs, w.status_error)
+        return _observation(
+            source,
+            target,
+            w.end_ns,
+            w.duration_ms,
+            w.trace_id,
+            w.span_id,
+            w.parent_span_id,
+            span_protocol(attrs),
+            code,
+            cause,
+            ends.via,
+            provenance,
+            unpaired=unpaired,
+            evicted=evicted,
+        )
+
+    def _waypoint_obs_plain(
+        self, w: Span, source: Endpoint | None, *, unpaired: bool = False, evicted: bool = False
+    ) -> L7Observation:
+        """The waypoint rules as written (the reference for `_waypoint_obs`)."""
         norm, canonical = self._norm, self._canonical
         attrs = w.attributes
         raw_target = norm.waypoint_target(w)

@@ -37,9 +37,10 @@ Ports are dropped from every name: ephemeral ports would make one node per conne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.correlate.identity import NodeIdentity
 from app.correlate.upstream_cluster import (
@@ -63,6 +64,10 @@ from app.hot_path import BoundedMemo, IdentityMemo
 
 DEFAULT_NAMESPACE = "default"
 _CACHE_MAX = 4096
+_WAYPOINT_ENDS_MAX = 4096
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class WorkloadDirectory(Protocol):
@@ -124,10 +129,13 @@ def is_ip(host: str) -> bool:
 
 def address_of(value: AttrValue | None) -> str:
     """A peer address without port; `envoy://internal_client_address/` and the like name no pod."""
-    text = _str(value)
-    if not text or text.startswith("envoy://"):
+    if not isinstance(value, str) or not value or value.startswith("envoy://"):
         return ""
-    return strip_port(text)
+    if value.startswith("["):
+        return strip_port(value)
+    # strip_port inlined for `ip:port` (every waypoint span's peer.address): one call, not three
+    host, colon, rest = value.partition(":")
+    return host if colon and ":" not in rest else value
 
 
 def pod_workload(pod: str) -> str:
@@ -183,12 +191,62 @@ def _external(name: str) -> Endpoint:
     return Endpoint(namespace=EXTERNAL_NAMESPACE, service=name, kind=NodeKind.EXTERNAL)
 
 
+def _destination_tags(attrs: Mapping[str, object]) -> tuple[str, str, str] | None:
+    """(namespace, canonical service, workload) of the `istio.destination_*` tags, if they name one."""
+    namespace = attrs.get("istio.destination_namespace")
+    service = attrs.get("istio.destination_canonical_service")
+    workload = attrs.get("istio.destination_workload")
+    if not isinstance(namespace, str) or not isinstance(service, str):
+        return None
+    if namespace in _UNKNOWN_VALUES or service in _UNKNOWN_VALUES:
+        return None
+    workload = workload if isinstance(workload, str) and workload not in _UNKNOWN_VALUES else ""
+    return namespace, service, workload
+
+
+@dataclass(frozen=True, slots=True)
+class WaypointEnds:
+    """The parts of a waypoint span's observation that its rules derive from a few raw values
+    (`SpanNormalizer.waypoint_ends`): what stays the same from span to span of one route."""
+
+    target: Endpoint  # canonical (identity as of the memo's generation)
+    raw_target: Endpoint  # as the rules name it; before the directory's refinement
+    via: str
+    # The directory names the chosen pod (`upstream_address`, per span): its workload refines
+    # `raw_target` on each span, as `_with_upstream_workload` does.
+    refine: bool
+    # The Service → canonical-service alias the plain rules learn on every span (the cluster's
+    # host beside the `istio.destination_*` tags): learned again on every span here too.
+    alias: Alias | None
+
+
+# Memoised "these values need the plain rules" (a target named by a per-span value).
+_PLAIN_RULES = WaypointEnds(Endpoint("", ""), Endpoint("", ""), "", False, None)
+
+
+class _WatchedMemo(BoundedMemo[K, V]):
+    """A `BoundedMemo` that calls `on_clear` just before it empties itself."""
+
+    __slots__ = ("on_clear",)
+
+    def __init__(self, max_entries: int, on_clear: Callable[[], None]) -> None:
+        super().__init__(max_entries)
+        self.on_clear = on_clear
+
+    def set(self, key: K, value: V) -> V:
+        if len(self) >= self.max_entries:
+            self.on_clear()
+        return super().set(key, value)
+
+
 class SpanNormalizer:
     """Roles and endpoints of spans; caches per resource and per waypoint identity, bounded."""
 
     __slots__ = (
         "_app_cache",
         "_directory",
+        "_ends",
+        "_ends_generation",
         "_identity",
         "_named_waypoint",
         "_names",
@@ -218,12 +276,18 @@ class SpanNormalizer:
         self._app_cache: IdentityMemo[dict[str, AttrValue], tuple[str, Endpoint]] = IdentityMemo(
             _CACHE_MAX
         )
-        self._peer_tag_cache: BoundedMemo[tuple[str, str, str], Endpoint] = BoundedMemo(
-            _PEER_TAG_CACHE_MAX
+        # The two memos whose misses learn (aliases, waypoints, zones) tell `_ends` when they
+        # empty themselves: see `waypoint_ends`.
+        self._peer_tag_cache: BoundedMemo[tuple[str, str, str], Endpoint] = _WatchedMemo(
+            _PEER_TAG_CACHE_MAX, self._forget_waypoint_ends
         )
         self._waypoint_cache: BoundedMemo[
             tuple[str, str, str, str, str, str, str, str], tuple[Endpoint, str]
-        ] = BoundedMemo(_CACHE_MAX)
+        ] = _WatchedMemo(_CACHE_MAX, self._forget_waypoint_ends)
+        self._ends: BoundedMemo[tuple[AttrValue | None, ...], WaypointEnds] = BoundedMemo(
+            _WAYPOINT_ENDS_MAX
+        )
+        self._ends_generation = self._identity.generation
 
     # ---- roles ------------------------------------------------------------------------------
     def role(self, span: Span) -> SpanRole:
@@ -436,14 +500,10 @@ class SpanNormalizer:
     def callee_by_peer_tags(self, attrs: Mapping[str, object]) -> Endpoint | None:
         """The destination an Istio ≥ 1.29 waypoint names in its `istio.destination_*` tags: the
         canonical service in its namespace, with the chosen pod's workload."""
-        namespace = attrs.get("istio.destination_namespace")
-        service = attrs.get("istio.destination_canonical_service")
-        workload = attrs.get("istio.destination_workload")
-        if not isinstance(namespace, str) or not isinstance(service, str):
+        tags = _destination_tags(attrs)
+        if tags is None:
             return None
-        if namespace in _UNKNOWN_VALUES or service in _UNKNOWN_VALUES:
-            return None
-        workload = workload if isinstance(workload, str) and workload not in _UNKNOWN_VALUES else ""
+        namespace, service, workload = tags
         key = ("dst:" + namespace, service, workload)
         found = self._peer_tag_cache.get(key)
         if found is None:
@@ -523,6 +583,79 @@ class SpanNormalizer:
         if host:
             return host_endpoint(host, self._waypoint_namespace(span), self._directory)
         return unknown_callee(self.waypoint(span, None))
+
+    # ---- waypoint spans, memoised ------------------------------------------------------------
+    def waypoint_ends(self, span: Span) -> WaypointEnds | None:
+        """`waypoint_target` and `waypoint_via` of `span`, memoised by the raw values they read;
+        None when the target comes from a per-span value (a pod or URL): then use them.
+
+        Exactly what the plain calls give, learning included: the memo is keyed by every value
+        those rules read for a cluster- or tag-named target, and is emptied when identity changes
+        (the canonical target) and when a memo whose misses learn (`_peer_tag_cache`,
+        `_waypoint_cache`) empties itself, so a hit here is a hit there, where nothing is learned.
+        (A derivation adds at most one entry to each of those, after any emptying, so what it
+        derives may be kept.) The one thing the plain rules learn on every span, the alias, is
+        learned here on every hit too. tests/correlate/test_waypoint_ends.py checks all this.
+        """
+        identity = self._identity
+        if identity.generation != self._ends_generation:
+            self._ends.clear()
+            self._ends_generation = identity.generation
+        attrs, resource = span.attributes, span.resource
+        get = attrs.get
+        key = (
+            get("upstream_cluster"),
+            get("upstream_cluster.name"),
+            get("istio.destination_namespace"),
+            get("istio.destination_canonical_service"),
+            get("istio.destination_workload"),
+            get("istio.canonical_service"),
+            get("istio.namespace"),
+            get("node_id"),
+            get("zone"),
+            span.service,
+            resource.get("istio.canonical_service"),
+            resource.get("istio.namespace"),
+            resource.get("k8s.namespace.name"),
+        )
+        ends = self._ends.get(key)
+        if ends is None or (ends.alias is not None and identity.learn(ends.alias)):
+            # (An alias that changed something may change the canonical target: derive anew.)
+            ends = self._derive_waypoint_ends(span, key)
+        return None if ends is _PLAIN_RULES else ends
+
+    def _derive_waypoint_ends(self, span: Span, key: tuple[AttrValue | None, ...]) -> WaypointEnds:
+        attrs = span.attributes
+        raw = _str(attrs.get("upstream_cluster")) or _str(attrs.get("upstream_cluster.name"))
+        cluster = parse_upstream_cluster(raw).target if raw else None
+        tags = _destination_tags(attrs)
+        if cluster is None and tags is None:
+            return self._remember_ends(key, _PLAIN_RULES)
+        raw_target = self.waypoint_target(span)  # the plain rules, learning included
+        via = self.waypoint_via(span, raw_target)
+        alias: Alias | None = None
+        refine = False
+        if cluster is not None:
+            if tags is not None and tags[0] == cluster.namespace:
+                alias = Alias(cluster.namespace, cluster.service, tags[1], AliasSource.SPAN)
+            elif self._directory is not None and cluster.kind is NodeKind.SERVICE:
+                refine, raw_target = True, cluster
+        ends = WaypointEnds(self._identity.canonical(raw_target), raw_target, via, refine, alias)
+        return self._remember_ends(key, ends)
+
+    def _remember_ends(self, key: tuple[AttrValue | None, ...], ends: WaypointEnds) -> WaypointEnds:
+        if self._identity.generation != self._ends_generation:  # learned while deriving
+            self._ends.clear()
+            self._ends_generation = self._identity.generation
+        return self._ends.set(key, ends)
+
+    def _forget_waypoint_ends(self) -> None:
+        self._ends.clear()
+
+    def refined_target(self, span: Span, ends: WaypointEnds) -> Endpoint:
+        """`ends.target`, or the canonical target refined by the chosen pod's workload."""
+        refined = self._with_upstream_workload(span, ends.raw_target)
+        return ends.target if refined is ends.raw_target else self._identity.canonical(refined)
 
     def _with_upstream_workload(self, span: Span, target: Endpoint) -> Endpoint:
         # `upstream_address` is the chosen pod (10.42.0.74:8080): its workload refines the target.

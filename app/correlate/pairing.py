@@ -8,14 +8,22 @@ Unlike the connector (which drops the *new* span when `max_items` is reached), a
 evicts its OLDEST entry and hands it back to the caller, who emits it as an unpaired observation
 flagged `evicted=True`: the newest spans are the ones most likely to still find their peer, and
 nothing is lost silently. `evicted` and `expired` count what left without a peer.
+
+Values and deadlines are kept apart: values in a plain dict whose own `get` is the store's `get`
+(one C call per lookup, no tuple to unpack), deadlines in an `OrderedDict` that also holds the
+order. The spans of one batch share `now_ns`, so they share one deadline object too: a `put`
+allocates nothing but the dicts' own slots.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
+
+_MISSING: object = object()
 
 
 def span_key(trace_id: bytes, span_id: bytes) -> bytes:
@@ -23,58 +31,80 @@ def span_key(trace_id: bytes, span_id: bytes) -> bytes:
 
 
 class PairingStore(Generic[V]):
-    __slots__ = ("_entries", "_max_items", "_wait_ns", "evicted", "expired")
+    __slots__ = (
+        "_deadline",
+        "_deadlines",
+        "_max_items",
+        "_now_ns",
+        "_values",
+        "_wait_ns",
+        "evicted",
+        "expired",
+        "get",
+    )
+
+    get: Callable[[bytes], V | None]
 
     def __init__(self, wait_ns: int, max_items: int) -> None:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         self._wait_ns = wait_ns
         self._max_items = max_items
-        self._entries: OrderedDict[bytes, tuple[int, V]] = OrderedDict()
+        self._values: dict[bytes, V] = {}
+        self._deadlines: OrderedDict[bytes, int] = OrderedDict()
+        self._now_ns: int | None = None
+        self._deadline = 0
+        self.get = self._values.get
         self.evicted = 0
         self.expired = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._values)
 
     def __contains__(self, key: bytes) -> bool:
-        return key in self._entries
-
-    def get(self, key: bytes) -> V | None:
-        entry = self._entries.get(key)
-        return entry[1] if entry is not None else None
+        return key in self._values
 
     def pop(self, key: bytes) -> V | None:
-        entry = self._entries.pop(key, None)
-        return entry[1] if entry is not None else None
+        value = self._values.pop(key, _MISSING)
+        if value is _MISSING:
+            return None
+        del self._deadlines[key]
+        return value  # type: ignore[return-value]
 
     def put(self, key: bytes, value: V, now_ns: int) -> V | None:
         """Store `value` until `now_ns + wait`; returns the oldest value evicted to make room."""
-        entries = self._entries
+        values, deadlines = self._values, self._deadlines
         evicted: V | None = None
-        if key in entries:
-            del entries[key]  # re-inserted at the back with a fresh deadline
-        elif len(entries) >= self._max_items:
-            evicted = entries.popitem(last=False)[1][1]
+        if key in values:
+            del deadlines[key]  # re-inserted at the back with a fresh deadline
+        elif len(values) >= self._max_items:
+            oldest = deadlines.popitem(last=False)[0]
+            evicted = values.pop(oldest)
             self.evicted += 1
-        entries[key] = (now_ns + self._wait_ns, value)
+        if now_ns != self._now_ns:
+            self._now_ns = now_ns
+            self._deadline = now_ns + self._wait_ns
+        values[key] = value
+        deadlines[key] = self._deadline
         return evicted
 
     def expire(self, now_ns: int) -> list[V]:
         """Remove and return the values whose wait ran out (deadline ≤ now_ns), oldest first."""
-        entries = self._entries
+        values, deadlines = self._values, self._deadlines
         out: list[V] = []
-        while entries:
-            key, (deadline, value) = next(iter(entries.items()))
-            if deadline > now_ns:
+        while deadlines:
+            key = next(iter(deadlines))
+            if deadlines[key] > now_ns:
                 break
-            del entries[key]
-            out.append(value)
+            del deadlines[key]
+            out.append(values.pop(key))
         self.expired += len(out)
         return out
 
     def drain(self) -> list[V]:
         """Remove and return everything (shutdown, tests), oldest first."""
-        out = [value for _, value in self._entries.values()]
-        self._entries.clear()
+        values = self._values
+        out = [values[key] for key in self._deadlines]
+        values.clear()
+        self._deadlines.clear()
         return out

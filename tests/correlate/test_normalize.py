@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.correlate.normalize import (
     SpanNormalizer,
     SpanRole,
+    address_of,
     pod_workload,
     strip_port,
     unknown_caller,
@@ -367,3 +370,25 @@ def test_unknown_callers_are_named_per_evidence_never_one_sink() -> None:
     c = unknown_caller("10.0.0.9", Endpoint("default", "reviews"))
     assert len({a.node_id(), b.node_id(), c.node_id()}) == 3
     assert {a.kind, b.kind, c.kind} == {NodeKind.UNKNOWN}
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(alphabet="[]:.1a/envoy"),
+        st.sampled_from(
+            [
+                "envoy://internal_client_address/",
+                "10.42.0.7:5555",
+                "[fd00::1]:80",
+                "fd00::1",
+                "host",
+            ]
+        ),
+    )
+)
+def test_address_of_is_strip_port_of_a_string_attribute(value: object) -> None:
+    text = value if isinstance(value, str) else ""
+    expected = "" if not text or text.startswith("envoy://") else strip_port(text)
+    assert address_of(value) == expected  # type: ignore[arg-type]
